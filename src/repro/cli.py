@@ -1,0 +1,219 @@
+"""``repro <verb>``: one verb per workflow rule, every path passed explicitly (DESIGN.md §4).
+
+The Snakemake rules are thin wrappers around these verbs; each verb can also be run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from repro import io as rio
+from repro import registry
+
+log = logging.getLogger("repro")
+
+
+def _setup_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="a"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "urllib3", "httpx", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+
+
+def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
+               run_config: dict | None = None) -> dict[str, Any]:
+    """What produced a result: package versions, data and model digests, git commit, config hash."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from repro.config import config_hash
+    from repro.tracking import git_commit
+
+    versions = {}
+    for pkg in ("repro", "alfworld", "textworld", "transformers", "tokenizers", "torch", "numpy",
+                "mlflow", "snakemake"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    out: dict[str, Any] = {"versions": versions, "git_commit": git_commit()}
+    for key, d in (("dataset", dataset_dir), ("model", model_dir)):
+        if d is not None and (Path(d) / "MANIFEST.json").exists():
+            m = Path(d) / "MANIFEST.json"
+            manifest = rio.read_json(m)
+            out[key] = {"manifest_sha256": rio.sha256_file(m),
+                        "revision": manifest.get("revision")}
+    if run_config is not None:
+        out["config_hash"] = config_hash(run_config)
+    return out
+
+
+# --- verbs ----------------------------------------------------------------------------------------
+def cmd_init_tracking(a: argparse.Namespace) -> None:
+    from repro.tracking import init_store, tracking_uri
+
+    uri = tracking_uri(a.uri)
+    init_store(uri)
+    rio.write_text(a.out, uri + "\n")
+    log.info("MLflow store ready at %s", uri)
+
+
+def cmd_fetch_dataset(a: argparse.Namespace) -> None:
+    registry.load_plugins()
+    fn = registry.DATASETS.get(a.name)
+    t0 = time.perf_counter()
+    log.info("dataset %s -> %s", a.name, a.out)
+    fn(Path(a.out), a.params)
+    log.info("dataset %s ready in %.1fs", a.name, time.perf_counter() - t0)
+
+
+def cmd_get_model(a: argparse.Namespace) -> None:
+    registry.load_plugins()
+    fn = registry.MODELS.get(a.builder)
+    t0 = time.perf_counter()
+    log.info("model via %s -> %s", a.builder, a.out)
+    fn(Path(a.out), a.params, Path(a.dataset_dir) if a.dataset_dir else None)
+    log.info("model ready in %.1fs", time.perf_counter() - t0)
+
+
+def _tracker(run: dict, tracking_uri: str | None):
+    from repro.tracking import Tracker, git_commit
+
+    name = f"{run['benchmark']}/{run['model']}/{run['method']}/seed{run['seed']}"
+    return Tracker(run["study"], name, params=run, uri=tracking_uri,
+                   tags={"scale": run["scale"], "git_commit": git_commit(), "rule": "train"})
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    registry.load_plugins()
+    run = a.run_config
+    family = registry.TRAINERS.get(run["family"])
+    t0 = time.perf_counter()
+    with _tracker(run, a.tracking_uri) as tracker:
+        tracker.set_tags({"provenance": json.dumps(provenance(Path(a.dataset_dir), Path(a.model_dir), run))[:5000]})
+        family.train(run, dataset_dir=Path(a.dataset_dir), model_dir=Path(a.model_dir),
+                     out_dir=Path(a.out), log_csv=Path(a.log_csv), work_dir=Path(a.work_dir),
+                     tracker=tracker)
+    log.info("train finished in %.1fs", time.perf_counter() - t0)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    registry.load_plugins()
+    run = a.run_config
+    family = registry.TRAINERS.get(run["family"])
+    t0 = time.perf_counter()
+    result = family.evaluate(run, dataset_dir=Path(a.dataset_dir), checkpoint_dir=Path(a.checkpoint))
+    state = Path(a.checkpoint) / "trainer_state.json"
+    out = {
+        "study": run["study"], "benchmark": run["benchmark"], "model": run["model"],
+        "method": run["method"], "seed": run["seed"], "scale": run["scale"],
+        "checkpoint_iteration": rio.read_json(state)["iteration"] if state.exists() else None,
+        **result,
+        "provenance": provenance(Path(a.dataset_dir), Path(a.checkpoint), run),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    rio.write_json(a.out, out)
+    log.info("wrote %s", a.out)
+
+
+def cmd_summarize(a: argparse.Namespace) -> None:
+    from repro.figures.summary import summarize
+
+    df = summarize([Path(p) for p in a.evals])
+    rio.write_text(a.out, df.to_csv(index=False))
+    log.info("summary of %d eval files -> %s", len(a.evals), a.out)
+
+
+def cmd_plot_figure(a: argparse.Namespace) -> None:
+    registry.load_plugins()
+    fn = registry.FIGURES.get(a.figure)
+    Path(a.out_dir).mkdir(parents=True, exist_ok=True)
+    fn(summary=Path(a.summary), train_logs=[Path(p) for p in a.train_logs],
+       reported=Path(a.reported), out_dir=Path(a.out_dir), scale=a.scale)
+    log.info("figure %s -> %s", a.figure, a.out_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="repro", description=__doc__)
+    p.add_argument("--log", help="also append the log to this file")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("init-tracking", help="initialise the MLflow store once before jobs fan out")
+    s.add_argument("--uri", default=None)
+    s.add_argument("--out", required=True, help="marker file recording the URI")
+    s.set_defaults(fn=cmd_init_tracking)
+
+    s = sub.add_parser("fetch-dataset", help="download (paper) or generate (embedded) a dataset")
+    s.add_argument("--name", required=True, help="registered dataset, <dataset>/<variant>")
+    s.add_argument("--params", type=_json_arg, default={})
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_fetch_dataset)
+
+    s = sub.add_parser("get-model", help="download or build a base model")
+    s.add_argument("--builder", required=True)
+    s.add_argument("--params", type=_json_arg, default={})
+    s.add_argument("--dataset-dir", default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_get_model)
+
+    for verb, fn in (("train", cmd_train), ("evaluate", cmd_evaluate)):
+        s = sub.add_parser(verb)
+        s.add_argument("--run-config", type=_json_arg, required=True,
+                       help="resolved run config (JSON), as the workflow passes it")
+        s.add_argument("--dataset-dir", required=True)
+        s.set_defaults(fn=fn)
+        if verb == "train":
+            s.add_argument("--model-dir", required=True)
+            s.add_argument("--out", required=True, help="final checkpoint directory")
+            s.add_argument("--log-csv", required=True)
+            s.add_argument("--work-dir", required=True, help="resumable intermediate checkpoints")
+            s.add_argument("--tracking-uri", default=None)
+        else:
+            s.add_argument("--checkpoint", required=True)
+            s.add_argument("--out", required=True, help="eval.json")
+
+    s = sub.add_parser("summarize", help="mean ± std over seeds of every eval.json of a study")
+    s.add_argument("--evals", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_summarize)
+
+    s = sub.add_parser("plot-figure", help="one paper table or figure")
+    s.add_argument("--figure", required=True, help="registered figure, <study>/<figure-id>")
+    s.add_argument("--summary", required=True)
+    s.add_argument("--train-logs", nargs="*", default=[])
+    s.add_argument("--reported", required=True)
+    s.add_argument("--scale", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(fn=cmd_plot_figure)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log)
+    try:
+        args.fn(args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

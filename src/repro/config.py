@@ -1,0 +1,243 @@
+"""Configuration: load, validate and expand into the run table (DESIGN.md §5).
+
+Validation happens before any job: the JSON schemas in ``workflow/schemas/`` check structure and
+types, then cross-references are checked against the registries (datasets, model builders, trainer
+families, estimators) and each family's typed config. Every error names the file, the key and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from repro import registry
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the file, key and allowed values."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (scale, study, benchmark, model, method, seed): one train + evaluate job."""
+
+    scale: str
+    study: str
+    benchmark: str
+    dataset: str
+    model: str
+    method: str
+    seed: int
+
+    @property
+    def result_dir(self) -> str:
+        return (f"results/{self.scale}/{self.study}/{self.benchmark}/{self.model}/"
+                f"{self.method}/seed{self.seed}")
+
+
+def _key_path(path: typing.Iterable[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _schema_error(err: jsonschema.ValidationError, source: str) -> ConfigError:
+    key = _key_path(err.absolute_path)
+    if err.validator == "enum":
+        msg = f"{err.instance!r} is not allowed; allowed: {', '.join(map(str, err.validator_value))}"
+    elif err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        msg = f"unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+    elif err.validator == "required":
+        msg = err.message
+    else:
+        msg = err.message
+    desc = err.schema.get("description") if isinstance(err.schema, dict) else None
+    return ConfigError(f"{source}: {key}: {msg}" + (f" ({desc})" if desc else ""))
+
+
+def validate_schema(data: Any, schema_name: str, source: str) -> None:
+    """Validate ``data`` against ``workflow/schemas/<schema_name>``; raise the first error, clearly."""
+    schema = yaml.safe_load((SCHEMA_DIR / schema_name).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        # prefer the most specific error of a oneOf/anyOf
+        err = errors[0]
+        while err.context:
+            err = sorted(err.context, key=lambda e: -len(e.absolute_path))[0]
+        raise _schema_error(err, source)
+
+
+def check_dataclass(cls: type, values: dict[str, Any], source: str) -> Any:
+    """Build dataclass ``cls`` from ``values`` checking keys and types; errors name key and allowed."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"allowed: {', '.join(sorted(fields))}")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if not _type_ok(value, hints[name]):
+            raise ConfigError(f"{source}.{name}: {value!r} is not of type {_type_name(hints[name])}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:  # a missing field, or a range check in __post_init__
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if tp is Any:
+        return True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or tp)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: study file not found") from None
+    validate_schema(data, "study.schema.yaml", str(path))
+    return data
+
+
+def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
+    """Validate the workflow config and every selected study; return ``{"config", "studies"}``.
+
+    ``config`` is the merged workflow config (Snakemake's ``config``). Study files are read from
+    ``<root>/config/studies/<study>.yaml``.
+    """
+    root = Path(root)
+    validate_schema(config, "config.schema.yaml", "config")
+    registry.load_plugins()
+    scale = config["scale"]
+    for key in config["datasets"]:
+        if key not in registry.DATASETS:
+            raise ConfigError(f"config: datasets.{key}: unknown dataset; registered: "
+                              f"{', '.join(registry.DATASETS.names())}")
+    for name, spec in config["models"].items():
+        if spec["builder"] not in registry.MODELS:
+            raise ConfigError(f"config: models.{name}.builder: {spec['builder']!r} is not a registered "
+                              f"model builder; registered: {', '.join(registry.MODELS.names())}")
+        if "dataset" in spec and spec["dataset"] not in config["datasets"]:
+            raise ConfigError(f"config: models.{name}.dataset: {spec['dataset']!r} is not in `datasets`; "
+                              f"allowed: {', '.join(config['datasets'])}")
+    studies = {}
+    for study in config["studies"]:
+        src = root / "config" / "studies" / f"{study}.yaml"
+        data = load_study(src)
+        _check_study(study, data, config, scale, str(src))
+        studies[study] = data
+    return {"config": config, "studies": studies}
+
+
+def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> None:
+    if data["family"] not in registry.TRAINERS:
+        raise ConfigError(f"{src}: family: {data['family']!r} is not a registered trainer family; "
+                          f"allowed: {', '.join(registry.TRAINERS.names())}")
+    family = registry.TRAINERS.get(data["family"])
+    for name, m in data["methods"].items():
+        est = m["estimator"]
+        if est is not None and est not in registry.ESTIMATORS:
+            raise ConfigError(f"{src}: methods.{name}.estimator: {est!r} is not registered; "
+                              f"allowed: {', '.join(registry.ESTIMATORS.names())} or null")
+        family.check_method_params(m.get("params", {}), f"{src}: methods.{name}.params")
+    for bench, per_scale in data["benchmarks"].items():
+        for sc, ds in per_scale.items():
+            if sc == scale and ds not in config["datasets"]:
+                raise ConfigError(f"{src}: benchmarks.{bench}.{sc}: dataset {ds!r} is not in config "
+                                  f"`datasets`; allowed: {', '.join(config['datasets'])}")
+    for fig in data.get("figures", []):
+        if f"{study}/{fig}" not in registry.FIGURES:
+            raise ConfigError(f"{src}: figures: {fig!r} is not a registered figure of {study}; allowed: "
+                              + ", ".join(n.split("/", 1)[1] for n in registry.FIGURES.names()
+                                          if n.startswith(study + "/")))
+    for sc in ("embedded", "paper"):
+        s = data["scales"][sc]
+        where = f"{src}: scales.{sc}"
+        family.train_config(s["train"], f"{where}.train")
+        family.eval_config(s["evaluate"], f"{where}.evaluate")
+        if sc == scale:
+            for mdl in s["models"]:
+                if mdl not in config["models"]:
+                    raise ConfigError(f"{where}.models: {mdl!r} is not in config `models`; allowed: "
+                                      f"{', '.join(config['models'])}")
+        for rule in ("train", "evaluate"):
+            gpus = s["resources"][rule]["gpus"]
+            if isinstance(gpus, dict):
+                missing = sorted(set(s["models"]) - set(gpus))
+                if missing:
+                    raise ConfigError(f"{where}.resources.{rule}.gpus: no GPU count for model(s) "
+                                      f"{', '.join(missing)}")
+    paper = data["scales"]["paper"]
+    missing = sorted(set(paper["train"]) - set(paper.get("sources", {})))
+    if missing:
+        raise ConfigError(f"{src}: scales.paper.sources: paper-scale hyper-parameter(s) without a source: "
+                          f"{', '.join(missing)}")
+
+
+def run_table(loaded: dict[str, Any]) -> list[Run]:
+    """Every run of the selected scale: study × benchmark × model × method × seed."""
+    scale = loaded["config"]["scale"]
+    runs = []
+    for study, data in loaded["studies"].items():
+        s = data["scales"][scale]
+        for bench, per_scale in data["benchmarks"].items():
+            for model in s["models"]:
+                for method in data["methods"]:
+                    for seed in s["seeds"]:
+                        runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
+    return runs
+
+
+def run_config(loaded: dict[str, Any], study: str, method: str) -> dict[str, Any]:
+    """Everything a train/evaluate job of ``study``/``method`` needs, at the selected scale."""
+    scale = loaded["config"]["scale"]
+    data = loaded["studies"][study]
+    s = data["scales"][scale]
+    return {
+        "scale": scale, "study": study, "family": data["family"], "method": method,
+        "estimator": data["methods"][method]["estimator"],
+        "method_params": data["methods"][method].get("params", {}),
+        "train": s["train"], "evaluate": s["evaluate"],
+    }
+
+
+def config_hash(obj: Any) -> str:
+    """Short stable digest of a resolved configuration (provenance)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,42 @@
+"""Shared plotting style and the table writer (csv + markdown) for every study's figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from repro import io as rio  # noqa: E402
+
+COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def new_figure(width: float = 6.0, height: float = 3.6):
+    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    return plt.subplots(figsize=(width, height), constrained_layout=True)
+
+
+def save_figure(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path, title: str, notes: list[str]) -> None:
+    """The same table as CSV and as a markdown page with a title and notes (scale, sources)."""
+    rio.write_text(csv_path, df.to_csv(index=False))
+    md = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", _markdown(df), ""]
+    rio.write_text(md_path, "\n".join(md))
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""One small registry per extension point (DESIGN.md §5).
+
+A registry maps a name to an object, refuses a second registration under the same name and, on a
+miss, lists the names it knows. It is the only dispatch path: no ``if method == ...`` anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+
+class Registry:
+    """Name -> object map for one kind of extension (``dataset``, ``estimator``, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, Any] = {}
+
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """Decorator registering ``obj`` under ``name``; a duplicate name raises ``ValueError``."""
+
+        def deco(obj: Any) -> Any:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> Any:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+
+DATASETS = Registry("dataset")  # "<dataset>/<variant>" -> callable(out_dir: Path, params: dict) -> None
+MODELS = Registry("model")  # "<model>" -> callable(out_dir: Path, params: dict, dataset_dir: Path | None) -> None
+TRAINERS = Registry("trainer family")  # family -> object with .train(...) and .evaluate(...)
+ESTIMATORS = Registry("advantage estimator")  # name -> callable(StepBatch, params: dict) -> np.ndarray[N]
+FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...)
+
+
+def load_plugins() -> None:
+    """Import every module that registers something, so the registries are complete."""
+    import importlib
+
+    for mod in (
+        "repro.data.alfworld",
+        "repro.models.embedded",
+        "repro.models.hub",
+        "repro.rl.advantages",
+        "repro.rl.trainer",
+        "repro.studies.hgpo.figures",
+    ):
+        importlib.import_module(mod)

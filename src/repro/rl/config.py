@@ -1,0 +1,85 @@
+"""Typed configuration of the agentic-RL trainer (one source of defaults; DESIGN.md §5).
+
+Paper-scale values and their sources are in ``config/studies/<study>.yaml``; the defaults here are
+the reference implementation's (verl-agent ``ppo_trainer.yaml`` and the HGPO recipe, agentic-rl.md
+§4.2) so that an omitted key means "as the paper's code".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 160                 # training iterations (one rollout batch each)
+    tasks_per_batch: int = 16             # groups per iteration
+    group_size: int = 8                   # rollouts per group, all on the same game
+    max_steps: int = 50                   # episode cap (env steps)
+    history_length: int = 2               # K: (observation, action) pairs in the prompt
+    gamma: float = 0.95                   # step discount for returns
+    invalid_penalty: float = 0.1          # subtracted after discounting on invalid steps
+    lr: float = 1e-6
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ppo_epochs: int = 1
+    mini_batch_rows: int = 256            # PPO mini-batch, counted in step rows
+    clip_ratio: float = 0.2
+    clip_ratio_c: float = 3.0             # dual-clip constant
+    kl_coef: float = 0.01                 # low-variance KL to the reference (0 disables)
+    entropy_coeff: float = 0.001
+    max_prompt_tokens: int = 4096         # left-truncated
+    max_response_tokens: int = 512
+    train_temperature: float = 1.0
+    val_temperature: float = 0.4
+    val_every: int = 5                    # train-time validation every N iterations (0 = never)
+    val_episodes: int = 128               # episodes per train-time validation (valid_seen)
+    checkpoint_every: int = 10            # resumable checkpoint every N iterations
+    prompt_style: Literal["full", "compact"] = "full"
+    require_think: bool = True            # <think></think> required for a valid step
+    max_obs_chars: int | None = None      # cut observations in prompts (embedded only)
+    env_workers: int = 1                  # worker processes stepping the games
+
+    def __post_init__(self) -> None:
+        positive = ("iterations", "tasks_per_batch", "group_size", "max_steps", "ppo_epochs",
+                    "mini_batch_rows", "max_prompt_tokens", "max_response_tokens", "val_episodes",
+                    "checkpoint_every", "env_workers")
+        for name in positive:
+            if getattr(self, name) < 1 and not (name == "iterations" and self.iterations == 0):
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("history_length", "val_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    splits: list[str] = field(default_factory=lambda: ["valid_seen", "valid_unseen"])
+    episodes_per_game: int = 1
+    temperature: float = 0.4
+    max_steps: int = 50
+
+    def __post_init__(self) -> None:
+        allowed = {"train", "valid_seen", "valid_unseen"}
+        bad = [s for s in self.splits if s not in allowed]
+        if bad or not self.splits:
+            raise ValueError(f"splits: {bad or '[]'} not allowed; allowed: {', '.join(sorted(allowed))}")
+        if self.episodes_per_game < 1 or self.max_steps < 1:
+            raise ValueError("episodes_per_game and max_steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class EstimatorParams:
+    """Keys an advantage estimator may read (agentic-rl.md §3); unknown keys are refused."""
+
+    norm_adv_by_std: bool = True
+    mode: Literal["mean_std_norm", "mean_norm"] = "mean_std_norm"
+    step_advantage_w: float = 1.0
+    length_weight_alpha: float = 1.0
+    base_group: bool = False
+    epsilon: float = 1e-6

@@ -1,0 +1,99 @@
+"""Generation backends: the interface the rollout uses to sample responses.
+
+``TransformersBackend`` batches prompts (left padding), samples with ``model.generate`` (KV cache
+on) at the temperature of the phase, and returns the response token ids. Old log-probs are not taken
+from the sampler: the trainer recomputes them with a forward pass (as verl does), so every backend
+only has to return tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass
+class Generation:
+    """One sampled response: its text (special tokens dropped) and token ids (prompt excluded)."""
+
+    text: str
+    prompt_ids: list[int]
+    response_ids: list[int]
+
+
+class GenerationBackend(Protocol):
+    def generate(self, prompts: list[str], *, temperature: float, seed: int) -> list[Generation]: ...
+
+
+class TransformersBackend:
+    """Batched sampling with ``transformers`` ``generate``.
+
+    ``prompts`` are user messages; each is rendered through the tokenizer's chat template with the
+    generation prompt added. ``max_prompt_tokens`` keeps the *last* tokens of an over-long prompt
+    (left truncation, as the HGPO scripts configure).
+    """
+
+    def __init__(self, model, tokenizer, *, max_new_tokens: int, max_prompt_tokens: int,
+                 batch_size: int = 64, device: str = "cpu", top_p: float = 1.0) -> None:
+        self.model, self.tok = model, tokenizer
+        self.max_new_tokens, self.max_prompt_tokens = max_new_tokens, max_prompt_tokens
+        self.batch_size, self.device, self.top_p = batch_size, device, top_p
+
+    def encode_prompts(self, prompts: list[str]) -> list[list[int]]:
+        texts = [
+            self.tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                         add_generation_prompt=True)
+            for p in prompts
+        ]
+        ids = self.tok(texts, add_special_tokens=False)["input_ids"]
+        return [x[-self.max_prompt_tokens:] for x in ids]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], *, temperature: float, seed: int) -> list[Generation]:
+        if not prompts:
+            return []
+        encoded = self.encode_prompts(prompts)
+        out: list[Generation] = []
+        was_training = self.model.training
+        self.model.eval()
+        gen = torch.Generator().manual_seed(seed)
+        pad = self.tok.pad_token_id
+        try:
+            for lo in range(0, len(encoded), self.batch_size):
+                chunk = encoded[lo:lo + self.batch_size]
+                width = max(map(len, chunk))
+                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                attn = torch.zeros((len(chunk), width), dtype=torch.long)
+                for i, ids in enumerate(chunk):  # left padding
+                    input_ids[i, width - len(ids):] = torch.tensor(ids)
+                    attn[i, width - len(ids):] = 1
+                # generate() draws from torch's global RNG: seed it per batch for reproducibility
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                seqs = self.model.generate(
+                    input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
+                    max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
+                    temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,
+                    pad_token_id=pad, eos_token_id=self.tok.eos_token_id, use_cache=True,
+                )
+                for i, ids in enumerate(chunk):
+                    resp = seqs[i, width:].tolist()
+                    resp = _cut_at_eos(resp, self.tok.eos_token_id, pad)
+                    out.append(Generation(
+                        text=self.tok.decode(resp, skip_special_tokens=True),
+                        prompt_ids=ids, response_ids=resp,
+                    ))
+        finally:
+            self.model.train(was_training)
+        return out
+
+
+def _cut_at_eos(ids: list[int], eos: int, pad: int) -> list[int]:
+    """Keep tokens up to and including the first EOS; drop trailing padding."""
+    for j, t in enumerate(ids):
+        if t == eos:
+            return ids[: j + 1]
+    while ids and ids[-1] == pad:
+        ids = ids[:-1]
+    return ids

@@ -1,0 +1,55 @@
+"""Log-probabilities of response tokens under a causal LM, in padded mini-batches."""
+
+from __future__ import annotations
+
+import torch
+
+from repro.rl.losses import token_logprobs_and_entropy
+
+
+def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
+    """Right-padded ``input_ids``/``attention_mask`` [B, L] and, for the response, ``targets``,
+    ``mask`` [B, R] plus the index of the logit that predicts each response token [B, R]."""
+    b = len(prompt_ids)
+    lens = [len(p) + len(r) for p, r in zip(prompt_ids, response_ids)]
+    width, rwidth = max(lens), max(max(len(r) for r in response_ids), 1)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, width), dtype=torch.long)
+    targets = torch.full((b, rwidth), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, rwidth), dtype=torch.float32)
+    pos = torch.zeros((b, rwidth), dtype=torch.long)
+    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
+        seq = p + r
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        attn[i, : len(seq)] = 1
+        if r:
+            targets[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1.0
+            pos[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
+    return input_ids, attn, targets, mask, pos
+
+
+def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu"):
+    """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled."""
+    input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
+    logits = model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).logits
+    picked = torch.gather(logits, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+    logp, ent = token_logprobs_and_entropy(picked, targets.to(device))
+    return logp, ent, mask.to(device)
+
+
+@torch.no_grad()
+def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: int,
+                     device: str = "cpu") -> list[torch.Tensor]:
+    """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies."""
+    was = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    try:
+        for lo in range(0, len(prompt_ids), batch_size):
+            p, r = prompt_ids[lo:lo + batch_size], response_ids[lo:lo + batch_size]
+            logp, _, _ = response_logprobs(model, p, r, pad_id, device)
+            out.extend(logp[i, : len(r[i])].cpu() for i in range(len(r)))
+    finally:
+        model.train(was)
+    return out

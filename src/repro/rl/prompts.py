@@ -1,0 +1,133 @@
+"""Step prompts and action parsing for text agents (reference: agentic-rl.md §2.3–§2.4).
+
+Each environment step is its own sample: the prompt holds the task, the last ``history_length``
+(observation, action) pairs, the current observation and the admissible actions, as one user
+message rendered through the tokenizer's chat template. The structure and the information follow
+verl-agent's ALFWorld prompt; the wording is ours.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ALFWORLD_FIRST = (
+    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
+    "Your current observation is: {obs}\n"
+    "Your admissible actions of the current situation are: [{actions}].\n\n"
+    "{instruction}"
+)
+ALFWORLD_LATER = (
+    "You are an expert agent operating in the ALFRED Embodied Environment. "
+    "Your task is to: {task}\n"
+    "Prior to this step, you have already taken {n} step(s). Below are the most recent {k} "
+    "observations and the corresponding actions you took: {history}\n"
+    "You are now at step {n1} and your current observation is: {obs}\n"
+    "Your admissible actions of the current situation are: [{actions}].\n\n"
+    "{instruction}"
+)
+THINK_INSTRUCTION = (
+    "Now it's your turn to take an action. You should first reason step-by-step about the current "
+    "situation. This reasoning process MUST be enclosed within <think> </think> tags. Once you've "
+    "finished your reasoning, you should choose an admissible action for current step and present "
+    "it within <action> </action> tags."
+)
+# deviation: embedded scale only. The same fields (task, steps taken, recent history, current
+# observation, admissible actions, answer format) in few words, so prompts stay ~100 tokens for a
+# word-level tokenizer and a 2-layer model.
+COMPACT_FIRST = "observation: {obs}\nactions: [{actions}]\n{instruction}"
+COMPACT_LATER = (
+    "task: {task}\nsteps taken: {n}; last {k}: {history}\nstep {n1} observation: {obs}\n"
+    "actions: [{actions}]\n{instruction}"
+)
+
+# deviation: embedded scale only. A 0.4M-parameter policy cannot produce a reasoning trace, so the
+# embedded prompt asks for the action tag alone and `require_think` is off (see the study README).
+ACTION_ONLY_INSTRUCTION = "Choose an admissible action and present it within <action> </action> tags."
+
+TEMPLATES = {"full": (ALFWORLD_FIRST, ALFWORLD_LATER), "compact": (COMPACT_FIRST, COMPACT_LATER)}
+
+TASK_PREFIX = "Your task is to: "
+
+
+def task_from_first_observation(obs: str) -> str:
+    """ALFWorld task text: everything after "Your task is to: " in the first observation."""
+    i = obs.find(TASK_PREFIX)
+    return obs[i + len(TASK_PREFIX):].strip() if i >= 0 else ""
+
+
+@dataclass
+class Memory:
+    """Per-episode (observation shown, action executed) records (verl-agent ``SimpleMemory``)."""
+
+    records: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, obs: str, action: str) -> None:
+        self.records.append((obs, action))
+
+    def fetch(self, history_length: int) -> tuple[str, int]:
+        """Last ``history_length`` records rendered one per line, and how many there were."""
+        if history_length <= 0:
+            return "", 0
+        recent = self.records[-history_length:]
+        start = len(self.records) - len(recent)
+        lines = [
+            f"[Observation {start + i + 1}: '{o}', Action {start + i + 1}: '{a}']"
+            for i, (o, a) in enumerate(recent)
+        ]
+        return "\n".join(lines), len(recent)
+
+
+def build_prompt(
+    obs: str,
+    admissible: list[str],
+    task: str,
+    memory: Memory,
+    history_length: int,
+    *,
+    think: bool = True,
+    max_obs_chars: int | None = None,
+    style: str = "full",
+) -> str:
+    """The user message for one step.
+
+    ``style`` picks the wording (``full``: the reference's; ``compact``: the same fields in few
+    words); ``max_obs_chars`` shortens observations. Both shrinks are for the embedded scale only.
+    """
+    first, later = TEMPLATES[style]
+    clip = (lambda s: s[:max_obs_chars]) if max_obs_chars else (lambda s: s)
+    actions = ", ".join(f"'{a}'" for a in admissible if a != "help")
+    instruction = THINK_INSTRUCTION if think else ACTION_ONLY_INSTRUCTION
+    if not memory.records or history_length <= 0:
+        return first.format(obs=clip(obs), actions=actions, instruction=instruction)
+    shown = Memory([(clip(o), a) for o, a in memory.records]) if max_obs_chars else memory
+    history, k = shown.fetch(history_length)
+    n = len(memory.records)
+    return later.format(
+        task=task, n=n, k=k, history=history, n1=n + 1, obs=clip(obs), actions=actions,
+        instruction=instruction,
+    )
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def parse_action(text: str, *, tail_chars: int = 30, require_think: bool = True) -> tuple[str, bool]:
+    """Project a raw response onto an action (verl-agent ``alfworld_projection``).
+
+    Returns ``(action, valid)``. The text is lowercased; with both ``<action>`` tags the stripped
+    inner text is the action; otherwise the last ``tail_chars`` characters are sent and the step is
+    invalid. Missing ``<think>`` tags (when required) or CJK characters also make it invalid.
+    Admissibility is deliberately not checked (as in the reference).
+    """
+    t = text.lower()
+    start, end = t.find("<action>"), t.find("</action>")
+    if start >= 0 and end > start:
+        action, valid = t[start + len("<action>"):end].strip(), True
+    else:
+        action, valid = t[-tail_chars:], False
+    if require_think and ("<think>" not in t or "</think>" not in t):
+        valid = False
+    if _CJK.search(t):
+        valid = False
+    return action, valid

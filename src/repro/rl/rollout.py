@@ -1,0 +1,121 @@
+"""Multi-turn rollouts: agent <-> batched environment, one training row per step (agentic-rl.md §2.1).
+
+Groups of ``group_size`` episodes share one game. At each step every active episode gets a fresh
+prompt (task, recent history, current observation, admissible actions); the response is parsed for
+``<action>…</action>`` and sent to the environment. Rows are gathered trajectory-major and
+chronological, as the estimators require.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from repro.rl.batch import StepBatch, factorize
+from repro.rl.generation import GenerationBackend
+from repro.rl.prompts import Memory, build_prompt, parse_action, task_from_first_observation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    history_length: int = 2
+    style: str = "full"
+    require_think: bool = True
+    max_obs_chars: int | None = None
+
+
+@dataclass
+class Rollout:
+    """Step rows of one rollout batch plus per-trajectory outcomes."""
+
+    batch: StepBatch
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    won: np.ndarray                     # bool[n_traj]
+    lengths: np.ndarray                 # int64[n_traj]
+    task_types: list[str]               # per trajectory
+    games: list[str]                    # per trajectory
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}/success_rate": float(self.won.mean()) if len(self.won) else 0.0,
+            f"{prefix}/episode_reward": float(np.mean(self.batch.episode_reward[self._first_rows()]))
+            if len(self.won) else 0.0,
+            f"{prefix}/valid_action_ratio": float(self.batch.valid.mean()) if len(self.batch.valid) else 0.0,
+            f"{prefix}/episode_length": float(self.lengths.mean()) if len(self.lengths) else 0.0,
+        }
+
+    def _first_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.batch.step == 0)
+
+    def success_by_task_type(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for tt in sorted(set(self.task_types)):
+            sel = np.array([t == tt for t in self.task_types])
+            out[tt] = float(self.won[sel].mean())
+        return out
+
+
+def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: list[int], *,
+                 max_steps: int, temperature: float, seed: int, prompt: PromptOptions) -> Rollout:
+    """Play one episode per entry of ``games`` (a group repeats its game) and collect step rows."""
+    n = len(games)
+    t0 = time.perf_counter()
+    obs, admissible, infos = env.reset(games)
+    t_env = time.perf_counter() - t0
+    t_gen = 0.0
+    tasks = [task_from_first_observation(o) for o in obs]
+    memories = [Memory() for _ in range(n)]
+    active = np.ones(n, dtype=bool)
+    won = np.zeros(n, dtype=bool)
+    rows: list[list[tuple[str, float, bool, list[int], list[int]]]] = [[] for _ in range(n)]
+    task_types = [info["task_type"] for info in infos]
+    for t in range(max_steps):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        prompts = [build_prompt(obs[i], admissible[i], tasks[i], memories[i], prompt.history_length,
+                                think=prompt.require_think, max_obs_chars=prompt.max_obs_chars,
+                                style=prompt.style) for i in idx]
+        g0 = time.perf_counter()
+        gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t)
+        t_gen += time.perf_counter() - g0
+        actions = [""] * n
+        parsed = [parse_action(g.text, require_think=prompt.require_think) for g in gens]
+        for (action, _), i in zip(parsed, idx):
+            actions[i] = action
+        e0 = time.perf_counter()
+        next_obs, rewards, dones, next_infos = env.step(actions)
+        t_env += time.perf_counter() - e0
+        for j, i in enumerate(idx):
+            action, valid = parsed[j]
+            rows[i].append((obs[i], float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids))
+            memories[i].add(obs[i], action)
+            if dones[i]:
+                active[i] = False
+                won[i] = bool(next_infos[i]["won"])
+            obs[i] = next_obs[i]
+            admissible[i] = next_infos[i]["admissible"]
+    # --- gather: trajectory-major, chronological ---
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    flat = [row for r in rows for row in r]
+    traj = np.repeat(np.arange(n), lengths)
+    ep_reward = np.array([sum(x[1] for x in r) for r in rows])
+    batch = StepBatch(
+        group=np.repeat(np.asarray(group_ids, dtype=np.int64), lengths),
+        traj=traj,
+        step=np.concatenate([np.arange(k) for k in lengths]) if n else np.zeros(0, np.int64),
+        anchor=factorize([x[0] for x in flat]),
+        reward=np.array([x[1] for x in flat], dtype=np.float64),
+        episode_reward=ep_reward[traj],
+        valid=np.array([x[2] for x in flat], dtype=bool),
+    )
+    return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
+                   won=won, lengths=lengths, task_types=task_types, games=list(games),
+                   seconds={"env": t_env, "generate": t_gen})

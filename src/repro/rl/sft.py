@@ -1,0 +1,80 @@
+"""Supervised warm start on expert demonstrations (embedded scale).
+
+Each demonstration step becomes one (prompt, response) pair built exactly like an RL step: the
+same memory, prompt template and chat template; the response is ``<action> a </action>`` plus EOS.
+The loss covers response tokens only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from repro.rl.policy import response_logprobs
+from repro.rl.prompts import Memory, build_prompt, task_from_first_observation
+from repro.rl.rollout import PromptOptions
+
+log = logging.getLogger(__name__)
+
+
+def response_text(action: str, think: bool) -> str:
+    return ("<think> </think> " if think else "") + f"<action> {action} </action>"
+
+
+def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions) -> list[tuple[str, str]]:
+    """(user prompt, response) for every step of every episode."""
+    pairs = []
+    for ep in episodes:
+        mem = Memory()
+        task = task_from_first_observation(ep[0]["obs"]) if ep else ""
+        for step in ep:
+            prompt = build_prompt(step["obs"], step["admissible"], task, mem, opts.history_length,
+                                  think=opts.require_think, max_obs_chars=opts.max_obs_chars,
+                                  style=opts.style)
+            pairs.append((prompt, response_text(step["action"], opts.require_think)))
+            mem.add(step["obs"], step["action"])
+    return pairs
+
+
+def encode_pairs(tok, pairs: list[tuple[str, str]], max_prompt_tokens: int):
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                     add_generation_prompt=True) for p, _ in pairs]
+    prompts = [ids[-max_prompt_tokens:] for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    responses = [ids + [tok.eos_token_id]
+                 for ids in tok([r for _, r in pairs], add_special_tokens=False)["input_ids"]]
+    return prompts, responses
+
+
+def sft(model, tok, pairs: list[tuple[str, str]], *, epochs: int, lr: float, batch_size: int,
+        seed: int, max_prompt_tokens: int) -> list[float]:
+    """Train on response tokens with AdamW; returns the mean loss of each epoch."""
+    prompts, responses = encode_pairs(tok, pairs, max_prompt_tokens)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps_total = epochs * ((len(pairs) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(steps_total, 1))
+    losses = []
+    model.train()
+    for ep in range(epochs):
+        t0, total, count = time.perf_counter(), 0.0, 0
+        order = rng.permutation(len(pairs))
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo:lo + batch_size]
+            logp, _, mask = response_logprobs(model, [prompts[i] for i in idx],
+                                              [responses[i] for i in idx], tok.pad_token_id)
+            loss = -(logp * mask).sum() / mask.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        losses.append(total / max(count, 1))
+        log.info("sft epoch %d/%d  loss %.4f  (%.1fs, %d pairs)", ep + 1, epochs, losses[-1],
+                 time.perf_counter() - t0, len(pairs))
+    model.eval()
+    return losses

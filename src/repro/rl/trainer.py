@@ -1,0 +1,261 @@
+"""The agentic-RL trainer family: rollout → advantages → PPO updates → validation → checkpoint.
+
+Registered as ``agentic_rl`` in ``repro.registry.TRAINERS``. One process on CPU; the same loop is
+the unit a multi-GPU launcher wraps. The advantage estimator is looked up in
+``repro.registry.ESTIMATORS`` by the method's config; nothing here names a method or a study.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from repro import io as rio
+from repro import registry
+from repro.config import check_dataclass
+from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
+from repro.rl.generation import TransformersBackend
+from repro.rl.losses import policy_loss
+from repro.rl.policy import batched_logprobs, response_logprobs
+from repro.rl.rollout import PromptOptions, Rollout, run_episodes
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = [
+    "iteration", "rollout/success_rate", "rollout/episode_reward", "rollout/valid_action_ratio",
+    "rollout/episode_length", "train/policy_loss", "train/kl", "train/entropy", "train/clipfrac",
+    "train/advantage_abs_mean", "time/rollout_s", "time/update_s", "eval/valid_seen/success_rate",
+]
+
+
+def _load(path: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(max(1, int(os.environ.get("REPRO_TORCH_THREADS", "1"))))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(path)
+    return model, tok
+
+
+def _env(dataset_dir: Path, split: str, workers: int, max_steps: int, seed: int):
+    from repro.rl.envs.alfworld import AlfworldBatchEnv
+
+    return AlfworldBatchEnv(dataset_dir, split, num_workers=workers, max_steps=max_steps, seed=seed)
+
+
+def _prompt_options(cfg: TrainConfig) -> PromptOptions:
+    return PromptOptions(history_length=cfg.history_length, style=cfg.prompt_style,
+                         require_think=cfg.require_think, max_obs_chars=cfg.max_obs_chars)
+
+
+def _backend(model, tok, cfg: TrainConfig) -> TransformersBackend:
+    return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
+                               max_prompt_tokens=cfg.max_prompt_tokens)
+
+
+def play(env, backend, games: list[str], repeats: int, *, cfg: TrainConfig, max_steps: int,
+         temperature: float, seed: int) -> Rollout:
+    """Each game ``repeats`` times; the copies of one game form a group."""
+    plays = [g for g in games for _ in range(repeats)]
+    groups = [i for i in range(len(games)) for _ in range(repeats)]
+    return run_episodes(env, backend, plays, groups, max_steps=max_steps, temperature=temperature,
+                        seed=seed, prompt=_prompt_options(cfg))
+
+
+def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    return [pool[i] for i in rng.choice(len(pool), size=k, replace=len(pool) < k)]
+
+
+def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: TrainConfig,
+               pad_id: int, rng: np.random.Generator) -> dict[str, float]:
+    """One PPO pass (``ppo_epochs``) over the step rows in mini-batches of ``mini_batch_rows``."""
+    n = len(ro.prompt_ids)
+    old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows)
+    ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows)
+           if cfg.kl_coef > 0 else old)
+    adv_t = torch.as_tensor(adv, dtype=torch.float32)
+    sums: dict[str, float] = {}
+    steps = 0
+    model.train()
+    for _ in range(cfg.ppo_epochs):
+        order = rng.permutation(n)
+        for lo in range(0, n, cfg.mini_batch_rows):
+            idx = order[lo:lo + cfg.mini_batch_rows]
+            p = [ro.prompt_ids[i] for i in idx]
+            r = [ro.response_ids[i] for i in idx]
+            logp, ent, mask = response_logprobs(model, p, r, pad_id)
+            width = logp.shape[1]
+            old_b = torch.stack([torch.nn.functional.pad(old[i], (0, width - len(old[i]))) for i in idx])
+            ref_b = torch.stack([torch.nn.functional.pad(ref[i], (0, width - len(ref[i]))) for i in idx])
+            loss, parts = policy_loss(logp, old_b, ref_b, ent, adv_t[idx], mask, clip=cfg.clip_ratio,
+                                      clip_c=cfg.clip_ratio_c, kl_coef=cfg.kl_coef,
+                                      entropy_coeff=cfg.entropy_coeff)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+    return {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
+
+
+class _Log:
+    """train_log.csv rows kept in memory, saved with each checkpoint and at the end."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
+        self.rows = rows or []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in self.rows:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+        return buf.getvalue()
+
+
+def _save_state(work_dir: Path, model, optimizer, iteration: int, log_rows: list) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = work_dir / "state.pt.tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "iteration": iteration, "log": log_rows}, tmp)
+    os.replace(tmp, work_dir / "state.pt")
+
+
+class AgenticRL:
+    """Trainer family for HGPO, GiGPO, GRPO (and later GraphGPO, Dr. MAS, KPO, PA-MoE)."""
+
+    def train_config(self, values: dict, source: str) -> TrainConfig:
+        return check_dataclass(TrainConfig, values, source)
+
+    def eval_config(self, values: dict, source: str) -> EvalConfig:
+        return check_dataclass(EvalConfig, values, source)
+
+    def check_method_params(self, values: dict, source: str) -> EstimatorParams:
+        return check_dataclass(EstimatorParams, values, source)
+
+    # --- train -------------------------------------------------------------------------------
+    def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
+              log_csv: Path, work_dir: Path, tracker) -> None:
+        cfg = self.train_config(run["train"], "train")
+        estimator = registry.ESTIMATORS.get(run["estimator"]) if run["estimator"] else None
+        iterations = cfg.iterations if estimator else 0
+        est_params = {**asdict(self.check_method_params(run["method_params"], "params")),
+                      "gamma": cfg.gamma, "invalid_penalty": cfg.invalid_penalty,
+                      "history_length": cfg.history_length}
+        seed = int(run["seed"])
+        torch.manual_seed(seed)
+        model, tok = _load(model_dir)
+        ref_model = copy.deepcopy(model).eval() if cfg.kl_coef > 0 and estimator else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start, history = 0, _Log()
+        state_path = work_dir / "state.pt"
+        if estimator and state_path.exists():
+            state = torch.load(state_path, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, history = state["iteration"], _Log(state["log"])
+            log.info("resuming from checkpoint %s at iteration %d", state_path, start)
+        backend = _backend(model, tok, cfg)
+        env = _env(dataset_dir, "train", cfg.env_workers, cfg.max_steps, seed)
+        val_env = _env(dataset_dir, "valid_seen", cfg.env_workers, cfg.max_steps, seed) if cfg.val_every else None
+        try:
+            train_games = env.list_games("train")
+            val_games = val_env.list_games("valid_seen") if val_env else []
+            log.info("training %s for %d iterations on %d train games (start %d)",
+                     run["method"], iterations, len(train_games), start)
+            if start == 0 and val_env is not None:  # validation before training (val_before_train)
+                row = {"iteration": 0, **self._validate(val_env, backend, val_games, cfg, seed, 0)}
+                history.add(row)
+                tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=0)
+            for it in range(start + 1, iterations + 1):
+                rng = np.random.default_rng([seed, it])
+                # --- rollout ---
+                t0 = time.perf_counter()
+                games = _sample_games(train_games, cfg.tasks_per_batch, rng)
+                ro = play(env, backend, games, cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
+                          temperature=cfg.train_temperature, seed=seed * 10_007 + it)
+                t_roll = time.perf_counter() - t0
+                # --- advantage ---
+                adv = estimator(ro.batch, est_params)
+                # --- update ---
+                t1 = time.perf_counter()
+                parts = ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng)
+                row = {"iteration": it, **ro.metrics("rollout"), **parts,
+                       "train/advantage_abs_mean": float(np.abs(adv).mean()) if adv.size else 0.0,
+                       "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3)}
+                if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
+                    row.update(self._validate(val_env, backend, val_games, cfg, seed, it))
+                history.add(row)
+                tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
+                log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  (%.1fs + %.1fs)%s",
+                         it, iterations, row["rollout/success_rate"], row["rollout/valid_action_ratio"],
+                         len(ro.prompt_ids), row.get("train/policy_loss", 0.0), row.get("train/kl", 0.0),
+                         t_roll, row["time/update_s"],
+                         f"  val {row['eval/valid_seen/success_rate']:.3f}" if "eval/valid_seen/success_rate" in row else "")
+                if it % cfg.checkpoint_every == 0 and it < iterations:
+                    _save_state(work_dir, model, optimizer, it, history.rows)
+                    log.info("checkpoint written at iteration %d (%s)", it, state_path)
+        finally:
+            env.close()
+            if val_env is not None:
+                val_env.close()
+        # --- final outputs, atomically ---
+        with rio.atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
+                                                        "seed": seed})
+        rio.write_text(log_csv, history.to_csv())
+        shutil.rmtree(work_dir, ignore_errors=True)
+        log.info("wrote %s and %s", out_dir, log_csv)
+
+    def _validate(self, env, backend, games: list[str], cfg: TrainConfig, seed: int, it: int) -> dict:
+        rng = np.random.default_rng([seed, it, 1])
+        picked = _sample_games(games, cfg.val_episodes, rng) if len(games) < cfg.val_episodes else \
+            [games[i] for i in rng.choice(len(games), cfg.val_episodes, replace=False)]
+        ro = play(env, backend, picked, 1, cfg=cfg, max_steps=cfg.max_steps,
+                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000)
+        return {"eval/valid_seen/success_rate": float(ro.won.mean())}
+
+    # --- evaluate ----------------------------------------------------------------------------
+    def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
+        cfg = self.train_config(run["train"], "train")
+        ecfg = self.eval_config(run["evaluate"], "evaluate")
+        seed = int(run["seed"])
+        model, tok = _load(checkpoint_dir)
+        backend = _backend(model, tok, cfg)
+        splits: dict[str, Any] = {}
+        for split in ecfg.splits:
+            env = _env(dataset_dir, split, cfg.env_workers, ecfg.max_steps, seed)
+            try:
+                games = env.list_games(split)
+                ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
+                          temperature=ecfg.temperature, seed=seed * 104_729 + 17)
+            finally:
+                env.close()
+            splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
+                             "games": len(games), "per_task_type": ro.success_by_task_type(),
+                             "valid_action_ratio": float(ro.batch.valid.mean()),
+                             "mean_episode_length": float(ro.lengths.mean())}
+            log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],
+                     len(ro.won))
+        return {"splits": splits}
+
+
+registry.TRAINERS.register("agentic_rl")(AgenticRL())

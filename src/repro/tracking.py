@@ -1,0 +1,111 @@
+"""All MLflow calls live here (DESIGN.md §7).
+
+Experiment = study; run name = ``<benchmark>/<model>/<method>/seed<seed>``; params = the resolved
+run config; metrics ``<phase>/<name>``. The default store is ``sqlite:///<workdir>/mlflow.db``;
+``MLFLOW_TRACKING_URI`` wins. Tracking never stops training: the first failure is logged as a
+warning and later calls become no-ops (the files in ``results/`` are the record).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(configured: str | None = None, workdir: str | Path = ".") -> str:
+    """The URI in force: the environment, else the config, else an absolute sqlite path."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if configured:
+        return configured
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
+def init_store(uri: str) -> None:
+    """Create the tables of a sqlite store once, before jobs fan out.
+
+    Several processes opening a fresh sqlite store at once race while creating the tables and
+    crash (infrastructure.md); creating a throw-away experiment lookup here initialises it.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.tracking.MlflowClient(uri).search_experiments(max_results=1)
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+class Tracker:
+    """A best-effort MLflow run. Use as a context manager."""
+
+    def __init__(self, experiment: str, run_name: str, *, params: dict[str, Any],
+                 tags: dict[str, str], uri: str | None = None) -> None:
+        self.experiment, self.run_name = experiment, run_name
+        self.params, self.tags = params, tags
+        self.uri = uri or tracking_uri()
+        self._mlflow = None
+        self._failed = False
+
+    def _guard(self, what: str, fn, *args, **kwargs) -> None:
+        if self._failed:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # tracking must never stop training
+            self._failed = True
+            log.warning("MLflow %s failed (%s: %s); continuing without tracking, results/ files are "
+                        "the record", what, type(exc).__name__, exc)
+
+    def __enter__(self) -> "Tracker":
+        def start() -> None:
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(self.experiment)
+            tags = dict(self.tags)
+            if os.environ.get("SLURM_JOB_ID"):
+                tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+            mlflow.start_run(run_name=self.run_name, tags=tags)
+            params = {k: str(v)[:500] for k, v in _flatten(self.params).items()}
+            mlflow.log_params(params)
+            self._mlflow = mlflow
+
+        self._guard("start", start)
+        return self
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self._mlflow is not None:
+            clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
+            self._guard("log_metrics", self._mlflow.log_metrics, clean, step=step)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self._mlflow is not None:
+            self._guard("set_tags", self._mlflow.set_tags, tags)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._mlflow is not None:
+            status = "FINISHED" if exc_type is None else "FAILED"
+            self._guard("end", self._mlflow.end_run, status=status)

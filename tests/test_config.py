@@ -1,0 +1,102 @@
+"""Config validation: each malformed config fails before any job, naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro.config import ConfigError, load, run_table
+
+
+def _tree(tmp_path: Path, root: Path, study: dict) -> Path:
+    """A config tree in tmp_path with one (possibly broken) study file; schemas come from the repo."""
+    (tmp_path / "config" / "studies").mkdir(parents=True)
+    (tmp_path / "config" / "studies" / "hgpo.yaml").write_text(yaml.safe_dump(study))
+    return tmp_path
+
+
+def test_repo_config_is_valid_and_expands(root, workflow_config):
+    loaded = load(workflow_config, root)
+    runs = run_table(loaded)
+    methods = {r.method for r in runs}
+    assert methods == {"warmstart", "grpo", "gigpo", "hgpo"}
+    assert {r.seed for r in runs} == {0, 1, 2}
+    assert all(r.scale == "embedded" and r.dataset == "alfworld/embedded" for r in runs)
+
+
+def test_paper_scale_expands_both_models(root, workflow_config):
+    workflow_config["scale"] = "paper"
+    runs = run_table(load(workflow_config, root))
+    assert {r.model for r in runs} == {"qwen2.5-1.5b-instruct", "qwen2.5-7b-instruct"}
+    assert {r.dataset for r in runs} == {"alfworld/full"}
+    assert len(runs) == 2 * 4 * 3
+
+
+def _set(d: dict, dotted: str, value):
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    if value is _DELETE:
+        del d[keys[-1]]
+    else:
+        d[keys[-1]] = value
+
+
+_DELETE = object()
+
+WORKFLOW_CASES = [
+    ("scale", "huge", "scale: 'huge' is not allowed; allowed: embedded, paper"),
+    ("studies", [], "studies"),
+    ("studies", ["nosuch"], "nosuch.yaml: study file not found"),
+    ("models.tiny-qwen2-alfworld.builder", "magic", "models.tiny-qwen2-alfworld.builder: 'magic' is not a registered model builder"),
+    ("models.tiny-qwen2-alfworld.dataset", "alfworld/nope", "models.tiny-qwen2-alfworld.dataset: 'alfworld/nope' is not in `datasets`"),
+    ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
+    ("tracking.port", 5000, "tracking: unknown key(s) 'port'; allowed: uri"),
+    ("models", _DELETE, "'models' is a required property"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", WORKFLOW_CASES, ids=[c[0] for c in WORKFLOW_CASES])
+def test_bad_workflow_config(root, workflow_config, key, value, message):
+    _set(workflow_config, key, value)
+    with pytest.raises(ConfigError) as err:
+        load(workflow_config, root)
+    assert message in str(err.value)
+
+
+STUDY_CASES = [
+    ("family", "agentic", "family: 'agentic' is not a registered trainer family; allowed: agentic_rl"),
+    ("methods.grpo.estimator", "ppo2", "methods.grpo.estimator: 'ppo2' is not registered; allowed:"),
+    ("methods.gigpo.params.mode", "std", "methods.gigpo.params.mode: 'std' is not of type one of 'mean_std_norm', 'mean_norm'"),
+    ("methods.hgpo.params.alpha", 1.0, "methods.hgpo.params: unknown key(s) 'alpha'; allowed:"),
+    ("scales.embedded.seeds", [0, "one"], "scales.embedded.seeds[1]: 'one' is not of type 'integer'"),
+    ("scales.embedded.seeds", [], "scales.embedded.seeds: [] should be non-empty"),
+    ("scales.embedded.train.group_size", 0, "scales.embedded.train: group_size must be >= 1, got 0"),
+    ("scales.embedded.train.lr", -1.0, "lr must be > 0"),
+    ("scales.embedded.train.gamma", 1.5, "gamma must be in (0, 1]"),
+    ("scales.embedded.train.iterations", "many", "scales.embedded.train.iterations: 'many' is not of type int"),
+    ("scales.embedded.train.prompt_style", "verbose", "prompt_style: 'verbose' is not of type one of 'full', 'compact'"),
+    ("scales.embedded.train.batch", 4, "scales.embedded.train: unknown key(s) 'batch'; allowed:"),
+    ("scales.embedded.evaluate.splits", ["test"], "splits: ['test'] not allowed; allowed: train, valid_seen, valid_unseen"),
+    ("scales.embedded.models", ["gpt-5"], "scales.embedded.models: 'gpt-5' is not in config `models`"),
+    ("scales.embedded.resources.train.mem_mb", 0, "scales.embedded.resources.train.mem_mb: 0 is less than the minimum of 1"),
+    ("scales.paper.resources.train.gpus", {"qwen2.5-1.5b-instruct": 2}, "no GPU count for model(s) qwen2.5-7b-instruct"),
+    ("scales.paper.sources.lr", _DELETE, "paper-scale hyper-parameter(s) without a source: lr"),
+    ("benchmarks.alfworld.embedded", "alfworld/tiny", "benchmarks.alfworld.embedded: dataset 'alfworld/tiny' is not in config `datasets`"),
+    ("figures", ["fig9"], "figures: 'fig9' is not a registered figure of hgpo; allowed:"),
+    ("scales.embedded", _DELETE, "'embedded' is a required property"),
+    ("extra_key", 1, "unknown key(s) 'extra_key'; allowed:"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", STUDY_CASES, ids=[c[0] for c in STUDY_CASES])
+def test_bad_study_config(tmp_path, root, workflow_config, hgpo_study, key, value, message):
+    _set(hgpo_study, key, value)
+    tree = _tree(tmp_path, root, hgpo_study)
+    with pytest.raises(ConfigError) as err:
+        load(workflow_config, tree)
+    assert message in str(err.value)
+    assert "hgpo.yaml" in str(err.value)

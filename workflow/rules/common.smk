@@ -1,0 +1,106 @@
+# Load + validate the configuration, build the run table, and the get_*/is_* helpers the rules use.
+# Logic that grows belongs in src/repro (repro.config), not here.
+import json
+
+from repro.config import ConfigError, load, run_config, run_table
+from snakemake.exceptions import WorkflowError
+
+try:
+    LOADED = load(config, workflow.basedir)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
+
+SCALE = config["scale"]
+RUNS = run_table(LOADED)
+RUN_INDEX = {(r.study, r.benchmark, r.model, r.method, r.seed): r for r in RUNS}
+
+
+wildcard_constraints:
+    scale=SCALE,
+    study="|".join(LOADED["studies"]),
+    benchmark="|".join(sorted({r.benchmark for r in RUNS})),
+    model="|".join(sorted({r.model for r in RUNS} | set(config["models"]))),
+    method="|".join(sorted({r.method for r in RUNS})),
+    seed=r"\d+",
+    dataset=r"[a-z0-9_.-]+",
+    variant=r"[a-z0-9_.-]+",
+
+
+localrules:
+    all,
+    init_tracking,
+    summarize,
+    plot_figure,
+
+
+def get_run(wildcards):
+    return RUN_INDEX[
+        (wildcards.study, wildcards.benchmark, wildcards.model, wildcards.method, int(wildcards.seed))
+    ]
+
+
+def get_final_output():
+    out = [f"{r.result_dir}/eval.json" for r in RUNS]
+    for study, data in LOADED["studies"].items():
+        for fig in data.get("figures", []):
+            out += [f"paper_figures/{SCALE}/{study}/{fig}.{ext}" for ext in ("csv", "md", "png")]
+    return out
+
+
+def get_dataset_params(wildcards):
+    return json.dumps(config["datasets"][f"{wildcards.dataset}/{wildcards.variant}"])
+
+
+def get_model_spec(wildcards):
+    return config["models"][wildcards.model]
+
+
+def get_model_builder(wildcards):
+    return get_model_spec(wildcards)["builder"]
+
+
+def get_model_params(wildcards):
+    return json.dumps(get_model_spec(wildcards).get("params", {}))
+
+
+def get_model_inputs(wildcards):
+    spec = get_model_spec(wildcards)
+    return {"dataset": f"resources/datasets/{spec['dataset']}"} if "dataset" in spec else {}
+
+
+def get_model_dataset_arg(wildcards):
+    spec = get_model_spec(wildcards)
+    return f"--dataset-dir resources/datasets/{spec['dataset']}" if "dataset" in spec else ""
+
+
+def get_run_dataset(wildcards):
+    return f"resources/datasets/{get_run(wildcards).dataset}"
+
+
+def get_run_config(wildcards):
+    r = get_run(wildcards)
+    cfg = run_config(LOADED, r.study, r.method)
+    cfg.update(benchmark=r.benchmark, model=r.model, seed=r.seed)
+    return json.dumps(cfg, sort_keys=True)
+
+
+def get_resource(rule_name, key):
+    """Resource `key` of `rule_name` from the study config (GPUs may be given per model)."""
+
+    def fn(wildcards):
+        value = LOADED["studies"][wildcards.study]["scales"][SCALE]["resources"][rule_name][key]
+        return value[wildcards.model] if isinstance(value, dict) else value
+
+    return fn
+
+
+def get_tracking_uri():
+    return config.get("tracking", {}).get("uri") or ""
+
+
+def get_study_evals(wildcards):
+    return [f"{r.result_dir}/eval.json" for r in RUNS if r.study == wildcards.study]
+
+
+def get_study_train_logs(wildcards):
+    return [f"{r.result_dir}/train_log.csv" for r in RUNS if r.study == wildcards.study]

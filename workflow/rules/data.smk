@@ -1,0 +1,14 @@
+rule fetch_dataset:
+    output:
+        directory("resources/datasets/{dataset}/{variant}"),
+    params:
+        spec=get_dataset_params,
+    conda:
+        "../../envs/repro.yaml"
+    log:
+        "logs/fetch_dataset/{dataset}/{variant}.log",
+    benchmark:
+        "benchmarks/fetch_dataset/{dataset}/{variant}.tsv"
+    shell:
+        "repro --log {log} fetch-dataset --name {wildcards.dataset}/{wildcards.variant} "
+        "--params {params.spec:q} --out {output}"

@@ -1,0 +1,22 @@
+rule evaluate:
+    input:
+        dataset=get_run_dataset,
+        checkpoint="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/checkpoint",
+    output:
+        "results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/eval.json",
+    params:
+        run=get_run_config,
+    conda:
+        "../../envs/repro.yaml"
+    log:
+        "logs/evaluate/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}.tsv"
+    threads: get_resource("evaluate", "cpus")
+    resources:
+        gpu=get_resource("evaluate", "gpus"),
+        mem_mb=get_resource("evaluate", "mem_mb"),
+        runtime=get_resource("evaluate", "runtime_min"),
+    shell:
+        "repro --log {log} evaluate --run-config {params.run:q} --dataset-dir {input.dataset} "
+        "--checkpoint {input.checkpoint} --out {output}"

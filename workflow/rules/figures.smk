@@ -1,0 +1,42 @@
+rule summarize:
+    input:
+        get_study_evals,
+    output:
+        "results/{scale}/{study}/summary.csv",
+    conda:
+        "../../envs/repro.yaml"
+    log:
+        "logs/summarize/{scale}/{study}.log",
+    shell:
+        "repro --log {log} summarize --evals {input} --out {output}"
+
+
+rule plot_figure:
+    input:
+        summary="results/{scale}/{study}/summary.csv",
+        train_logs=get_study_train_logs,
+        reported="paper_figures/reported/{study}.csv",
+    output:
+        table=report(
+            "paper_figures/{scale}/{study}/{figure}.csv",
+            category="{study}",
+            subcategory="{scale}",
+        ),
+        text=report(
+            "paper_figures/{scale}/{study}/{figure}.md",
+            category="{study}",
+            subcategory="{scale}",
+        ),
+        image=report(
+            "paper_figures/{scale}/{study}/{figure}.png",
+            category="{study}",
+            subcategory="{scale}",
+        ),
+    conda:
+        "../../envs/repro.yaml"
+    log:
+        "logs/plot_figure/{scale}/{study}/{figure}.log",
+    shell:
+        "repro --log {log} plot-figure --figure {wildcards.study}/{wildcards.figure} "
+        "--summary {input.summary} --train-logs {input.train_logs} --reported {input.reported} "
+        "--scale {wildcards.scale} --out-dir paper_figures/{wildcards.scale}/{wildcards.study}"
