@@ -6,7 +6,7 @@ from repro.config import ConfigError, load, run_config, run_table
 from snakemake.exceptions import WorkflowError
 
 try:
-    LOADED = load(config, workflow.basedir)
+    LOADED = load(config, ".")
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 

@@ -2,8 +2,9 @@
 
 Registered as model builder ``tiny_qwen2_sft``. Steps: (1) play train-split games with ALFWorld's
 hand-coded expert, taking a random admissible action with probability ``noise`` so the warm start is
-imperfect and RL has room; (2) train a word-level tokenizer (vocabulary: the demonstrations plus the
-object/receptacle class names of every split, as a pretrained tokenizer would already know them);
+imperfect and RL has room; (2) train the tokenizer (Qwen2 byte-level BPE whose vocabulary holds
+every word of the demonstrations and the object/receptacle class names of every split, as a
+pretrained tokenizer would already know them);
 (3) build a tiny ``Qwen2ForCausalLM``; (4) supervised fine-tuning on the demonstrations with the
 RL prompt format. Demonstrations never come from the validation splits.
 """

@@ -61,6 +61,12 @@ def build_tiny_qwen2(out_dir: Path, params: dict, corpus: Iterable[str]) -> None
     precedes construction, so two builds with equal inputs write byte-identical safetensors.
     """
     p = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    # transformers accepts these silently (it truncates head_dim), so check them here
+    if p["hidden_size"] % p["num_attention_heads"] or p["num_attention_heads"] % p["num_key_value_heads"]:
+        raise ValueError(
+            f"hidden_size ({p['hidden_size']}) must be divisible by num_attention_heads "
+            f"({p['num_attention_heads']}), which must be divisible by num_key_value_heads ({p['num_key_value_heads']})"
+        )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         tokenizer = train_word_tokenizer(corpus, min_frequency=p["min_frequency"], max_vocab=p["max_vocab"])

@@ -1,0 +1,47 @@
+"""MLflow tracking against a real sqlite store; a broken store never stops the caller."""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+
+from repro.tracking import Tracker, init_store, tracking_uri
+
+
+def test_tracking_uri_precedence(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert tracking_uri("http://server:5000", tmp_path) == "http://server:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert tracking_uri("http://server:5000", tmp_path) == "sqlite:///elsewhere.db"
+
+
+def test_run_params_and_metrics_are_recorded(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init_store(uri)
+    params = {"study": "hgpo", "train": {"lr": 0.0005, "group_size": 8}}
+    with Tracker("hgpo", "alfworld/tiny/gigpo/seed0", params=params, tags={"scale": "embedded"},
+                 uri=uri) as tr:
+        tr.log_metrics({"rollout/success_rate": 0.25, "train/kl": 0.01}, step=1)
+        tr.log_metrics({"rollout/success_rate": 0.5, "train/kl": float("nan")}, step=2)
+    client = mlflow.tracking.MlflowClient(uri)
+    exp = client.get_experiment_by_name("hgpo")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.run_name == "alfworld/tiny/gigpo/seed0"
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.lr"] == "0.0005" and run.data.tags["scale"] == "embedded"
+    hist = client.get_metric_history(run.info.run_id, "rollout/success_rate")
+    assert [(m.step, m.value) for m in hist] == [(1, 0.25), (2, 0.5)]
+    assert len(client.get_metric_history(run.info.run_id, "train/kl")) == 1  # NaN dropped
+
+
+def test_unreachable_server_warns_once_and_does_not_raise(monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with caplog.at_level(logging.WARNING, logger="repro.tracking"):
+        with Tracker("hgpo", "r", params={}, tags={}, uri="http://127.0.0.1:9") as tr:
+            for step in range(3):
+                tr.log_metrics({"x": 1.0}, step=step)
+    warnings = [r for r in caplog.records if "continuing without tracking" in r.message]
+    assert len(warnings) == 1

@@ -1,0 +1,133 @@
+"""The real workflow on a shrunk embedded configuration: the whole chain fetch → model → train →
+evaluate → summarize → figures runs through real Snakemake, reruns nothing when complete, reruns only
+what is forced, records MLflow runs, and survives a DVC push/pull round trip without reruns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+SMOKE_DATASET = {"seed": 0, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1,
+                 "games": {"train": 12, "valid_seen": 6, "valid_unseen": 6}}
+SMOKE_MODEL = {"seed": 0, "demo_episodes": 12, "sft_epochs": 1,
+               "model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                         "num_attention_heads": 2, "num_key_value_heads": 1}}
+SMOKE_TRAIN = {"iterations": 2, "tasks_per_batch": 2, "group_size": 2, "max_steps": 4, "val_every": 1,
+               "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16}
+SMOKE_EVAL = {"episodes_per_game": 1, "max_steps": 4}
+
+
+def snakemake(root: Path, wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(wd),
+           "--profile", str(root / "workflow" / "profiles" / "default"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def shrink(root: Path, wd: Path) -> None:
+    """Copy the real config into ``wd`` and shrink it (the composed-config pattern)."""
+    shutil.copytree(root / "config", wd / "config")
+    shutil.copytree(root / "paper_figures" / "reported", wd / "paper_figures" / "reported")
+    cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())
+    cfg["datasets"]["alfworld/embedded"] = SMOKE_DATASET
+    cfg["models"]["tiny-qwen2-alfworld"]["params"] = SMOKE_MODEL
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    study = yaml.safe_load((wd / "config" / "studies" / "hgpo.yaml").read_text())
+    study["methods"] = {k: study["methods"][k] for k in ("warmstart", "hgpo")}
+    emb = study["scales"]["embedded"]
+    emb["seeds"] = [0]
+    emb["train"].update(SMOKE_TRAIN)
+    emb["evaluate"].update(SMOKE_EVAL)
+    (wd / "config" / "studies" / "hgpo.yaml").write_text(yaml.safe_dump(study))
+
+
+@pytest.fixture(scope="module")
+def smoke(root, tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("smoke")
+    shrink(root, wd)
+    snakemake(root, wd, "--cores", "2")
+    return wd
+
+
+RUN = "results/embedded/hgpo/alfworld/tiny-qwen2-alfworld/{method}/seed0"
+
+
+def test_outputs_are_complete(smoke):
+    for method in ("warmstart", "hgpo"):
+        ev = json.loads((smoke / RUN.format(method=method) / "eval.json").read_text())
+        assert ev["method"] == method and ev["scale"] == "embedded"
+        for split in ("valid_seen", "valid_unseen"):
+            res = ev["splits"][split]
+            assert res["episodes"] == 6 and 0.0 <= res["success_rate"] <= 1.0
+            assert res["per_task_type"]
+        assert ev["provenance"]["versions"]["alfworld"] == "0.4.2"
+        assert ev["provenance"]["dataset"]["manifest_sha256"]
+    assert json.loads((smoke / RUN.format(method="hgpo") / "eval.json").read_text())["checkpoint_iteration"] == 2
+    log = pd.read_csv(smoke / RUN.format(method="hgpo") / "train_log.csv")
+    assert list(log.iteration) == [0, 1, 2]
+    assert log["eval/valid_seen/success_rate"].notna().all()
+    summary = pd.read_csv(smoke / "results/embedded/hgpo/summary.csv")
+    assert set(summary.method) == {"warmstart", "hgpo"}
+    for fig in ("main_table", "eval_curve", "task_types"):
+        for ext in ("csv", "md", "png"):
+            assert (smoke / f"paper_figures/embedded/hgpo/{fig}.{ext}").stat().st_size > 0
+    assert "scale: embedded" in (smoke / "paper_figures/embedded/hgpo/main_table.md").read_text()
+    assert not list(smoke.rglob("_resume"))  # intermediate checkpoints are cleaned up
+
+
+def test_rerun_does_nothing_and_forcerun_evaluate_reruns_only_evaluation(root, smoke):
+    assert "Nothing to be done" in snakemake(root, smoke, "-n").stdout
+    out = snakemake(root, smoke, "-n", "--forcerun", "evaluate").stdout
+    assert "evaluate" in out and "\ntrain " not in out and "get_model" not in out
+
+
+def test_mlflow_recorded_the_training_runs(smoke):
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{smoke / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("hgpo")
+    runs = client.search_runs([exp.experiment_id])
+    names = {r.info.run_name for r in runs}
+    assert names == {"alfworld/tiny-qwen2-alfworld/warmstart/seed0", "alfworld/tiny-qwen2-alfworld/hgpo/seed0"}
+    hgpo = next(r for r in runs if r.info.run_name.endswith("hgpo/seed0"))
+    assert hgpo.data.params["method"] == "hgpo" and hgpo.data.tags["scale"] == "embedded"
+    assert [m.step for m in client.get_metric_history(hgpo.info.run_id, "rollout/success_rate")] == [1, 2]
+
+
+def test_dvc_push_pull_round_trip_then_nothing_reruns(root, smoke, tmp_path):
+    for name in ("Snakefile", "dvc.yaml"):
+        shutil.copy(root / name, smoke / name)
+    shutil.copytree(root / "workflow", smoke / "workflow", dirs_exist_ok=True)
+    shutil.copytree(root / "src" / "repro", smoke / "src" / "repro", dirs_exist_ok=True)
+
+    def run(*cmd: str) -> str:
+        if cmd[0] == "dvc":
+            cmd = (sys.executable, "-m", "dvc", *cmd[1:])
+        p = subprocess.run(cmd, cwd=smoke, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, f"{' '.join(cmd)} failed:\n{p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "config", "core.analytics", "false")
+    run("dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    run("dvc", "commit", "-f", "reproduce")
+    run("dvc", "push")
+    before = {p.relative_to(smoke): p.read_bytes() for p in (smoke / "results").rglob("*.json")}
+    shutil.rmtree(smoke / "results")
+    shutil.rmtree(smoke / "resources")
+    shutil.rmtree(smoke / ".dvc" / "cache")
+    run("dvc", "pull")
+    after = {p.relative_to(smoke): p.read_bytes() for p in (smoke / "results").rglob("*.json")}
+    assert after == before and after
+    assert "Nothing to be done" in snakemake(root, smoke, "-n").stdout
