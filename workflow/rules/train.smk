@@ -8,7 +8,7 @@ rule init_tracking:
     log:
         "logs/init_tracking.log",
     shell:
-        "repro --log {log} init-tracking --uri {params.uri:q} --out {output}"
+        "repro --log {log} init-tracking --uri={params.uri:q} --out {output}"
 
 
 rule train:

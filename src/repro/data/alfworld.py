@@ -145,7 +145,7 @@ _MANGLE = (("-", "_minus_"), ("|", "_bar_"), ("+", "_plus_"), (".", "_dot_"), ("
 
 
 def mangle(thor_id: str) -> str:
-    """THOR id -> PDDL name: ``Mug|-02.10|+00.50|+00.25`` -> ``Mug_bar__minus_02_dot_10_bar_...``."""
+    """THOR id -> PDDL name (``Mug|-02.10|...`` -> ``Mug_bar__minus_02_dot_10_bar_...``)."""
     for a, b in _MANGLE:
         thor_id = thor_id.replace(a, b)
     return thor_id
@@ -153,7 +153,8 @@ def mangle(thor_id: str) -> str:
 
 def thor_id(cls: str, xyz: tuple[float, float, float]) -> str:
     """THOR object id. Basins follow THOR's form ``Sink|x|y|z|SinkBasin`` so ALFWorld's
-    demangler displays ``sinkbasin 1`` (a naive ``SinkBasin|x|y|z`` would show ``sinkbasinbasin``)."""
+    demangler displays ``sinkbasin 1`` (a naive ``SinkBasin|x|y|z`` shows ``sinkbasinbasin 1``).
+    """
     coords = "|".join(f"{v:+06.2f}" for v in xyz)
     if cls in BASINS:
         return f"{BASINS[cls]}|{coords}|{cls}"
@@ -267,8 +268,8 @@ def _rand_xyz(rng: random.Random, used: set, base=None) -> tuple[float, float, f
             return xyz
 
 
-def make_layouts(rng: random.Random, n: int, scenes_taken: set, rmin: int, rmax: int,
-                 val: dict[str, set[str]]) -> list[Layout]:
+def make_layouts(rng: random.Random, n: int, scenes_taken: set, rmin: int,
+                 rmax: int) -> list[Layout]:
     """``n`` rooms cycling through the room types, with fresh scene numbers."""
     layouts = []
     for i in range(n):
@@ -295,8 +296,8 @@ def _conflicts(cls: str, chosen: set[str]) -> bool:
 
 
 def make_game(rng: random.Random, split: str, layout: Layout, task_type: int, params: dict,
-              val: dict[str, set[str]], index: int) -> Game | None:
-    """Sample one task instance of ``task_type`` in ``layout``; ``None`` if the room cannot host it."""
+              val: dict[str, set[str]]) -> Game | None:
+    """One task instance of ``task_type`` in ``layout``; ``None`` if the room cannot host it."""
     receps = layout.receptacles
     holders = lambda cls: [r for r in receps if cls in val.get(r.cls, ())]  # noqa: E731
     room_objs = ROOMS[layout.room]["objects"]
@@ -474,6 +475,12 @@ def solve_game(gamefile: str) -> list[str] | None:
 
 
 def _solve_many(gamefiles: list[str]) -> list[list[str] | None]:
+    import multiprocessing as mp  # noqa: PLC0415
+
+    if mp.parent_process() is not None:  # a pool worker of ours: load+reset translate once
+        from repro.rl.envs.alfworld import _memoize_translation  # noqa: PLC0415
+
+        _memoize_translation()
     return [solve_game(g) for g in gamefiles]
 
 
@@ -531,18 +538,22 @@ def _sample_split(split: str, n: int, layouts: list[Layout], p: dict, val, seed,
     ``avoid_dirs``/``avoid_combos`` are task directories / (type, object, receptacle) combos to
     avoid when possible (new task instances for valid_seen, new combos for valid_unseen).
     """
-    types = [t for t in p["task_types"]]
+    types = [t for t in p["task_types"] if any(lay.supports(t) for lay in layouts)]
+    if not types:
+        raise ValueError(f"no {split} layout supports any of task types {p['task_types']}")
+    if len(types) < len(p["task_types"]) and index_offset == 0:
+        log.warning("%s: no layout hosts task types %s (rooms cycle %s; use >= 2 layouts); "
+                    "skipping them", split, sorted(set(p["task_types"]) - set(types)),
+                    ", ".join(ROOM_CYCLE))
     order = random.Random(f"{seed}/{split}/types").sample(types, len(types))
     games = []
     for i in range(index_offset, index_offset + n):
         tt = order[i % len(order)]
         hosts = [lay for lay in layouts if lay.supports(tt)]
-        if not hosts:
-            raise ValueError(f"no {split} layout supports task type {tt}; add layouts")
         best = None
         for attempt in range(attempt_base, attempt_base + 40):
             rng = random.Random(f"{seed}/{split}/{i}/{attempt}")
-            g = make_game(rng, split, rng.choice(hosts), tt, p, val, i)
+            g = make_game(rng, split, rng.choice(hosts), tt, p, val)
             if g is None or g.trial in used_trials:
                 continue
             best = best or g
@@ -608,8 +619,8 @@ def generate_embedded(out_dir: Path, params: dict) -> None:
     layout_rng = random.Random(f"{seed}/layouts")
     scenes: set = set()
     rmin, rmax = p["receptacles_min"], p["receptacles_max"]
-    seen = make_layouts(layout_rng, p["n_layouts_seen"], scenes, rmin, rmax, val)
-    unseen = make_layouts(layout_rng, p["n_layouts_unseen"], scenes, rmin, rmax, val)
+    seen = make_layouts(layout_rng, p["n_layouts_seen"], scenes, rmin, rmax)
+    unseen = make_layouts(layout_rng, p["n_layouts_unseen"], scenes, rmin, rmax)
 
     out_dir = Path(out_dir)
     with rio.atomic_dir(out_dir) as tmp:
@@ -667,7 +678,8 @@ def generate_embedded(out_dir: Path, params: dict) -> None:
         manifest = {
             "dataset": "alfworld/embedded",
             "source": "generated by repro.data.alfworld.generate_embedded",
-            "license": "MIT (ALFWorld domain, grammar and goal templates: github.com/alfworld/alfworld)",
+            "license": "MIT (ALFWorld domain, grammar and goal templates; "
+                       "github.com/alfworld/alfworld)",
             "params": p,
             "versions": _versions(),
             "counts": counts,
@@ -699,7 +711,8 @@ def fetch_full(out_dir: Path, params: dict) -> None:
     """Download and unpack ALFWorld's release data into ``out_dir`` (atomic, resumable).
 
     Params: ``base_url`` (default GitHub releases; ``file://`` or ``http://`` mirrors work),
-    ``archives`` (relative paths under base_url), ``sha256`` ({archive file name: hex digest};
+    ``archives`` (``{name: release tag}`` or a list of ``"<tag>/<name>"`` paths under
+    base_url; default ``RELEASE_ARCHIVES``), ``sha256`` ({archive file name: hex digest};
     a mismatch raises ``ValueError`` and leaves nothing behind), ``download_dir`` (where
     archives and ``.part`` files live between attempts; default a hidden sibling of out_dir),
     ``keep_archives`` (False), ``hash_files`` (True: per-file digests in MANIFEST.json).
@@ -709,7 +722,10 @@ def fetch_full(out_dir: Path, params: dict) -> None:
     params = dict(params or {})
     out_dir = Path(out_dir)
     base = str(params.get("base_url", RELEASE_BASE_URL)).rstrip("/")
-    archives = list(params.get("archives", RELEASE_ARCHIVES))
+    archives = params.get("archives", RELEASE_ARCHIVES)
+    if isinstance(archives, dict):  # {archive name: release tag}, as in config/config.yaml
+        archives = [f"{tag}/{name}" for name, tag in archives.items()]
+    archives = [str(a) for a in archives]
     expected = dict(params.get("sha256") or {})
     dl_dir = Path(params.get("download_dir") or out_dir.parent / f".{out_dir.name}.downloads")
     dl_dir_existed = dl_dir.exists()
@@ -730,8 +746,10 @@ def fetch_full(out_dir: Path, params: dict) -> None:
                 digest = download(url, dest, expected_sha256=expected.get(name))
             records[name] = {"url": url, "sha256": digest, "bytes": dest.stat().st_size}
     except ValueError:
-        if not dl_dir_existed and dl_dir.exists() and not any(dl_dir.iterdir()):
-            dl_dir.rmdir()
+        # A digest mismatch is a wrong or tampered source, not a network hiccup: remove what
+        # this call created (the bad file is already gone) so nothing half-fetched remains.
+        if not dl_dir_existed:
+            shutil.rmtree(dl_dir, ignore_errors=True)
         raise
 
     pddl_path, twl2_path = _alfworld_data_files()

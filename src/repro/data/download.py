@@ -1,7 +1,7 @@
 """Generic, resumable downloads with sha256 verification, and safe zip unpacking.
 
-``download`` streams a ``file://``, ``http://`` or ``https://`` URL to ``<dest>.part`` and renames it
-to ``dest`` only when complete (and, if a digest is given, verified). An interrupted download
+``download`` streams a ``file://``, ``http://`` or ``https://`` URL to ``<dest>.part`` and renames
+it to ``dest`` only when complete (and, if a digest is given, verified). An interrupted download
 keeps its ``.part`` file; the next call resumes it with an HTTP ``Range`` request when the server
 answers ``206 Partial Content`` (and restarts from zero when it does not).
 """
@@ -48,6 +48,9 @@ def _open(url: str, offset: int, timeout: float):
     req = urllib.request.Request(url, headers={"User-Agent": "repro-downloader/1"})
     if offset > 0:
         req.add_header("Range", f"bytes={offset}-")
+        # GitHub release assets are served from Azure blob storage, which honours Range only
+        # with an explicit API version (as alfworld-download does).
+        req.add_header("x-ms-version", "2020-04-08")
     resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked above)
     length = resp.headers.get("Content-Length")
     if offset > 0 and resp.status == 206:
@@ -85,7 +88,7 @@ def download(
             stream, resumed, total = _open(url, offset, timeout)
         except (urllib.error.URLError, OSError) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code == 416 and offset > 0:
-                # Range not satisfiable: the .part is already complete (or corrupt; the digest decides).
+                # Range not satisfiable: the .part is complete (or corrupt: the digest decides).
                 break
             attempt += 1
             if attempt > retries:

@@ -39,6 +39,7 @@ class TrainConfig:
     prompt_style: Literal["full", "compact"] = "full"
     require_think: bool = True            # <think></think> required for a valid step
     max_obs_chars: int | None = None      # cut observations in prompts (embedded only)
+    constrain_to_admissible: bool = False # sample only admissible actions (embedded-only deviation)
     env_workers: int = 1                  # worker processes stepping the games
 
     def __post_init__(self) -> None:

@@ -24,7 +24,23 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
-    def generate(self, prompts: list[str], *, temperature: float, seed: int) -> list[Generation]: ...
+    def generate(self, prompts: list[str], *, temperature: float, seed: int,
+                 allowed: list[list[str]] | None = None) -> list[Generation]: ...
+
+
+class _PrefixTrie:
+    """Allowed next tokens given the tokens generated so far, for a set of allowed responses."""
+
+    def __init__(self, sequences: list[list[int]], eos: int) -> None:
+        self.next: dict[tuple[int, ...], set[int]] = {}
+        for seq in sequences:
+            seq = list(seq) + [eos]
+            for k in range(len(seq)):
+                self.next.setdefault(tuple(seq[:k]), set()).add(seq[k])
+        self.eos = eos
+
+    def allowed(self, prefix: tuple[int, ...]) -> list[int]:
+        return sorted(self.next.get(prefix, {self.eos}))
 
 
 class TransformersBackend:
@@ -51,10 +67,21 @@ class TransformersBackend:
         return [x[-self.max_prompt_tokens:] for x in ids]
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], *, temperature: float, seed: int) -> list[Generation]:
+    def generate(self, prompts: list[str], *, temperature: float, seed: int,
+                 allowed: list[list[str]] | None = None) -> list[Generation]:
+        """Sample one response per prompt.
+
+        ``allowed`` (optional, one list per prompt) restricts each response to one of the given
+        texts by masking, token by token, everything that does not continue one of them
+        (embedded-scale option ``constrain_to_admissible``).
+        """
         if not prompts:
             return []
         encoded = self.encode_prompts(prompts)
+        tries = None
+        if allowed is not None:
+            tries = [_PrefixTrie(self.tok(texts, add_special_tokens=False)["input_ids"] if texts else [],
+                                 self.tok.eos_token_id) for texts in allowed]
         out: list[Generation] = []
         was_training = self.model.training
         self.model.eval()
@@ -71,7 +98,14 @@ class TransformersBackend:
                     attn[i, width - len(ids):] = 1
                 # generate() draws from torch's global RNG: seed it per batch for reproducibility
                 torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                constrain = None
+                if tries is not None:
+                    chunk_tries = tries[lo:lo + self.batch_size]
+
+                    def constrain(batch_id: int, ids: torch.Tensor, _t=chunk_tries, _w=width) -> list[int]:
+                        return _t[batch_id].allowed(tuple(ids[_w:].tolist()))
                 seqs = self.model.generate(
+                    prefix_allowed_tokens_fn=constrain,
                     input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
                     max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
                     temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,

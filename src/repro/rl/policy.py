@@ -32,9 +32,11 @@ def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int
 def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu"):
     """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled."""
     input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
-    logits = model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).logits
-    picked = torch.gather(logits, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-    logp, ent = token_logprobs_and_entropy(picked, targets.to(device))
+    # the LM head only on the positions that predict response tokens: prompts are ~10x longer
+    hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
+    picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    logits = model.get_output_embeddings()(picked)
+    logp, ent = token_logprobs_and_entropy(logits, targets.to(device))
     return logp, ent, mask.to(device)
 
 

@@ -35,7 +35,7 @@ THINK_INSTRUCTION = (
 # deviation: embedded scale only. The same fields (task, steps taken, recent history, current
 # observation, admissible actions, answer format) in few words, so prompts stay ~100 tokens for a
 # word-level tokenizer and a 2-layer model.
-COMPACT_FIRST = "observation: {obs}\nactions: [{actions}]\n{instruction}"
+COMPACT_FIRST = "task: {task}\nobservation: {obs}\nactions: [{actions}]\n{instruction}"
 COMPACT_LATER = (
     "task: {task}\nsteps taken: {n}; last {k}: {history}\nstep {n1} observation: {obs}\n"
     "actions: [{actions}]\n{instruction}"
@@ -48,6 +48,17 @@ ACTION_ONLY_INSTRUCTION = "Choose an admissible action and present it within <ac
 TEMPLATES = {"full": (ALFWORLD_FIRST, ALFWORLD_LATER), "compact": (COMPACT_FIRST, COMPACT_LATER)}
 
 TASK_PREFIX = "Your task is to: "
+
+
+def compact_observation(obs: str) -> str:
+    """Drop ALFWorld's welcome banner and task sentence from a first observation (compact style)."""
+    obs = obs.replace("-= Welcome to TextWorld, ALFRED! =-", "")
+    i = obs.find(TASK_PREFIX)
+    return (obs[:i] if i >= 0 else obs).strip()
+
+
+# the compact style carries the task in its "task:" field, so the banner and task sentence go
+OBSERVATION_FILTERS = {"full": lambda text: text, "compact": compact_observation}
 
 
 def task_from_first_observation(obs: str) -> str:
@@ -95,18 +106,28 @@ def build_prompt(
     words); ``max_obs_chars`` shortens observations. Both shrinks are for the embedded scale only.
     """
     first, later = TEMPLATES[style]
-    clip = (lambda s: s[:max_obs_chars]) if max_obs_chars else (lambda s: s)
+    shorten = OBSERVATION_FILTERS[style]
+
+    def clip(text: str) -> str:
+        text = shorten(text)
+        return text[:max_obs_chars] if max_obs_chars else text
+
     actions = ", ".join(f"'{a}'" for a in admissible if a != "help")
     instruction = THINK_INSTRUCTION if think else ACTION_ONLY_INSTRUCTION
     if not memory.records or history_length <= 0:
-        return first.format(obs=clip(obs), actions=actions, instruction=instruction)
-    shown = Memory([(clip(o), a) for o, a in memory.records]) if max_obs_chars else memory
+        return first.format(task=task, obs=clip(obs), actions=actions, instruction=instruction)
+    shown = Memory([(clip(o), a) for o, a in memory.records])
     history, k = shown.fetch(history_length)
     n = len(memory.records)
     return later.format(
         task=task, n=n, k=k, history=history, n1=n + 1, obs=clip(obs), actions=actions,
         instruction=instruction,
     )
+
+
+def format_response(action: str, think: bool) -> str:
+    """The response an ideal agent gives for ``action`` (SFT targets, constrained decoding)."""
+    return ("<think> </think> " if think else "") + f"<action> {action} </action>"
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")

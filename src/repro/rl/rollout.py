@@ -16,7 +16,7 @@ import numpy as np
 
 from repro.rl.batch import StepBatch, factorize
 from repro.rl.generation import GenerationBackend
-from repro.rl.prompts import Memory, build_prompt, parse_action, task_from_first_observation
+from repro.rl.prompts import Memory, build_prompt, format_response, parse_action, task_from_first_observation
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ class PromptOptions:
     style: str = "full"
     require_think: bool = True
     max_obs_chars: int | None = None
+    # deviation (embedded only): sample only admissible actions; the papers generate freely
+    constrain_to_admissible: bool = False
 
 
 @dataclass
@@ -84,7 +86,9 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
                                 think=prompt.require_think, max_obs_chars=prompt.max_obs_chars,
                                 style=prompt.style) for i in idx]
         g0 = time.perf_counter()
-        gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t)
+        allowed = ([[format_response(a, prompt.require_think) for a in admissible[i] if a != "help"]
+                    for i in idx] if prompt.constrain_to_admissible else None)
+        gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t, allowed=allowed)
         t_gen += time.perf_counter() - g0
         actions = [""] * n
         parsed = [parse_action(g.text, require_think=prompt.require_think) for g in gens]

@@ -14,27 +14,34 @@ import numpy as np
 import torch
 
 from repro.rl.policy import response_logprobs
-from repro.rl.prompts import Memory, build_prompt, task_from_first_observation
+from repro.rl.prompts import Memory, build_prompt, format_response, task_from_first_observation
 from repro.rl.rollout import PromptOptions
 
 log = logging.getLogger(__name__)
 
 
-def response_text(action: str, think: bool) -> str:
-    return ("<think> </think> " if think else "") + f"<action> {action} </action>"
+def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions,
+                        targets: str = "expert") -> list[tuple[str, str]]:
+    """(user prompt, response) for the steps of every episode.
 
-
-def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions) -> list[tuple[str, str]]:
-    """(user prompt, response) for every step of every episode."""
+    ``targets="expert"`` labels every step with the expert's choice in that state, including the
+    states a random action led to (so the policy learns to recover; steps where the expert had no
+    choice are skipped); ``targets="taken"`` imitates the action actually executed, noise included.
+    The history always holds the executed actions.
+    """
+    if targets not in ("expert", "taken"):
+        raise ValueError(f"targets: {targets!r} not allowed; allowed: expert, taken")
+    key = "expert_action" if targets == "expert" else "action"
     pairs = []
     for ep in episodes:
         mem = Memory()
         task = task_from_first_observation(ep[0]["obs"]) if ep else ""
         for step in ep:
-            prompt = build_prompt(step["obs"], step["admissible"], task, mem, opts.history_length,
-                                  think=opts.require_think, max_obs_chars=opts.max_obs_chars,
-                                  style=opts.style)
-            pairs.append((prompt, response_text(step["action"], opts.require_think)))
+            if step.get(key):
+                prompt = build_prompt(step["obs"], step["admissible"], task, mem, opts.history_length,
+                                      think=opts.require_think, max_obs_chars=opts.max_obs_chars,
+                                      style=opts.style)
+                pairs.append((prompt, format_response(step[key], opts.require_think)))
             mem.add(step["obs"], step["action"])
     return pairs
 

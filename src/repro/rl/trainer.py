@@ -56,7 +56,8 @@ def _env(dataset_dir: Path, split: str, workers: int, max_steps: int, seed: int)
 
 def _prompt_options(cfg: TrainConfig) -> PromptOptions:
     return PromptOptions(history_length=cfg.history_length, style=cfg.prompt_style,
-                         require_think=cfg.require_think, max_obs_chars=cfg.max_obs_chars)
+                         require_think=cfg.require_think, max_obs_chars=cfg.max_obs_chars,
+                         constrain_to_admissible=cfg.constrain_to_admissible)
 
 
 def _backend(model, tok, cfg: TrainConfig) -> TransformersBackend:

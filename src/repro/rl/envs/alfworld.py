@@ -9,7 +9,7 @@ unmodified ``AlfredTWEnv.init_env`` builds (``textworld.gym`` ``_make_env``)::
 (plus ``AlfredExpert`` for expert demonstrations, as on AlfredTWEnv's DAgger train split).
 Worker processes persist across resets and keep loaded games in an LRU cache, so replaying a
 game (a GRPO group, or the fixed evaluation games) does not pay the ~0.15-0.2 s load again;
-a reset still rebuilds the PDDL state (~0.05-0.08 s), a step costs ~15-30 ms.
+with the memoized PDDL->SAS translation a replayed reset costs ~0.01 s; a step ~15-30 ms.
 
 Protocol (CONTRACT.md): ``reset(games) -> (observations, admissible, infos)``,
 ``step(actions) -> (observations, rewards, dones, infos)``; reward = 10 on the winning step;
@@ -130,6 +130,36 @@ def make_chain(max_steps: int, expert: bool = False):
     return env, expert_wrapper
 
 
+def _memoize_translation(maxsize: int = 1024) -> None:
+    """Memoize ``fast_downward.pddl2sas`` in this (worker) process.
+
+    ``PddlEnv`` re-translates the PDDL problem to SAS twice on every ``reset`` (~70 ms), though
+    the translation is a pure function of (domain, problem, optimize): ``PddlState`` only reads
+    the returned task. Caching it makes a replayed reset ~10x cheaper and leaves every
+    observation, admissible list and plan unchanged (tested against the uncached engine).
+    """
+    import fast_downward  # noqa: PLC0415
+
+    original = fast_downward.pddl2sas
+    if getattr(original, "_repro_memo", False):
+        return
+    cache: OrderedDict = OrderedDict()
+
+    def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False):
+        key = (domain, problem, bool(optimize))
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        out = original(domain, problem, verbose=verbose, optimize=optimize)
+        cache[key] = out
+        if len(cache) > maxsize:
+            cache.popitem(last=False)
+        return out
+
+    pddl2sas._repro_memo = True  # type: ignore[attr-defined]
+    fast_downward.pddl2sas = pddl2sas
+
+
 class _ChainCache:
     """LRU pool of loaded wrapper chains, keyed by game file (one chain = one env slot)."""
 
@@ -160,8 +190,10 @@ class _ChainCache:
         return gamefile, env, exp
 
 
-def _worker(conn, max_steps: int, capacity: int) -> None:
+def _worker(conn, max_steps: int, capacity: int, translation_cache: bool = True) -> None:
     """Worker loop: holds env slots, answers ``reset``/``step``/``stats``/``close`` messages."""
+    if translation_cache:
+        _memoize_translation(maxsize=4 * capacity)
     cache = _ChainCache(max_steps, capacity)
     while True:
         try:
@@ -213,11 +245,23 @@ class AlfworldBatchEnv:
 
     ``reset(games)`` starts one episode per entry of ``games`` (game file paths; repeat a path
     for a group of rollouts on the same task). Slot ``i`` lives in worker ``i % num_workers``.
+
+    Args:
+        data_root: dataset folder holding ``json_2.1.1/<split>``.
+        split: ``train``, ``valid_seen`` or ``valid_unseen`` (games listed by ``list_games``).
+        num_workers: worker processes stepping the slots in parallel.
+        max_steps: episode limit (ALFWorld: 50); a slot is done when won or at the limit.
+        seed: seeds ``sample_games``' shuffled game order.
+        start_method: multiprocessing start method (default ``fork`` where available;
+            ``spawn`` works too and costs ~1 s more at start-up).
+        cache_size: loaded wrapper chains kept across resets, over all workers (~2 MB each).
+        translation_cache: memoize the PDDL->SAS translation in the workers
+            (``_memoize_translation``).
     """
 
     def __init__(self, data_root: str | os.PathLike, split: str = "train", num_workers: int = 2,
                  max_steps: int = 50, seed: int = 0, start_method: str | None = None,
-                 cache_size: int = 256) -> None:
+                 cache_size: int = 256, translation_cache: bool = True) -> None:
         self.data_root = Path(data_root)
         self.split = split
         self.max_steps = int(max_steps)
@@ -232,7 +276,8 @@ class AlfworldBatchEnv:
         per_worker = max(8, cache_size // self.num_workers)
         for _ in range(self.num_workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, self.max_steps, per_worker),
+            proc = ctx.Process(target=_worker,
+                               args=(child, self.max_steps, per_worker, translation_cache),
                                daemon=True)
             proc.start()
             child.close()
@@ -244,6 +289,7 @@ class AlfworldBatchEnv:
         self._won: list[bool] = []
         self._done: list[bool] = []
         self._steps: list[int] = []
+        self._task: list[str] = []
         self.timings = {"reset_s": 0.0, "step_s": 0.0, "steps": 0}
 
     # -- game lists ----------------------------------------------------------------------
@@ -304,6 +350,7 @@ class AlfworldBatchEnv:
         self._won, self._done, self._steps = [False] * n, [False] * n, [0] * n
         for idx, ob, adm, won in res:
             self._obs[idx], self._adm[idx], self._won[idx] = ob, adm, won
+        self._task = [task_text(ob) for ob in self._obs]
         self.timings["reset_s"] += time.perf_counter() - t0
         return list(self._obs), [list(a) for a in self._adm], [self._info(i) for i in range(n)]
 
@@ -338,7 +385,7 @@ class AlfworldBatchEnv:
     def _info(self, i: int) -> dict:
         return {"won": self._won[i], "task_type": task_type(self._batch[i]),
                 "admissible": list(self._adm[i]), "gamefile": self._batch[i],
-                "step": self._steps[i]}
+                "step": self._steps[i], "task": self._task[i]}
 
     def worker_stats(self) -> list[dict]:
         """Per worker: number of game loads so far and of cached chains."""
@@ -393,6 +440,8 @@ def _expert_episode(job: tuple) -> tuple[list[dict], bool, str | None]:
     k, gamefile, noise, seed, max_steps = job
     if _EXPERT_CACHE is None or _EXPERT_CACHE.max_steps != max_steps:
         _EXPERT_CACHE = _ChainCache(max_steps, capacity=16, expert=True)
+        if mp.parent_process() is not None:  # only inside pool workers we own
+            _memoize_translation()
     cache = _EXPERT_CACHE
     cache.release_all()
     item = cache.acquire(gamefile)
@@ -408,6 +457,10 @@ def _expert_episode(job: tuple) -> tuple[list[dict], bool, str | None]:
         adm = _drop_help(infos["admissible_commands"])
         plan = infos.get("extra.expert_plan") or []
         expert_action = plan[0] if plan else None
+        if expert_action not in adm and expert_action != "look":
+            # The stuck expert picks a random admissible command, possibly "help", which is
+            # outside the policy's action space: treat such a step as a noise step.
+            expert_action = None
         if rng.random() < noise or expert_action is None:
             action = rng.choice(adm)
         else:
@@ -441,7 +494,8 @@ def expert_episodes(data_root: str | os.PathLike, split: str, n_episodes: int,
 
     Returns ``(episodes, won)``: each episode is a list of step dicts with ``obs`` (the
     observation shown before acting), ``admissible`` (without ``help``), ``action``, ``expert``
-    (True when the action is the expert's choice), ``expert_action``, ``task``, ``gamefile``,
+    (True when the action is the expert's choice; a stuck expert's ``help`` counts as noise),
+    ``expert_action`` (None where there is none), ``task``, ``gamefile``,
     ``step``; ``won[k]`` tells whether episode ``k`` reached the goal. An episode the expert
     aborts (its ``HandCodedAgentFailed``/timeout) ends there with ``won`` from the last state.
     """
@@ -460,7 +514,8 @@ def expert_episodes(data_root: str | os.PathLike, split: str, n_episodes: int,
     else:
         ctx = mp.get_context(start_method or _default_start_method())
         with ctx.Pool(min(num_workers, n_episodes)) as pool:
-            results = pool.map(_expert_episode, jobs, chunksize=max(1, n_episodes // (8 * num_workers)))
+            chunk = max(1, n_episodes // (8 * num_workers))
+            results = pool.map(_expert_episode, jobs, chunksize=chunk)
     errors = sum(r[2] is not None for r in results)
     if errors:
         log.info("expert aborted %d of %d episodes", errors, n_episodes)
