@@ -1,0 +1,91 @@
+"""The trainer end to end on tiny inputs: parameters change, and a run killed with SIGKILL after a
+checkpoint resumes from it and ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from repro.config import load, run_config
+
+SHRINK = {"iterations": 3, "tasks_per_batch": 2, "group_size": 3, "max_steps": 4, "val_every": 2,
+          "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, root):
+    from repro.data.alfworld import generate_embedded
+    from repro.models.tiny import build_tiny_qwen2
+
+    base = tmp_path_factory.mktemp("trainer")
+    data = base / "data"
+    generate_embedded(data, {"seed": 1, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1,
+                             "games": {"train": 6, "valid_seen": 4, "valid_unseen": 4}})
+    model = base / "model"
+    corpus = [p.read_text() for p in data.rglob("initial_state.pddl")]
+    build_tiny_qwen2(model, {"seed": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "num_key_value_heads": 1}, corpus)
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    run = run_config(load(cfg, root), "hgpo", "hgpo")
+    run["train"].update(SHRINK)
+    run.update(benchmark="alfworld", model="tiny", seed=0)
+    return base, data, model, run
+
+
+def _train(base: Path, data: Path, model: Path, run: dict, name: str, **popen) -> subprocess.Popen:
+    out = base / name
+    cmd = [sys.executable, "-m", "repro.cli", "--log", str(out / "train.log"), "train",
+           "--run-config", json.dumps(run), "--dataset-dir", str(data), "--model-dir", str(model),
+           "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
+           "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}"]
+    env = {**os.environ, "REPRO_TORCH_THREADS": "1"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-4000:]
+
+
+def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs):
+    base, data, model, run = inputs
+    from repro.tracking import init_store
+
+    init_store(f"sqlite:///{base / 'mlflow.db'}")
+    _finish(_train(base, data, model, run, "full"))
+    full = base / "full"
+    trained = load_file(full / "checkpoint" / "model.safetensors")
+    initial = load_file(model / "model.safetensors")
+    assert any(not torch.equal(trained[k], initial[k]) for k in initial)  # learning happened
+    assert not (full / "_resume").exists()
+
+    # preemption: SIGKILL as soon as the first resumable checkpoint exists
+    proc = _train(base, data, model, run, "killed")
+    state = base / "killed" / "_resume" / "state.pt"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (base / "killed" / "checkpoint").exists()  # nothing half-written taken as complete
+    assert not (base / "killed" / "train_log.csv").exists()
+    _finish(_train(base, data, model, run, "killed"))
+    log = (base / "killed" / "train.log").read_text()
+    assert "resuming from checkpoint" in log and "at iteration" in log
+    resumed = load_file(base / "killed" / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(resumed[k], trained[k]) for k in trained)
+    a, b = (pd.read_csv(base / name / "train_log.csv") for name in ("killed", "full"))
+    timing = [c for c in a.columns if c.startswith("time/")]
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))

@@ -1,0 +1,65 @@
+"""Dry runs of both scales through real Snakemake, lint, and a config error surfacing before any job."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+
+def _snakemake(root, *args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), *args],
+                          cwd=cwd or root, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def clean_dir(root, tmp_path):
+    """A working directory with the repo's config and nothing produced yet."""
+    shutil.copytree(root / "config", tmp_path / "config")
+    shutil.copytree(root / "workflow" / "profiles", tmp_path / "workflow" / "profiles")
+    shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
+    return tmp_path
+
+
+def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
+    p = _snakemake(root, "-n", "--configfile", "config/paper.yaml", "--profile", "workflow/profiles/slurm",
+                   cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    assert stats["train"] == "24" and stats["evaluate"] == "24"  # 2 models x 4 methods x 3 seeds
+    assert stats["get_model"] == "2" and stats["fetch_dataset"] == "1"
+    for model, gpus in (("qwen2.5-1.5b-instruct", 2), ("qwen2.5-7b-instruct", 4)):
+        jobs = [b for b in out.split("\nrule ") if b.startswith("train:") and f"model={model}," in b]
+        assert jobs and all(f"gpu={gpus}," in b for b in jobs)
+    assert "results/paper/hgpo/alfworld/qwen2.5-7b-instruct/hgpo/seed2/eval.json" in out
+
+
+def test_embedded_dag(root, clean_dir):
+    p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", p.stdout, flags=re.M))
+    assert stats["train"] == "12" and stats["plot_figure"] == "3"
+
+
+def test_lint_is_clean(root):
+    p = _snakemake(root, "--lint")
+    assert p.returncode == 0 and "Congratulations" in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+def test_bad_study_config_fails_dry_run_with_key_and_allowed_values(root, tmp_path):
+    shutil.copytree(root / "config", tmp_path / "config")
+    study = yaml.safe_load((tmp_path / "config/studies/hgpo.yaml").read_text())
+    study["methods"]["gigpo"]["params"]["mode"] = "std_norm"
+    (tmp_path / "config/studies/hgpo.yaml").write_text(yaml.safe_dump(study))
+    p = _snakemake(root, "-n", "-d", str(tmp_path), "--cores", "1")
+    assert p.returncode != 0
+    text = p.stdout + p.stderr
+    assert "methods.gigpo.params.mode" in text and "'mean_std_norm', 'mean_norm'" in text
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
