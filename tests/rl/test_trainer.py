@@ -53,6 +53,18 @@ def _train(base: Path, data: Path, model: Path, run: dict, name: str, **popen) -
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def _finish(proc: subprocess.Popen) -> None:
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-4000:]
@@ -77,9 +89,14 @@ def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs):
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert state.exists(), "no checkpoint was written"
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (base / "killed" / "checkpoint").exists()  # nothing half-written taken as complete
+    deadline = time.time() + 30  # env workers of a killed trainer leave on their own
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "orphaned env workers"
     assert not (base / "killed" / "train_log.csv").exists()
     _finish(_train(base, data, model, run, "killed"))
     log = (base / "killed" / "train.log").read_text()

@@ -188,8 +188,15 @@ def _worker(conn, max_steps: int, capacity: int, translation_cache: bool = True)
     if translation_cache:
         _memoize_translation(maxsize=4 * capacity)
     cache = _ChainCache(max_steps, capacity)
+    parent = os.getppid()
     while True:
         try:
+            # a parent killed with SIGKILL never closes the pipe (forked siblings hold its end):
+            # poll, and leave once the parent is gone instead of lingering as an orphan
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    conn.close()
+                    return
             cmd, payload = conn.recv()
         except (EOFError, KeyboardInterrupt):
             break
