@@ -17,8 +17,9 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     assert tracking_uri("http://server:5000", tmp_path) == "sqlite:///elsewhere.db"
 
 
-def test_run_params_and_metrics_are_recorded(tmp_path):
+def test_run_params_and_metrics_are_recorded(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # mlflow.set_tracking_uri exports it; restore after
     init_store(uri)
     params = {"study": "hgpo", "train": {"lr": 0.0005, "group_size": 8}}
     with Tracker("hgpo", "alfworld/tiny/gigpo/seed0", params=params, tags={"scale": "embedded"},
@@ -39,9 +40,22 @@ def test_run_params_and_metrics_are_recorded(tmp_path):
 def test_unreachable_server_warns_once_and_does_not_raise(monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # restored after the test
     with caplog.at_level(logging.WARNING, logger="repro.tracking"):
         with Tracker("hgpo", "r", params={}, tags={}, uri="http://127.0.0.1:9") as tr:
             for step in range(3):
                 tr.log_metrics({"x": 1.0}, step=step)
     warnings = [r for r in caplog.records if "continuing without tracking" in r.message]
     assert len(warnings) == 1
+
+
+def test_init_tracking_with_server_down_warns_and_writes_marker(tmp_path, monkeypatch, capsys):
+    from repro.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    marker = tmp_path / "mlflow_uri.txt"
+    assert main(["init-tracking", "--out", str(marker)]) == 0
+    assert marker.read_text().strip() == "http://127.0.0.1:9"
+    assert "MLflow store http://127.0.0.1:9 not reachable" in capsys.readouterr().err

@@ -69,9 +69,13 @@ def cmd_init_tracking(a: argparse.Namespace) -> None:
     from repro.tracking import init_store, tracking_uri
 
     uri = tracking_uri(a.uri)
-    init_store(uri)
+    try:
+        init_store(uri)
+        log.info("MLflow store ready at %s", uri)
+    except Exception as exc:  # tracking never stops the workflow; results/ files are the record
+        log.warning("MLflow store %s not reachable (%s: %s); jobs will run without tracking",
+                    uri, type(exc).__name__, exc)
     rio.write_text(a.out, uri + "\n")
-    log.info("MLflow store ready at %s", uri)
 
 
 def cmd_fetch_dataset(a: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ what is forced, records MLflow runs, and survives a DVC push/pull round trip wit
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,8 @@ SMOKE_EVAL = {"episodes_per_game": 1, "max_steps": 4}
 def snakemake(root: Path, wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(wd),
            "--profile", str(root / "workflow" / "profiles" / "default"), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default store
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
