@@ -228,8 +228,7 @@ class AgenticRL:
 
     def _validate(self, env, backend, games: list[str], cfg: TrainConfig, seed: int, it: int) -> dict:
         rng = np.random.default_rng([seed, it, 1])
-        picked = _sample_games(games, cfg.val_episodes, rng) if len(games) < cfg.val_episodes else \
-            [games[i] for i in rng.choice(len(games), cfg.val_episodes, replace=False)]
+        picked = _sample_games(games, cfg.val_episodes, rng)
         ro = play(env, backend, picked, 1, cfg=cfg, max_steps=cfg.max_steps,
                   temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000)
         return {"eval/valid_seen/success_rate": float(ro.won.mean())}
