@@ -62,8 +62,6 @@ def _schema_error(err: jsonschema.ValidationError, source: str) -> ConfigError:
         allowed = sorted(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - set(allowed))
         msg = f"unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
-    elif err.validator == "required":
-        msg = err.message
     else:
         msg = err.message
     desc = err.schema.get("description") if isinstance(err.schema, dict) else None
