@@ -125,11 +125,11 @@ def test_cached_games_are_not_reloaded(env):
     assert obs_a[0] == obs_a[1]
 
 
-def test_translation_cache_changes_nothing(data_root):
-    """Memoized PDDL->SAS translation gives the same episode as the unmodified engine."""
+def test_engine_cache_changes_nothing(data_root):
+    """Memoized translation and text parsing give the same episodes as the unmodified engine."""
     def play(cache: bool) -> list:
         with AlfworldBatchEnv(data_root, "valid_seen", num_workers=1,
-                              translation_cache=cache) as e:
+                              engine_cache=cache) as e:
             games = e.list_games()
             out = []
             for _ in range(2):  # the second reset replays the cached translation
@@ -139,6 +139,11 @@ def test_translation_cache_changes_nothing(data_root):
                     acts = [_walkthrough(g)[t] if t < len(_walkthrough(g)) else "look"
                             for g in games]
                     out.append(e.step(acts))
+            obs, adm, _ = e.reset(games)  # and a walk through other states (rotating choices)
+            for t in range(8):
+                obs, _, _, infos = e.step([a[(3 * t + i) % len(a)] for i, a in enumerate(adm)])
+                adm = [info["admissible"] for info in infos]
+                out.append((obs, adm))
             return out
 
     assert play(True) == play(False)

@@ -478,9 +478,9 @@ def _solve_many(gamefiles: list[str]) -> list[list[str] | None]:
     import multiprocessing as mp  # noqa: PLC0415
 
     if mp.parent_process() is not None:  # a pool worker of ours: load+reset translate once
-        from repro.rl.envs.alfworld import _memoize_translation  # noqa: PLC0415
+        from repro.rl.envs.alfworld import memoize_engine  # noqa: PLC0415
 
-        _memoize_translation()
+        memoize_engine()
     return [solve_game(g) for g in gamefiles]
 
 

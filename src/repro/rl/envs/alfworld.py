@@ -9,7 +9,8 @@ unmodified ``AlfredTWEnv.init_env`` builds (``textworld.gym`` ``_make_env``)::
 (plus ``AlfredExpert`` for expert demonstrations, as on AlfredTWEnv's DAgger train split).
 Worker processes persist across resets and keep loaded games in an LRU cache, so replaying a
 game (a GRPO group, or the fixed evaluation games) does not pay the ~0.15-0.2 s load again;
-with the memoized PDDL->SAS translation a replayed reset costs ~0.01 s; a step ~15-30 ms.
+with the engine's parsing memoized (``memoize_engine``) a replayed reset costs ~0.01 s and a step
+~4-10 ms.
 
 Protocol (CONTRACT.md): ``reset(games) -> (observations, admissible, infos)``,
 ``step(actions) -> (observations, rewards, dones, infos)``; reward = 10 on the winning step;
@@ -123,34 +124,52 @@ def make_chain(max_steps: int, expert: bool = False):
     return env, expert_wrapper
 
 
-def _memoize_translation(maxsize: int = 1024) -> None:
-    """Memoize ``fast_downward.pddl2sas`` in this (worker) process.
-
-    ``PddlEnv`` re-translates the PDDL problem to SAS twice on every ``reset`` (~70 ms), though
-    the translation is a pure function of (domain, problem, optimize): ``PddlState`` only reads
-    the returned task. Caching it makes a replayed reset ~10x cheaper and leaves every
-    observation, admissible list and plan unchanged (tested against the uncached engine).
-    """
-    import fast_downward  # noqa: PLC0415
-
-    original = fast_downward.pddl2sas
-    if getattr(original, "_repro_memo", False):
-        return
+def _lru(fn, maxsize: int, key, copy_out=None):
+    """``fn`` memoized in an LRU dict under ``key(*args, **kwargs)``; ``copy_out`` copies hits."""
     cache: OrderedDict = OrderedDict()
 
-    def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False):
-        key = (domain, problem, bool(optimize))
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-        out = original(domain, problem, verbose=verbose, optimize=optimize)
-        cache[key] = out
-        if len(cache) > maxsize:
-            cache.popitem(last=False)
-        return out
+    def wrapped(*args, **kwargs):
+        k = key(*args, **kwargs)
+        if k in cache:
+            cache.move_to_end(k)
+        else:
+            cache[k] = fn(*args, **kwargs)
+            if len(cache) > maxsize:
+                cache.popitem(last=False)
+        return copy_out(cache[k]) if copy_out else cache[k]
 
-    pddl2sas._repro_memo = True  # type: ignore[attr-defined]
-    fast_downward.pddl2sas = pddl2sas
+    wrapped._repro_memo = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def memoize_engine(maxsize: int = 1024) -> None:
+    """Memoize the pure, repeated parsing work of TextWorld's PDDL engine in this process.
+
+    - ``fast_downward.pddl2sas``: ``PddlEnv`` re-translates the PDDL problem to SAS twice on
+      every ``reset`` (~70 ms); ``PddlState`` only reads the returned task.
+    - The two ``_parse_and_convert`` functions (textgen grammar strings, logic queries): every
+      step re-parses the same few hundred strings with tatsu to describe the room and list the
+      admissible commands (~65% of a step). Derivation mutates the parsed symbols, so a hit
+      returns a deep copy, which is still ~10x cheaper than parsing.
+
+    Observations, admissible lists and plans are unchanged (tested against the plain engine);
+    a step gets ~3x cheaper and a replayed reset ~10x.
+    """
+    import copy  # noqa: PLC0415
+
+    import fast_downward  # noqa: PLC0415
+    import textworld.envs.pddl.textgen as textgen  # noqa: PLC0415
+    import textworld.logic as logic  # noqa: PLC0415
+
+    if not getattr(fast_downward.pddl2sas, "_repro_memo", False):
+        fast_downward.pddl2sas = _lru(
+            fast_downward.pddl2sas, maxsize,
+            key=lambda domain, problem, verbose=False, optimize=False: (domain, problem, bool(optimize)))
+    for module in (textgen, logic):
+        if not getattr(module._parse_and_convert, "_repro_memo", False):
+            module._parse_and_convert = _lru(
+                module._parse_and_convert, 16 * maxsize,
+                key=lambda *args, **kwargs: (args, tuple(sorted(kwargs.items()))), copy_out=copy.deepcopy)
 
 
 class _ChainCache:
@@ -183,10 +202,10 @@ class _ChainCache:
         return gamefile, env, exp
 
 
-def _worker(conn, max_steps: int, capacity: int, translation_cache: bool = True) -> None:
+def _worker(conn, max_steps: int, capacity: int, engine_cache: bool = True) -> None:
     """Worker loop: holds env slots, answers ``reset``/``step``/``stats``/``close`` messages."""
-    if translation_cache:
-        _memoize_translation(maxsize=4 * capacity)
+    if engine_cache:
+        memoize_engine(maxsize=4 * capacity)
     cache = _ChainCache(max_steps, capacity)
     parent = os.getppid()
     while True:
@@ -255,13 +274,13 @@ class AlfworldBatchEnv:
         start_method: multiprocessing start method (default ``fork`` where available;
             ``spawn`` works too and costs ~1 s more at start-up).
         cache_size: loaded wrapper chains kept across resets, over all workers (~2 MB each).
-        translation_cache: memoize the PDDL->SAS translation in the workers
-            (``_memoize_translation``).
+        engine_cache: memoize the engine's PDDL->SAS translation and text parsing in the
+            workers (``memoize_engine``).
     """
 
     def __init__(self, data_root: str | os.PathLike, split: str = "train", num_workers: int = 2,
                  max_steps: int = 50, seed: int = 0, start_method: str | None = None,
-                 cache_size: int = 256, translation_cache: bool = True) -> None:
+                 cache_size: int = 256, engine_cache: bool = True) -> None:
         self.data_root = Path(data_root)
         self.split = split
         self.max_steps = int(max_steps)
@@ -277,7 +296,7 @@ class AlfworldBatchEnv:
         for _ in range(self.num_workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker,
-                               args=(child, self.max_steps, per_worker, translation_cache),
+                               args=(child, self.max_steps, per_worker, engine_cache),
                                daemon=True)
             proc.start()
             child.close()
@@ -441,7 +460,7 @@ def _expert_episode(job: tuple) -> tuple[list[dict], bool, str | None]:
     if _EXPERT_CACHE is None or _EXPERT_CACHE.max_steps != max_steps:
         _EXPERT_CACHE = _ChainCache(max_steps, capacity=16, expert=True)
         if mp.parent_process() is not None:  # only inside pool workers we own
-            _memoize_translation()
+            memoize_engine()
     cache = _EXPERT_CACHE
     cache.release_all()
     item = cache.acquire(gamefile)
