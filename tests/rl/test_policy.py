@@ -25,3 +25,20 @@ def test_response_logprobs_match_full_forward():
     rows = batched_logprobs(model, prompts, responses, pad_id=0, batch_size=1)
     assert [len(x) for x in rows] == [2, 3]
     assert torch.allclose(rows[1], logp[1], atol=1e-5)
+
+
+def test_logprobs_follow_the_sampling_temperature():
+    """At temperature T the log-probs are those of softmax(logits / T), as the sampler used."""
+    torch.manual_seed(1)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=4,
+                                         num_key_value_heads=2, max_position_embeddings=64)).eval()
+    p, r = [3, 4, 5], [9, 10]
+    logits = model(input_ids=torch.tensor([p + r])).logits[0]
+    for temp in (0.4, 1.0, 2.0):
+        full = torch.log_softmax(logits / temp, -1)
+        expected = torch.stack([full[len(p) - 1 + j, t] for j, t in enumerate(r)])
+        logp, _, _ = response_logprobs(model, [p], [r], pad_id=0, temperature=temp)
+        assert torch.allclose(logp[0], expected, atol=1e-5)
+        rows = batched_logprobs(model, [p], [r], pad_id=0, batch_size=4, temperature=temp)
+        assert torch.allclose(rows[0], expected, atol=1e-5)

@@ -54,11 +54,11 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "n_layouts_seen": 8,  # rooms shared by train and valid_seen
     "n_layouts_unseen": 4,  # rooms only in valid_unseen
-    "receptacles_min": 3,
-    "receptacles_max": 6,
+    "receptacles_min": 2,  # kitchens always hold their 4 required receptacles
+    "receptacles_max": 4,
     "objects_min": 1,
-    "objects_max": 4,
-    "games": {"train": 120, "valid_seen": 32, "valid_unseen": 32},
+    "objects_max": 2,
+    "games": {"train": 200, "valid_seen": 32, "valid_unseen": 32},
     "task_types": [1, 2, 3, 4, 5, 6],
     "num_workers": 2,  # processes confirming solvability with the planner
 }

@@ -29,20 +29,27 @@ def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int
     return input_ids, attn, targets, mask, pos
 
 
-def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu"):
-    """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled."""
+def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu",
+                      temperature: float = 1.0):
+    """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled.
+
+    Logits are divided by the sampling ``temperature`` first, so the log-probs are those of the
+    distribution the rollout sampled from (verl's actor does the same).
+    """
     input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
     # the LM head only on the positions that predict response tokens: prompts are ~10x longer
     hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
     picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
     logits = model.get_output_embeddings()(picked)
+    if temperature != 1.0:
+        logits = logits / temperature
     logp, ent = token_logprobs_and_entropy(logits, targets.to(device))
     return logp, ent, mask.to(device)
 
 
 @torch.no_grad()
 def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: int,
-                     device: str = "cpu") -> list[torch.Tensor]:
+                     device: str = "cpu", temperature: float = 1.0) -> list[torch.Tensor]:
     """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies."""
     was = model.training
     model.eval()
@@ -50,7 +57,7 @@ def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: i
     try:
         for lo in range(0, len(prompt_ids), batch_size):
             p, r = prompt_ids[lo:lo + batch_size], response_ids[lo:lo + batch_size]
-            logp, _, _ = response_logprobs(model, p, r, pad_id, device)
+            logp, _, _ = response_logprobs(model, p, r, pad_id, device, temperature)
             out.extend(logp[i, : len(r[i])].cpu() for i in range(len(r)))
     finally:
         model.train(was)

@@ -82,9 +82,11 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
                pad_id: int, rng: np.random.Generator) -> dict[str, float]:
     """One PPO pass (``ppo_epochs``) over the step rows in mini-batches of ``mini_batch_rows``."""
     n = len(ro.prompt_ids)
-    old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows)
-    ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows)
-           if cfg.kl_coef > 0 else old)
+    temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
+    old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
+                           temperature=temp)
+    ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
+                            temperature=temp) if cfg.kl_coef > 0 else old)
     adv_t = torch.as_tensor(adv, dtype=torch.float32)
     sums: dict[str, float] = {}
     steps = 0
@@ -95,7 +97,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
             idx = order[lo:lo + cfg.mini_batch_rows]
             p = [ro.prompt_ids[i] for i in idx]
             r = [ro.response_ids[i] for i in idx]
-            logp, ent, mask = response_logprobs(model, p, r, pad_id)
+            logp, ent, mask = response_logprobs(model, p, r, pad_id, temperature=temp)
             width = logp.shape[1]
             old_b = torch.stack([torch.nn.functional.pad(old[i], (0, width - len(old[i]))) for i in idx])
             ref_b = torch.stack([torch.nn.functional.pad(ref[i], (0, width - len(ref[i]))) for i in idx])
