@@ -199,3 +199,29 @@ def test_failed_build_leaves_nothing(tmp_path):
         build_tiny_qwen2(tmp_path / "model", PARAMS, broken_corpus())
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp sibling
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["keep.txt"]  # previous output intact
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.4])
+@pytest.mark.parametrize("constrained", [False, True])
+def test_sampler_logprobs_equal_a_fresh_forward(model_dir, temperature, constrained):
+    """The backend's per-token log-probs (used as PPO's old log-probs) equal a padded forward pass."""
+    from repro.rl.generation import TransformersBackend
+    from repro.rl.policy import batched_logprobs
+
+    model, tok = load_model_and_tokenizer(model_dir)
+    backend = TransformersBackend(model, tok, max_new_tokens=12, max_prompt_tokens=256)
+    mem = Memory()
+    short = build_prompt(OBS, ADMISSIBLE, "put some pencil on shelf.", mem, 2, think=False)
+    mem.add(OBS, "go to desk 1")
+    long = build_prompt("You arrive at desk 1. On the desk 1, you see a pencil 1.", ADMISSIBLE,
+                        "put some pencil on shelf.", mem, 2, think=False)
+    prompts = [short, long, short]  # different lengths: left padding inside the batch
+    allowed = [[f"<action>{a}</action>" for a in ADMISSIBLE]] * 3 if constrained else None
+    gens = backend.generate(prompts, temperature=temperature, seed=3, allowed=allowed)
+    ref = batched_logprobs(model, [g.prompt_ids for g in gens], [g.response_ids for g in gens],
+                           tok.pad_token_id, batch_size=2, temperature=temperature)
+    for g, r in zip(gens, ref):
+        assert len(g.logprobs) == len(g.response_ids) == len(r)
+        assert torch.allclose(torch.tensor(g.logprobs), r, atol=1e-4)
+    if constrained:
+        assert all(g.text in allowed[0] for g in gens)

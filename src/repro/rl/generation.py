@@ -1,9 +1,10 @@
 """Generation backends: the interface the rollout uses to sample responses.
 
 ``TransformersBackend`` batches prompts (left padding), samples with ``model.generate`` (KV cache
-on) at the temperature of the phase, and returns the response token ids. Old log-probs are not taken
-from the sampler: the trainer recomputes them with a forward pass (as verl does), so every backend
-only has to return tokens.
+on) at the temperature of the phase, and returns the response token ids together with their
+log-probs under the sampling distribution (full vocabulary, logits / temperature, before any
+admissible-prefix masking). The PPO update uses these as the old log-probs; a backend that cannot
+report them returns ``None`` and the trainer recomputes them with a forward pass (as verl does).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Generation:
     text: str
     prompt_ids: list[int]
     response_ids: list[int]
+    logprobs: list[float] | None = None  # per response token, at the sampling temperature
 
 
 class GenerationBackend(Protocol):
@@ -110,13 +112,18 @@ class TransformersBackend:
                     max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
                     temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,
                     pad_token_id=pad, eos_token_id=self.tok.eos_token_id, use_cache=True,
+                    return_dict_in_generate=True, output_logits=True,
                 )
+                tokens = seqs.sequences[:, width:]
+                # raw logits [B, T, V] -> log-probs of the sampled tokens [B, T] at the temperature
+                logits = torch.stack(seqs.logits, dim=1).float() / (temperature if temperature > 0 else 1.0)
+                logp = torch.gather(torch.log_softmax(logits, -1), -1, tokens.unsqueeze(-1)).squeeze(-1)
                 for i, ids in enumerate(chunk):
-                    resp = seqs[i, width:].tolist()
-                    resp = _cut_at_eos(resp, self.tok.eos_token_id, pad)
+                    resp = _cut_at_eos(tokens[i].tolist(), self.tok.eos_token_id, pad)
                     out.append(Generation(
                         text=self.tok.decode(resp, skip_special_tokens=True),
                         prompt_ids=ids, response_ids=resp,
+                        logprobs=logp[i, : len(resp)].tolist() if temperature > 0 else None,
                     ))
         finally:
             self.model.train(was_training)

@@ -43,6 +43,8 @@ class Rollout:
     task_types: list[str]               # per trajectory
     games: list[str]                    # per trajectory
     seconds: dict[str, float] = field(default_factory=dict)
+    #: per step row, the sampler's log-probs of the response tokens (None: recompute them)
+    old_logprobs: list[list[float]] | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -76,7 +78,7 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
     memories = [Memory() for _ in range(n)]
     active = np.ones(n, dtype=bool)
     won = np.zeros(n, dtype=bool)
-    rows: list[list[tuple[str, float, bool, list[int], list[int]]]] = [[] for _ in range(n)]
+    rows: list[list[tuple]] = [[] for _ in range(n)]  # (obs, reward, valid, prompt, response, logp)
     task_types = [info["task_type"] for info in infos]
     for t in range(max_steps):
         idx = np.flatnonzero(active)
@@ -99,7 +101,8 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
         t_env += time.perf_counter() - e0
         for j, i in enumerate(idx):
             action, valid = parsed[j]
-            rows[i].append((obs[i], float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids))
+            rows[i].append((obs[i], float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids,
+                            gens[j].logprobs))
             memories[i].add(obs[i], action)
             if dones[i]:
                 active[i] = False
@@ -122,4 +125,5 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
     )
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games),
-                   seconds={"env": t_env, "generate": t_gen})
+                   seconds={"env": t_env, "generate": t_gen},
+                   old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat])

@@ -83,8 +83,11 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
     """One PPO pass (``ppo_epochs``) over the step rows in mini-batches of ``mini_batch_rows``."""
     n = len(ro.prompt_ids)
     temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
-    old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
-                           temperature=temp)
+    if ro.old_logprobs is not None:  # the sampler's, same model and numerics (tested)
+        old = [torch.tensor(x, dtype=torch.float32) for x in ro.old_logprobs]
+    else:
+        old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
+                               temperature=temp)
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                             temperature=temp) if cfg.kl_coef > 0 else old)
     adv_t = torch.as_tensor(adv, dtype=torch.float32)
