@@ -64,6 +64,8 @@ def smoke(root, tmp_path_factory) -> Path:
 
 
 RUN = "results/embedded/hgpo/alfworld/tiny-qwen2-alfworld/{method}/seed0"
+EMBEDDED_EVAL_TEMPERATURE = yaml.safe_load((Path(__file__).parents[2] / "config/studies/hgpo.yaml").read_text())[
+    "scales"]["embedded"]["evaluate"]["temperature"]
 
 
 def test_outputs_are_complete(smoke):
@@ -74,6 +76,7 @@ def test_outputs_are_complete(smoke):
             res = ev["splits"][split]
             assert res["episodes"] == 6 and 0.0 <= res["success_rate"] <= 1.0
             assert res["per_task_type"]
+            assert res["temperature"] == EMBEDDED_EVAL_TEMPERATURE
         assert ev["provenance"]["versions"]["alfworld"] == "0.4.2"
         assert ev["provenance"]["dataset"]["manifest_sha256"]
     assert json.loads((smoke / RUN.format(method="hgpo") / "eval.json").read_text())["checkpoint_iteration"] == 2
@@ -82,6 +85,7 @@ def test_outputs_are_complete(smoke):
     assert log["eval/valid_seen/success_rate"].notna().all()
     summary = pd.read_csv(smoke / "results/embedded/hgpo/summary.csv")
     assert set(summary.method) == {"warmstart", "hgpo"}
+    assert set(summary.temperature) == {EMBEDDED_EVAL_TEMPERATURE}
     for fig in ("main_table", "eval_curve", "task_types"):
         for ext in ("csv", "md", "png"):
             assert (smoke / f"paper_figures/embedded/hgpo/{fig}.{ext}").stat().st_size > 0

@@ -13,6 +13,7 @@ rule get_model:
         "logs/get_model/{model}.log",
     benchmark:
         "benchmarks/get_model/{model}.tsv"
+    threads: 4  # the embedded builder's SFT; capped at --cores locally, nothing else runs beside it
     shell:
         "repro --log {log} get-model --builder {params.builder} --params {params.spec:q} "
         "{params.dataset} --out {output}"

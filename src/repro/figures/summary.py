@@ -11,7 +11,7 @@ import pandas as pd
 
 from repro import io as rio
 
-KEYS = ["study", "scale", "benchmark", "model", "method", "split", "task_type"]
+KEYS = ["study", "scale", "benchmark", "model", "method", "split", "temperature", "task_type"]
 
 
 def eval_rows(paths: list[Path]) -> pd.DataFrame:
@@ -21,16 +21,17 @@ def eval_rows(paths: list[Path]) -> pd.DataFrame:
         e = rio.read_json(p)
         base = {k: e[k] for k in ("study", "scale", "benchmark", "model", "method", "seed")}
         for split, res in e["splits"].items():
-            rows.append({**base, "split": split, "task_type": "all", "success": 100 * res["success_rate"]})
+            at = {**base, "split": split, "temperature": res.get("temperature")}  # sampling temperature
+            rows.append({**at, "task_type": "all", "success": 100 * res["success_rate"]})
             for tt, v in res.get("per_task_type", {}).items():
-                rows.append({**base, "split": split, "task_type": tt, "success": 100 * v})
+                rows.append({**at, "task_type": tt, "success": 100 * v})
     return pd.DataFrame(rows)
 
 
 def summarize(paths: list[Path]) -> pd.DataFrame:
     """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type."""
     df = eval_rows(paths)
-    g = df.groupby(KEYS, sort=True)["success"]
+    g = df.groupby(KEYS, sort=True, dropna=False)["success"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     out["metric"] = "success_rate_pct"

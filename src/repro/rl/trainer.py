@@ -255,7 +255,8 @@ class AgenticRL:
             finally:
                 env.close()
             splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
-                             "games": len(games), "per_task_type": ro.success_by_task_type(),
+                             "games": len(games), "temperature": ecfg.temperature,
+                             "per_task_type": ro.success_by_task_type(),
                              "valid_action_ratio": float(ro.batch.valid.mean()),
                              "mean_episode_length": float(ro.lengths.mean())}
             log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],

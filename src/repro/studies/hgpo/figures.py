@@ -23,6 +23,11 @@ def _scale_note(scale: str) -> str:
     return "scale: paper (Qwen2.5-Instruct on ALFWorld's release games)."
 
 
+def _temperatures(summary: pd.DataFrame) -> str:
+    temps = summary["temperature"].dropna().unique() if "temperature" in summary else []
+    return ", ".join(f"{t:g}" for t in sorted(temps)) or "n/a"
+
+
 @registry.FIGURES.register("hgpo/main_table")
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Table 1: success (%) per method and split, reproduced mean ± std beside the reported values."""
@@ -47,7 +52,8 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                 "HGPO Table 1: ALFWorld success (%), GRPO vs GiGPO vs HGPO (K = 2)",
                 [_scale_note(scale),
                  "reproduced: mean ± std over seeds, from eval.json (valid_seen = in-distribution, "
-                 "valid_unseen = out-of-distribution).",
+                 "valid_unseen = out-of-distribution), episodes sampled at temperature "
+                 f"{_temperatures(s)} (the paper evaluates at 0.4).",
                  "reported: HGPO Table 1 for Qwen2.5-1.5B-Instruct as quoted by third-party reproduction "
                  "notes (paper_figures/reported/hgpo.csv has every source); 'n/f' = not found.",
                  "warmstart = the base model before RL (for the paper, the prompted Instruct model)."])
