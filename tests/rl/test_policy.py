@@ -42,3 +42,20 @@ def test_logprobs_follow_the_sampling_temperature():
         assert torch.allclose(logp[0], expected, atol=1e-5)
         rows = batched_logprobs(model, [p], [r], pad_id=0, batch_size=4, temperature=temp)
         assert torch.allclose(rows[0], expected, atol=1e-5)
+
+
+def test_batched_logprobs_keep_input_order_across_batches():
+    """Length-sorted batching returns each row's log-probs in the caller's order."""
+    torch.manual_seed(2)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=4,
+                                         num_key_value_heads=2, max_position_embeddings=64)).eval()
+    gen = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(2, 50, (int(n),), generator=gen).tolist() for n in (9, 3, 14, 5, 7, 12, 4)]
+    responses = [torch.randint(2, 50, (int(n),), generator=gen).tolist() for n in (2, 4, 1, 3, 2, 1, 5)]
+    one = batched_logprobs(model, prompts, responses, pad_id=0, batch_size=1)
+    for bs in (2, 3, 7):
+        rows = batched_logprobs(model, prompts, responses, pad_id=0, batch_size=bs)
+        assert [len(x) for x in rows] == [len(r) for r in responses]
+        for a, b in zip(rows, one):
+            assert torch.allclose(a, b, atol=1e-5)

@@ -50,15 +50,22 @@ def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str 
 @torch.no_grad()
 def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: int,
                      device: str = "cpu", temperature: float = 1.0) -> list[torch.Tensor]:
-    """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies."""
+    """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies.
+
+    Rows are batched in order of length (results come back in input order), so each batch pads to
+    a length close to its rows' own: prompts of one rollout vary ~2x in length.
+    """
     was = model.training
     model.eval()
-    out: list[torch.Tensor] = []
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]) + len(response_ids[i]))
+    out: list[torch.Tensor | None] = [None] * len(prompt_ids)
     try:
-        for lo in range(0, len(prompt_ids), batch_size):
-            p, r = prompt_ids[lo:lo + batch_size], response_ids[lo:lo + batch_size]
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo:lo + batch_size]
+            p, r = [prompt_ids[i] for i in idx], [response_ids[i] for i in idx]
             logp, _, _ = response_logprobs(model, p, r, pad_id, device, temperature)
-            out.extend(logp[i, : len(r[i])].cpu() for i in range(len(r)))
+            for j, i in enumerate(idx):
+                out[i] = logp[j, : len(r[j])].cpu()
     finally:
         model.train(was)
-    return out
+    return out  # type: ignore[return-value]
