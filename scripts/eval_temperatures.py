@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from repro import registry
-from repro.config import load, run_config, run_table
+from repro.config import job_config, load, run_table
 from repro.io import write_text
 
 
@@ -44,8 +44,7 @@ def main() -> None:
         run_dir = Path("results") / scale / r.study / r.benchmark / r.model / r.method / f"seed{r.seed}"
         if not (run_dir / "eval.json").exists():
             continue
-        run = {**run_config(loaded, r.study, r.method), "benchmark": r.benchmark, "model": r.model,
-               "seed": r.seed}
+        run = job_config(loaded, r)
         family = registry.TRAINERS.get(run["family"])
         for temp in a.temperatures:
             rc = copy.deepcopy(run)

@@ -235,6 +235,12 @@ def run_config(loaded: dict[str, Any], study: str, method: str) -> dict[str, Any
     }
 
 
+def job_config(loaded: dict[str, Any], run: Run) -> dict[str, Any]:
+    """The resolved config of one run's train/evaluate job: ``run_config`` plus its identity."""
+    return {**run_config(loaded, run.study, run.method), "benchmark": run.benchmark,
+            "model": run.model, "seed": run.seed}
+
+
 def config_hash(obj: Any) -> str:
     """Short stable digest of a resolved configuration (provenance)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()

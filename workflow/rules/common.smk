@@ -2,7 +2,7 @@
 # Logic that grows belongs in src/repro (repro.config), not here.
 import json
 
-from repro.config import ConfigError, load, run_config, run_table
+from repro.config import ConfigError, job_config, load, run_table
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -78,10 +78,7 @@ def get_run_dataset(wildcards):
 
 
 def get_run_config(wildcards):
-    r = get_run(wildcards)
-    cfg = run_config(LOADED, r.study, r.method)
-    cfg.update(benchmark=r.benchmark, model=r.model, seed=r.seed)
-    return json.dumps(cfg, sort_keys=True)
+    return json.dumps(job_config(LOADED, get_run(wildcards)), sort_keys=True)
 
 
 def get_resource(rule_name, key):
