@@ -126,11 +126,12 @@ def test_cached_games_are_not_reloaded(env):
 
 
 def test_engine_cache_changes_nothing(data_root):
-    """Memoized translation and text parsing give the same episodes as the unmodified engine."""
+    """Memoized translation and parsing give the same episodes as the unmodified engine, also
+    when several slots load the same game (each copy is stepped independently)."""
     def play(cache: bool) -> list:
         with AlfworldBatchEnv(data_root, "valid_seen", num_workers=1,
                               engine_cache=cache) as e:
-            games = e.list_games()
+            games = [g for g in e.list_games() for _ in range(2)]  # groups of 2: repeated loads
             out = []
             for _ in range(2):  # the second reset replays the cached translation
                 obs, adm, _ = e.reset(games)
@@ -147,6 +148,29 @@ def test_engine_cache_changes_nothing(data_root):
             return out
 
     assert play(True) == play(False)
+
+
+def test_chains_reloaded_in_place_play_like_fresh_ones(data_root):
+    """With a cache as small as the batch, the second batch's games load into the first batch's
+    chains (same planner library); its episodes equal those of a fresh environment."""
+    games = list_games(data_root, "train")
+    first, second = games[:8], games[4:12]
+
+    def play(env, batch):
+        obs, adm, _ = env.reset(batch)
+        out = [(obs, adm)]
+        for t in range(6):
+            obs, rewards, dones, infos = env.step([a[(2 * t + i) % len(a)] for i, a in enumerate(adm)])
+            adm = [info["admissible"] for info in infos]
+            out.append((obs, rewards, dones, adm))
+        return out
+
+    with AlfworldBatchEnv(data_root, "train", num_workers=1, cache_size=8) as small:
+        play(small, first)
+        reused = play(small, second)
+        assert small.worker_stats()[0]["chains"] == 8
+    with AlfworldBatchEnv(data_root, "train", num_workers=1) as fresh:
+        assert reused == play(fresh, second)
 
 
 def test_spawn_workers(data_root):

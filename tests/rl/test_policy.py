@@ -59,3 +59,48 @@ def test_batched_logprobs_keep_input_order_across_batches():
         assert [len(x) for x in rows] == [len(r) for r in responses]
         for a, b in zip(rows, one):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_micro_batches_sort_by_length_and_cover_rows():
+    from repro.rl.policy import micro_batches
+
+    lengths = [9, 3, 14, 5, 7, 12, 4]
+    chunks = micro_batches([0, 2, 3, 5, 6], lengths, 2)
+    assert chunks == [[6, 3], [0, 5], [2]]
+
+
+def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
+    """Accumulating over micro-batches gives the same step as one pass over the mini-batch."""
+    import numpy as np
+
+    from repro.rl.config import TrainConfig
+    from repro.rl.rollout import Rollout
+    from repro.rl.trainer import ppo_update
+
+    torch.manual_seed(3)
+    base = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=4,
+                                        num_key_value_heads=2, max_position_embeddings=64))
+    gen = torch.Generator().manual_seed(1)
+    sizes = [(9, 2), (3, 4), (14, 1), (5, 3), (7, 2), (12, 1), (4, 5), (6, 2), (10, 3)]
+    prompts = [torch.randint(2, 50, (p,), generator=gen).tolist() for p, _ in sizes]
+    responses = [torch.randint(2, 50, (r,), generator=gen).tolist() for _, r in sizes]
+    old = [(x - 0.1).tolist() for x in batched_logprobs(base, prompts, responses, 0, batch_size=4)]
+    ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
+                 lengths=np.zeros(0, int), task_types=[], games=[], old_logprobs=old)
+    adv = np.linspace(-1.5, 1.5, len(sizes))
+    results = []
+    for micro in (8, 3, 1):
+        model = Qwen2ForCausalLM(base.config)
+        model.load_state_dict(base.state_dict())
+        cfg = TrainConfig(mini_batch_rows=8, micro_batch_rows=micro, kl_coef=0.01, grad_clip=1e9)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        parts = ppo_update(model, base, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+        results.append((parts, [p.detach().clone() for p in model.parameters()]))
+    for parts, params in results[1:]:
+        assert parts.keys() == results[0][0].keys()
+        for k in parts:
+            assert abs(parts[k] - results[0][0][k]) < 1e-5, k
+        for a, b in zip(params, results[0][1]):
+            assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(results[0][1][0], base.model.embed_tokens.weight)

@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 from repro.config import load, run_config
 
 SHRINK = {"iterations": 3, "tasks_per_batch": 2, "group_size": 3, "max_steps": 4, "val_every": 2,
-          "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16}
+          "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16,
+          "micro_batch_rows": 4}
 
 
 @pytest.fixture(scope="module")

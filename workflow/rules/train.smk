@@ -31,6 +31,8 @@ rule train:
     benchmark:
         "benchmarks/train/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}.tsv"
     threads: get_resource("train", "cpus")
+    # trainings (the long jobs) before evaluations: the short jobs fill the end of the schedule
+    priority: 10
     resources:
         gpu=get_resource("train", "gpus"),
         mem_mb=get_resource("train", "mem_mb"),

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "sft_epochs": 6,
     "sft_lr": 2e-3,
     "sft_batch_size": 64,
+    "sft_micro_batch_size": 32,  # gradient accumulated over length-sorted chunks (less padding)
     "max_prompt_tokens": 256,
     "prompt": {"history_length": 2, "style": "compact", "require_think": False, "max_obs_chars": 200},
     "model": {},                 # Qwen2Config overrides (repro.models.tiny defaults otherwise)
@@ -73,7 +74,8 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
         model, tok = load_model_and_tokenizer(base)
         t1 = time.perf_counter()
         losses = sft(model, tok, pairs, epochs=p["sft_epochs"], lr=p["sft_lr"],
-                     batch_size=p["sft_batch_size"], seed=p["seed"],
+                     batch_size=p["sft_batch_size"], micro_batch_size=p["sft_micro_batch_size"],
+                     seed=p["seed"],
                      max_prompt_tokens=p["max_prompt_tokens"])
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -25,6 +25,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ppo_epochs: int = 1
     mini_batch_rows: int = 256            # PPO mini-batch, counted in step rows
+    micro_batch_rows: int = 16            # rows per forward/backward; gradients accumulate
     clip_ratio: float = 0.2
     clip_ratio_c: float = 3.0             # dual-clip constant
     kl_coef: float = 0.01                 # low-variance KL to the reference (0 disables)
@@ -44,7 +45,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("iterations", "tasks_per_batch", "group_size", "max_steps", "ppo_epochs",
-                    "mini_batch_rows", "max_prompt_tokens", "max_response_tokens", "val_episodes",
+                    "mini_batch_rows", "micro_batch_rows", "max_prompt_tokens",
+                    "max_response_tokens", "val_episodes",
                     "checkpoint_every", "env_workers")
         for name in positive:
             if getattr(self, name) < 1 and not (name == "iterations" and self.iterations == 0):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from repro.rl.policy import response_logprobs
+from repro.rl.policy import micro_batches, response_logprobs
 from repro.rl.prompts import Memory, build_prompt, format_response, task_from_first_observation
 from repro.rl.rollout import PromptOptions
 
@@ -56,9 +56,16 @@ def encode_pairs(tok, pairs: list[tuple[str, str]], max_prompt_tokens: int):
 
 
 def sft(model, tok, pairs: list[tuple[str, str]], *, epochs: int, lr: float, batch_size: int,
-        seed: int, max_prompt_tokens: int) -> list[float]:
-    """Train on response tokens with AdamW; returns the mean loss of each epoch."""
+        seed: int, max_prompt_tokens: int, micro_batch_size: int | None = None) -> list[float]:
+    """Train on response tokens with AdamW; returns the mean loss of each epoch.
+
+    Each optimizer step takes the token-mean loss of a random batch of ``batch_size`` pairs; its
+    gradient is accumulated over length-sorted micro-batches of ``micro_batch_size`` pairs
+    (the same gradient, less padding).
+    """
     prompts, responses = encode_pairs(tok, pairs, max_prompt_tokens)
+    lengths = [len(p) + len(r) for p, r in zip(prompts, responses)]
+    micro = micro_batch_size or batch_size
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps_total = epochs * ((len(pairs) + batch_size - 1) // batch_size)
@@ -70,15 +77,19 @@ def sft(model, tok, pairs: list[tuple[str, str]], *, epochs: int, lr: float, bat
         order = rng.permutation(len(pairs))
         for lo in range(0, len(order), batch_size):
             idx = order[lo:lo + batch_size]
-            logp, _, mask = response_logprobs(model, [prompts[i] for i in idx],
-                                              [responses[i] for i in idx], tok.pad_token_id)
-            loss = -(logp * mask).sum() / mask.sum()
+            n_tokens = max(sum(len(responses[i]) for i in idx), 1)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss = 0.0
+            for m in micro_batches(idx, lengths, micro):
+                logp, _, mask = response_logprobs(model, [prompts[i] for i in m],
+                                                  [responses[i] for i in m], tok.pad_token_id)
+                loss = -(logp * mask).sum() / n_tokens
+                loss.backward()
+                batch_loss += loss.item()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            total += loss.item() * len(idx)
+            total += batch_loss * len(idx)
             count += len(idx)
         losses.append(total / max(count, 1))
         log.info("sft epoch %d/%d  loss %.4f  (%.1fs, %d pairs)", ep + 1, epochs, losses[-1],

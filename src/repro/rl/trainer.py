@@ -27,7 +27,7 @@ from repro.config import check_dataclass
 from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
 from repro.rl.generation import TransformersBackend
 from repro.rl.losses import policy_loss
-from repro.rl.policy import batched_logprobs, response_logprobs
+from repro.rl.policy import batched_logprobs, micro_batches, response_logprobs
 from repro.rl.rollout import PromptOptions, Rollout, run_episodes
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,13 @@ def _load(path: Path):
     return model, tok
 
 
-def _env(dataset_dir: Path, split: str, workers: int, max_steps: int, seed: int):
+def _env(dataset_dir: Path, split: str, workers: int, max_steps: int, seed: int, slots: int):
+    """Batched env whose workers keep at most ``slots`` loaded game chains: each chain holds its
+    own copy of the planner library (~34 MB); a kept chain loads the next game in place."""
     from repro.rl.envs.alfworld import AlfworldBatchEnv
 
-    return AlfworldBatchEnv(dataset_dir, split, num_workers=workers, max_steps=max_steps, seed=seed)
+    return AlfworldBatchEnv(dataset_dir, split, num_workers=workers, max_steps=max_steps, seed=seed,
+                            cache_size=slots)
 
 
 def _prompt_options(cfg: TrainConfig) -> PromptOptions:
@@ -80,7 +83,8 @@ def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str
 
 def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: TrainConfig,
                pad_id: int, rng: np.random.Generator) -> dict[str, float]:
-    """One PPO pass (``ppo_epochs``) over the step rows in mini-batches of ``mini_batch_rows``."""
+    """``ppo_epochs`` passes over the step rows in random mini-batches of ``mini_batch_rows``, one
+    optimizer step each, gradients accumulated over micro-batches of ``micro_batch_rows``."""
     n = len(ro.prompt_ids)
     temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
     if ro.old_logprobs is not None:  # the sampler's, same model and numerics (tested)
@@ -91,6 +95,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                             temperature=temp) if cfg.kl_coef > 0 else old)
     adv_t = torch.as_tensor(adv, dtype=torch.float32)
+    lengths = [len(p) + len(r) for p, r in zip(ro.prompt_ids, ro.response_ids)]
     sums: dict[str, float] = {}
     steps = 0
     model.train()
@@ -98,21 +103,28 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
         order = rng.permutation(n)
         for lo in range(0, n, cfg.mini_batch_rows):
             idx = order[lo:lo + cfg.mini_batch_rows]
-            p = [ro.prompt_ids[i] for i in idx]
-            r = [ro.response_ids[i] for i in idx]
-            logp, ent, mask = response_logprobs(model, p, r, pad_id, temperature=temp)
-            width = logp.shape[1]
-            old_b = torch.stack([torch.nn.functional.pad(old[i], (0, width - len(old[i]))) for i in idx])
-            ref_b = torch.stack([torch.nn.functional.pad(ref[i], (0, width - len(ref[i]))) for i in idx])
-            loss, parts = policy_loss(logp, old_b, ref_b, ent, adv_t[idx], mask, clip=cfg.clip_ratio,
-                                      clip_c=cfg.clip_ratio_c, kl_coef=cfg.kl_coef,
-                                      entropy_coeff=cfg.entropy_coeff)
+            # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
+            # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
+            n_tokens = sum(len(ro.response_ids[i]) for i in idx)
+            if n_tokens == 0:
+                continue
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for m in micro_batches(idx, lengths, cfg.micro_batch_rows):
+                logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
+                                                    [ro.response_ids[i] for i in m], pad_id,
+                                                    temperature=temp)
+                width = logp.shape[1]
+                old_b = torch.stack([torch.nn.functional.pad(old[i], (0, width - len(old[i]))) for i in m])
+                ref_b = torch.stack([torch.nn.functional.pad(ref[i], (0, width - len(ref[i]))) for i in m])
+                loss, parts = policy_loss(logp, old_b, ref_b, ent, adv_t[m], mask, clip=cfg.clip_ratio,
+                                          clip_c=cfg.clip_ratio_c, kl_coef=cfg.kl_coef,
+                                          entropy_coeff=cfg.entropy_coeff)
+                share = float(mask.sum()) / n_tokens
+                (loss * share).backward()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v * share
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
             steps += 1
     return {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
 
@@ -178,8 +190,10 @@ class AgenticRL:
             start, history = state["iteration"], _Log(state["log"])
             log.info("resuming from checkpoint %s at iteration %d", state_path, start)
         backend = _backend(model, tok, cfg)
-        env = _env(dataset_dir, "train", cfg.env_workers, cfg.max_steps, seed)
-        val_env = _env(dataset_dir, "valid_seen", cfg.env_workers, cfg.max_steps, seed) if cfg.val_every else None
+        env = _env(dataset_dir, "train", cfg.env_workers, cfg.max_steps, seed,
+                   slots=cfg.tasks_per_batch * cfg.group_size)
+        val_env = (_env(dataset_dir, "valid_seen", cfg.env_workers, cfg.max_steps, seed, slots=cfg.val_episodes)
+                   if cfg.val_every else None)
         try:
             train_games = env.list_games("train")
             val_games = val_env.list_games("valid_seen") if val_env else []
@@ -204,15 +218,18 @@ class AgenticRL:
                 parts = ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng)
                 row = {"iteration": it, **ro.metrics("rollout"), **parts,
                        "train/advantage_abs_mean": float(np.abs(adv).mean()) if adv.size else 0.0,
-                       "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3)}
+                       "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
+                       **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
                 if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
                     row.update(self._validate(val_env, backend, val_games, cfg, seed, it))
                 history.add(row)
                 tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
-                log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  (%.1fs + %.1fs)%s",
+                log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  "
+                         "(rollout %.1fs [env %.1fs, generate %.1fs] + update %.1fs)%s",
                          it, iterations, row["rollout/success_rate"], row["rollout/valid_action_ratio"],
                          len(ro.prompt_ids), row.get("train/policy_loss", 0.0), row.get("train/kl", 0.0),
-                         t_roll, row["time/update_s"],
+                         t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
+                         row["time/update_s"],
                          f"  val {row['eval/valid_seen/success_rate']:.3f}" if "eval/valid_seen/success_rate" in row else "")
                 if it % cfg.checkpoint_every == 0 and it < iterations:
                     _save_state(work_dir, model, optimizer, it, history.rows)
@@ -245,11 +262,14 @@ class AgenticRL:
         seed = int(run["seed"])
         model, tok = _load(checkpoint_dir)
         backend = _backend(model, tok, cfg)
+        from repro.rl.envs.alfworld import list_games
+
         splits: dict[str, Any] = {}
         for split in ecfg.splits:
-            env = _env(dataset_dir, split, cfg.env_workers, ecfg.max_steps, seed)
+            games = list_games(dataset_dir, split)
+            env = _env(dataset_dir, split, cfg.env_workers, ecfg.max_steps, seed,
+                       slots=len(games) * ecfg.episodes_per_game)
             try:
-                games = env.list_games(split)
                 ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
                           temperature=ecfg.temperature, seed=seed * 104_729 + 17)
             finally:
