@@ -59,3 +59,32 @@ def test_init_tracking_with_server_down_warns_and_writes_marker(tmp_path, monkey
     assert main(["init-tracking", "--out", str(marker)]) == 0
     assert marker.read_text().strip() == "http://127.0.0.1:9"
     assert "MLflow store http://127.0.0.1:9 not reachable" in capsys.readouterr().err
+
+
+def _log_one_run(uri: str, name: str, barrier) -> None:
+    barrier.wait()  # every process creates "its" experiment at the same moment
+    with Tracker("hgpo", name, params={"seed": name}, tags={}, uri=uri) as tr:
+        tr.log_metrics({"x": 1.0}, step=1)
+
+
+def test_concurrent_jobs_on_a_fresh_experiment_lose_no_runs(tmp_path, monkeypatch):
+    """Several trainings starting together on the default sqlite store all land in the study's
+    experiment (MLflow's set_experiment puts the loser of the creation race into "Default")."""
+    import multiprocessing as mp
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    init_store(uri)
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_log_one_run, args=(uri, f"run{i}", barrier)) for i in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    client = mlflow.tracking.MlflowClient(uri)
+    exp = client.get_experiment_by_name("hgpo")
+    names = {r.info.run_name for r in client.search_runs([exp.experiment_id])}
+    assert names == {f"run{i}" for i in range(6)}
+    assert client.search_runs(["0"]) == []  # nothing fell into "Default"

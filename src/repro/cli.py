@@ -137,9 +137,13 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_summarize(a: argparse.Namespace) -> None:
-    from repro.figures.summary import summarize
+    from repro.figures.summary import provenance_conflicts, summarize
 
-    df = summarize([Path(p) for p in a.evals])
+    paths = [Path(p) for p in a.evals]
+    if a.allow_mixed_provenance:
+        for line in provenance_conflicts(paths):
+            log.warning("mixed provenance allowed: %s", line)
+    df = summarize(paths, allow_mixed_provenance=a.allow_mixed_provenance)
     rio.write_text(a.out, df.to_csv(index=False))
     log.info("summary of %d eval files -> %s", len(a.evals), a.out)
 
@@ -195,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summarize", help="mean ± std over seeds of every eval.json of a study")
     s.add_argument("--evals", nargs="+", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--allow-mixed-provenance", action="store_true",
+                   help="summarize runs with different package versions or dataset digests anyway")
     s.set_defaults(fn=cmd_summarize)
 
     s = sub.add_parser("plot-figure", help="one paper table or figure")

@@ -39,6 +39,28 @@ def init_store(uri: str) -> None:
     mlflow.tracking.MlflowClient(uri).search_experiments(max_results=1)
 
 
+def experiment_id(uri: str, name: str) -> str:
+    """Id of experiment ``name``, created if missing; safe when several jobs create it at once.
+
+    (``mlflow.set_experiment`` is not: the process that loses the creation race returns without
+    activating the experiment, and its run lands in "Default"; seen with MLflow 3.17.)
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.tracking.MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)  # created by a concurrent job meanwhile
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
 def git_commit(cwd: str | Path = ".") -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
@@ -84,11 +106,11 @@ class Tracker:
             import mlflow
 
             mlflow.set_tracking_uri(self.uri)
-            mlflow.set_experiment(self.experiment)
             tags = dict(self.tags)
             if os.environ.get("SLURM_JOB_ID"):
                 tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
-            mlflow.start_run(run_name=self.run_name, tags=tags)
+            mlflow.start_run(experiment_id=experiment_id(self.uri, self.experiment),
+                             run_name=self.run_name, tags=tags)
             params = {k: str(v)[:500] for k, v in _flatten(self.params).items()}
             mlflow.log_params(params)
             self._mlflow = mlflow

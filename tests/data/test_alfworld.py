@@ -286,6 +286,94 @@ def test_download_resumes_with_range(mirror, http_base, tmp_path):
     assert not Path(str(dest) + ".part").exists()
 
 
+class _DroppingHandler(_RangeHandler):
+    """Sends the full ``Content-Length`` but closes the connection after ``keep`` bytes, for the
+    first ``drops`` requests (a server or proxy dying mid-transfer); then behaves."""
+
+    drops, keep, served = 0, 0, 0
+
+    def do_GET(self):  # noqa: N802
+        cls = type(self)
+        cls.served += 1
+        if cls.served > cls.drops:
+            return super().do_GET()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        start = int(self.headers["Range"].split("=", 1)[1].split("-", 1)[0]) if self.headers.get("Range") else 0
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        self.wfile.write(data[start:start + cls.keep])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture()
+def dropping_server(mirror):
+    handler = functools.partial(_DroppingHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _DroppingHandler
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_survives_a_server_dropping_mid_transfer(mirror, dropping_server, tmp_path):
+    from repro.io import sha256_file
+
+    base, handler = dropping_server
+    rel = "0.4.0/json_2.1.2_tw-pddl.zip"
+    blob = (mirror / rel).read_bytes()
+    handler.drops, handler.keep, handler.served = 1, len(blob) // 3, 0
+    _RangeHandler.ranges.clear()
+    dest = tmp_path / "x.zip"
+    digest = download(f"{base}/{rel}", dest, expected_sha256=sha256_file(mirror / rel), progress=False)
+    assert dest.read_bytes() == blob and digest == sha256_file(mirror / rel)
+    assert _RangeHandler.ranges == [len(blob) // 3]  # the retry resumed where the drop left off
+
+
+def test_download_gives_up_clearly_then_a_rerun_resumes(mirror, dropping_server, tmp_path):
+    from repro.io import sha256_file
+
+    base, handler = dropping_server
+    rel = "0.4.0/json_2.1.2_tw-pddl.zip"
+    blob = (mirror / rel).read_bytes()
+    handler.drops, handler.keep, handler.served = 10**6, 100, 0  # every request drops
+    dest = tmp_path / "x.zip"
+    with pytest.raises(OSError) as err:
+        download(f"{base}/{rel}", dest, expected_sha256=sha256_file(mirror / rel), progress=False,
+                 retries=1)
+    assert "x.zip" in str(err.value) or "127.0.0.1" in str(err.value)
+    assert not dest.exists()  # only a verified file ever appears under its name
+    handler.drops = 0  # the server is good again: the rerun resumes the .part
+    download(f"{base}/{rel}", dest, expected_sha256=sha256_file(mirror / rel), progress=False)
+    assert dest.read_bytes() == blob and not Path(str(dest) + ".part").exists()
+
+
+def test_fetch_full_truncated_archive_then_good_source(data_root, mirror, http_base, tmp_path):
+    """A truncated archive on the server: the error names it with both digests and nothing is
+    left; once the server has the whole file again the same command succeeds."""
+    from repro.io import sha256_file
+
+    digests = {rel.rsplit("/", 1)[1]: sha256_file(mirror / rel) for rel in ARCHIVES}
+    rel = "0.2.2/json_2.1.1_json.zip"
+    blob = (mirror / rel).read_bytes()
+    out = tmp_path / "work" / "full"
+    try:
+        (mirror / rel).write_bytes(blob[: len(blob) // 2])
+        with pytest.raises(ValueError) as err:
+            fetch_full(out, {"base_url": http_base, "sha256": digests})
+        msg = str(err.value)
+        assert "json_2.1.1_json.zip" in msg and digests["json_2.1.1_json.zip"] in msg
+        assert sha256_file(mirror / rel) in msg  # the actual digest, of the truncated file
+        assert not (tmp_path / "work").exists() or os.listdir(tmp_path / "work") == []
+    finally:
+        (mirror / rel).write_bytes(blob)
+    fetch_full(out, {"base_url": http_base, "sha256": digests})
+    _same_games(out, data_root)
+
+
 def test_unpack_zip_refuses_paths_outside(tmp_path):
     from repro.data.download import unpack_zip
 

@@ -28,8 +28,60 @@ def eval_rows(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(paths: list[Path]) -> pd.DataFrame:
-    """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type."""
+# Packages whose version can change a number (ALFWorld's December 2024 release changed its command
+# grammar and feedback; several agent projects then failed to reproduce their own results).
+NUMERIC_PACKAGES = ("alfworld", "textworld", "torch", "transformers", "tokenizers", "numpy")
+
+
+class ProvenanceError(ValueError):
+    """Runs that should not share one table (different package versions or dataset digests)."""
+
+
+def provenance_conflicts(paths: list[Path]) -> list[str]:
+    """What differs between the runs' provenance, one line per package or benchmark; [] if none.
+
+    Compares the versions of ``NUMERIC_PACKAGES`` across all runs and the dataset's
+    ``MANIFEST.json`` digest across the runs of each benchmark. A run without provenance is a
+    conflict of its own (nothing says what produced it).
+    """
+    versions: dict[str, dict[str, list[str]]] = {}
+    digests: dict[str, dict[str, list[str]]] = {}
+    lines = []
+    for p in paths:
+        e = rio.read_json(p)
+        prov = e.get("provenance")
+        if not prov:
+            lines.append(f"{p}: no provenance recorded (rerun its evaluate job)")
+            continue
+        for pkg in NUMERIC_PACKAGES:
+            v = prov.get("versions", {}).get(pkg, "missing")
+            versions.setdefault(pkg, {}).setdefault(v, []).append(str(p))
+        d = (prov.get("dataset") or {}).get("manifest_sha256") or "missing"
+        digests.setdefault(e["benchmark"], {}).setdefault(d, []).append(str(p))
+    for pkg, seen in versions.items():
+        if len(seen) > 1:
+            lines.append(f"{pkg} versions differ: " + "; ".join(
+                f"{v} in {len(fs)} run(s), e.g. {fs[0]}" for v, fs in sorted(seen.items())))
+    for bench, seen in digests.items():
+        if len(seen) > 1:
+            lines.append(f"{bench} dataset digests differ: " + "; ".join(
+                f"{d[:12]} in {len(fs)} run(s), e.g. {fs[0]}" for d, fs in sorted(seen.items())))
+    return lines
+
+
+def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.DataFrame:
+    """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type.
+
+    Refuses (``ProvenanceError``) runs made with different versions of ``NUMERIC_PACKAGES`` or
+    different dataset digests unless ``allow_mixed_provenance``.
+    """
+    conflicts = provenance_conflicts(paths)
+    if conflicts and not allow_mixed_provenance:
+        raise ProvenanceError(
+            "refusing to summarize runs of different provenance into one table:\n  "
+            + "\n  ".join(conflicts)
+            + "\nRerun the stale runs (e.g. snakemake --forcerun evaluate), or pass "
+              "--allow-mixed-provenance to summarize them anyway.")
     df = eval_rows(paths)
     g = df.groupby(KEYS, sort=True, dropna=False)["success"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()

@@ -1,0 +1,76 @@
+"""``summarize`` puts runs into one table only when the same package versions and dataset produced
+them (ALFWorld's December 2024 release changed its command grammar; a silent mix of versions is how
+several agent projects lost their own numbers)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from repro.cli import main
+from repro.figures.summary import ProvenanceError, summarize
+
+EVAL = {
+    "study": "hgpo", "scale": "embedded", "benchmark": "alfworld", "model": "m", "method": "grpo",
+    "seed": 0,
+    "splits": {"valid_seen": {"success_rate": 0.5, "temperature": 1.0,
+                              "per_task_type": {"pick_and_place_simple": 0.5}}},
+    "provenance": {"versions": {"alfworld": "0.4.2", "textworld": "1.7.0", "torch": "2.13.0+cpu",
+                                "transformers": "5.23.0", "tokenizers": "0.23.3", "numpy": "2.4.6"},
+                   "dataset": {"manifest_sha256": "a" * 64}, "git_commit": "abc",
+                   "config_hash": "0123"},
+}
+
+
+def _write(folder: Path, seed: int, **changes) -> Path:
+    e = copy.deepcopy(EVAL)
+    e["seed"] = seed
+    e["splits"]["valid_seen"]["success_rate"] = 0.25 * (seed + 1)
+    for dotted, value in changes.items():
+        d = e
+        *keys, last = dotted.split(".")
+        for k in keys:
+            d = d[k]
+        if value is None:
+            del d[last]
+        else:
+            d[last] = value
+    p = folder / f"seed{seed}" / "eval.json"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(e))
+    return p
+
+
+def test_same_provenance_summarizes(tmp_path):
+    paths = [_write(tmp_path, 0), _write(tmp_path, 1, **{"provenance.git_commit": "def"})]
+    df = summarize(paths)
+    row = df[(df.task_type == "all")].iloc[0]
+    assert row["mean"] == 37.5 and row["n_seeds"] == 2
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"provenance.versions.alfworld": "0.3.5"}, "alfworld versions differ: 0.3.5 in 1 run(s)"),
+    ({"provenance.versions.torch": "2.14.1+cu126"}, "torch versions differ"),
+    ({"provenance.dataset.manifest_sha256": "b" * 64}, "alfworld dataset digests differ: aaaaaaaaaaaa"),
+    ({"provenance": None}, "no provenance recorded"),
+])
+def test_mixed_provenance_is_refused_by_name(tmp_path, change, expected):
+    paths = [_write(tmp_path, 0), _write(tmp_path, 1, **change)]
+    with pytest.raises(ProvenanceError) as err:
+        summarize(paths)
+    assert expected in str(err.value)
+    assert "--allow-mixed-provenance" in str(err.value)
+    assert len(summarize(paths, allow_mixed_provenance=True)) > 0
+
+
+def test_cli_exits_2_with_the_reason_and_writes_nothing(tmp_path):
+    paths = [_write(tmp_path, 0), _write(tmp_path, 1, **{"provenance.versions.alfworld": "0.3.5"})]
+    out, log = tmp_path / "summary.csv", tmp_path / "summarize.log"
+    assert main(["--log", str(log), "summarize", "--evals", *map(str, paths), "--out", str(out)]) == 2
+    assert not out.exists() and "alfworld versions differ" in log.read_text()
+    assert main(["--log", str(log), "summarize", "--evals", *map(str, paths), "--out", str(out),
+                 "--allow-mixed-provenance"]) == 0
+    assert out.exists() and "mixed provenance allowed: alfworld versions differ" in log.read_text()
