@@ -136,6 +136,23 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     log.info("wrote %s", a.out)
 
 
+def cmd_sync_tracking(a: argparse.Namespace) -> None:
+    """Re-send every run's train_log.csv under ``--results`` to MLflow (after an outage)."""
+    from repro.tracking import sync_run, tracking_uri
+
+    uri = tracking_uri(a.tracking_uri)
+    logs = sorted(Path(a.results).glob("*/*/*/*/*/seed*/train_log.csv"))
+    if not logs:
+        raise FileNotFoundError(f"no <scale>/<study>/<benchmark>/<model>/<method>/seed<N>/train_log.csv "
+                                f"under {a.results}")
+    for csv_path in logs:
+        scale, study, bench, model, method, seed = csv_path.parent.parts[-6:]
+        name = f"{bench}/{model}/{method}/{seed}"
+        sent = sync_run(uri, study, name, csv_path, tags={"scale": scale, "rule": "train"})
+        log.info("%s %s: sent %d metric values", study, name, sent)
+    log.info("synced %d runs to %s", len(logs), uri)
+
+
 def cmd_summarize(a: argparse.Namespace) -> None:
     from repro.figures.summary import provenance_conflicts, summarize
 
@@ -195,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--checkpoint", required=True)
             s.add_argument("--out", required=True, help="eval.json")
+
+    s = sub.add_parser("sync-tracking", help="re-send the metrics of every train_log.csv to MLflow "
+                                             "(what a tracking outage left out)")
+    s.add_argument("--results", default="results", help="the results/ folder (default: results)")
+    s.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
+    s.set_defaults(fn=cmd_sync_tracking)
 
     s = sub.add_parser("summarize", help="mean ± std over seeds of every eval.json of a study")
     s.add_argument("--evals", nargs="+", required=True)

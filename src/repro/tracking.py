@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,21 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Tracker:
-    """A best-effort MLflow run. Use as a context manager."""
+    """A best-effort MLflow run. Use as a context manager.
+
+    Talks to the store through an ``MlflowClient`` and an explicit run id (no fluent "active
+    run"), so a failed store leaves nothing behind that MLflow would retry at interpreter exit.
+    After the first failure it stops calling MLflow; ``repro sync-tracking`` later sends what is
+    missing from ``train_log.csv``.
+    """
 
     def __init__(self, experiment: str, run_name: str, *, params: dict[str, Any],
                  tags: dict[str, str], uri: str | None = None) -> None:
         self.experiment, self.run_name = experiment, run_name
         self.params, self.tags = params, tags
         self.uri = uri or tracking_uri()
-        self._mlflow = None
+        self._client = None
+        self._run_id: str | None = None
         self._failed = False
 
     def _guard(self, what: str, fn, *args, **kwargs) -> None:
@@ -99,35 +107,79 @@ class Tracker:
         except Exception as exc:  # tracking must never stop training
             self._failed = True
             log.warning("MLflow %s failed (%s: %s); continuing without tracking, results/ files are "
-                        "the record", what, type(exc).__name__, exc)
+                        "the record (repro sync-tracking re-sends them)", what, type(exc).__name__, exc)
 
     def __enter__(self) -> "Tracker":
         def start() -> None:
             import mlflow
+            from mlflow.entities import Param
 
-            mlflow.set_tracking_uri(self.uri)
+            client = mlflow.tracking.MlflowClient(self.uri)
             tags = dict(self.tags)
             if os.environ.get("SLURM_JOB_ID"):
                 tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
-            mlflow.start_run(experiment_id=experiment_id(self.uri, self.experiment),
-                             run_name=self.run_name, tags=tags)
-            params = {k: str(v)[:500] for k, v in _flatten(self.params).items()}
-            mlflow.log_params(params)
-            self._mlflow = mlflow
+            run = client.create_run(experiment_id(self.uri, self.experiment), run_name=self.run_name,
+                                    tags=tags)
+            params = [Param(k, str(v)[:500]) for k, v in _flatten(self.params).items()]
+            for lo in range(0, len(params), 100):  # MLflow's per-batch limit for params
+                client.log_batch(run.info.run_id, params=params[lo:lo + 100])
+            self._client, self._run_id = client, run.info.run_id
 
         self._guard("start", start)
         return self
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        if self._mlflow is not None:
-            clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
-            self._guard("log_metrics", self._mlflow.log_metrics, clean, step=step)
+        if self._client is not None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                     if v is not None and v == v]  # NaN dropped
+            self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        if self._mlflow is not None:
-            self._guard("set_tags", self._mlflow.set_tags, tags)
+        if self._client is not None:
+            from mlflow.entities import RunTag
+
+            self._guard("set_tags", self._client.log_batch, self._run_id,
+                        tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._mlflow is not None:
+        if self._client is not None:
             status = "FINISHED" if exc_type is None else "FAILED"
-            self._guard("end", self._mlflow.end_run, status=status)
+            self._guard("end", self._client.set_terminated, self._run_id, status)
+
+
+def sync_run(uri: str, experiment: str, run_name: str, log_csv: str | Path,
+             tags: dict[str, str] | None = None) -> int:
+    """Send to MLflow the metrics of ``log_csv`` (one row per iteration, as ``train_log.csv``)
+    that run ``run_name`` lacks: after a tracking outage, the results/ files are complete and the
+    store is not. Uses the newest run of that name (created if none) and marks it FINISHED.
+    Returns the number of metric values sent.
+    """
+    import math
+
+    import pandas as pd
+    from mlflow.entities import Metric
+
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(uri)
+    eid = experiment_id(uri, experiment)
+    runs = client.search_runs([eid], filter_string=f"attributes.run_name = '{run_name}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    run_id = runs[0].info.run_id if runs else client.create_run(eid, run_name=run_name,
+                                                                  tags=tags or {}).info.run_id
+    table = pd.read_csv(log_csv)
+    now = int(time.time() * 1000)
+    missing = []
+    for key in (c for c in table.columns if c != "iteration"):
+        have = {m.step for m in client.get_metric_history(run_id, key)}
+        for step, value in zip(table["iteration"], table[key]):
+            if not (isinstance(value, float) and math.isnan(value)) and int(step) not in have:
+                missing.append(Metric(key, float(value), now, int(step)))
+    for lo in range(0, len(missing), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=missing[lo:lo + 1000])
+    client.set_terminated(run_id, "FINISHED")
+    return len(missing)
+
