@@ -54,11 +54,11 @@ def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
             versions[pkg] = None
     out: dict[str, Any] = {"versions": versions, "git_commit": git_commit()}
     for key, d in (("dataset", dataset_dir), ("model", model_dir)):
-        if d is not None and (Path(d) / "MANIFEST.json").exists():
-            m = Path(d) / "MANIFEST.json"
-            manifest = rio.read_json(m)
-            out[key] = {"manifest_sha256": rio.sha256_file(m),
-                        "revision": manifest.get("revision")}
+        record = rio.manifest_record(d) if d is not None else None
+        if record is None and key == "model" and d is not None and (Path(d) / "trainer_state.json").exists():
+            record = rio.read_json(Path(d) / "trainer_state.json").get("base_model")  # a trained checkpoint
+        if record is not None:
+            out[key] = record
     if run_config is not None:
         out["config_hash"] = config_hash(run_config)
     return out

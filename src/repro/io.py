@@ -89,3 +89,13 @@ def sha256_tree(root: str | os.PathLike) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "MANIFEST.json"
     }
+
+
+def manifest_record(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """``{"manifest_sha256", "revision"}`` of ``folder/MANIFEST.json`` (a fetched dataset or base
+    model), or None without one: what provenance records about an input."""
+    m = Path(folder) / "MANIFEST.json"
+    if not m.exists():
+        return None
+    return {"manifest_sha256": sha256_file(m), "revision": read_json(m).get("revision")}
+

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from smokerun import leaked_secrets, snakemake
 
+from repro.io import sha256_file
+
 pytestmark = pytest.mark.workflow
 
 RUN = "results/embedded/hgpo/alfworld/tiny-qwen2-alfworld/{method}/seed0"
@@ -35,6 +37,9 @@ def test_outputs_are_complete(smoke):
             assert res["temperature"] == EMBEDDED_EVAL_TEMPERATURE
         assert ev["provenance"]["versions"]["alfworld"] == "0.4.2"
         assert ev["provenance"]["dataset"]["manifest_sha256"]
+        # the base model the checkpoint was trained from (its MANIFEST.json digest)
+        base = smoke / "resources/models/tiny-qwen2-alfworld/MANIFEST.json"
+        assert ev["provenance"]["model"]["manifest_sha256"] == sha256_file(base)
     assert json.loads((smoke / RUN.format(method="hgpo") / "eval.json").read_text())["checkpoint_iteration"] == 2
     log = pd.read_csv(smoke / RUN.format(method="hgpo") / "train_log.csv")
     assert list(log.iteration) == [0, 1, 2]

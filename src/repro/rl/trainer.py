@@ -243,7 +243,8 @@ class AgenticRL:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
             rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
-                                                        "seed": seed})
+                                                        "seed": seed,
+                                                        "base_model": rio.manifest_record(model_dir)})
         rio.write_text(log_csv, history.to_csv())
         shutil.rmtree(work_dir, ignore_errors=True)
         log.info("wrote %s and %s", out_dir, log_csv)
