@@ -53,12 +53,14 @@ def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
         except PackageNotFoundError:
             versions[pkg] = None
     out: dict[str, Any] = {"versions": versions, "git_commit": git_commit()}
-    for key, d in (("dataset", dataset_dir), ("model", model_dir)):
-        record = rio.manifest_record(d) if d is not None else None
-        if record is None and key == "model" and d is not None and (Path(d) / "trainer_state.json").exists():
-            record = rio.read_json(Path(d) / "trainer_state.json").get("base_model")  # a trained checkpoint
-        if record is not None:
-            out[key] = record
+    if dataset_dir is not None and (record := rio.manifest_record(dataset_dir)):
+        out["dataset"] = record
+    if model_dir is not None:
+        state = Path(model_dir) / "trainer_state.json"  # a trained checkpoint names its base model
+        record = rio.manifest_record(model_dir) or (
+            rio.read_json(state).get("base_model") if state.exists() else None)
+        if record:
+            out["model"] = record
     if run_config is not None:
         out["config_hash"] = config_hash(run_config)
     return out
@@ -154,13 +156,9 @@ def cmd_sync_tracking(a: argparse.Namespace) -> None:
 
 
 def cmd_summarize(a: argparse.Namespace) -> None:
-    from repro.figures.summary import provenance_conflicts, summarize
+    from repro.figures.summary import summarize
 
-    paths = [Path(p) for p in a.evals]
-    if a.allow_mixed_provenance:
-        for line in provenance_conflicts(paths):
-            log.warning("mixed provenance allowed: %s", line)
-    df = summarize(paths, allow_mixed_provenance=a.allow_mixed_provenance)
+    df = summarize([Path(p) for p in a.evals], allow_mixed_provenance=a.allow_mixed_provenance)
     rio.write_text(a.out, df.to_csv(index=False))
     log.info("summary of %d eval files -> %s", len(a.evals), a.out)
 

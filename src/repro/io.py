@@ -98,4 +98,3 @@ def manifest_record(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not m.exists():
         return None
     return {"manifest_sha256": sha256_file(m), "revision": read_json(m).get("revision")}
-

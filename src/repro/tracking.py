@@ -182,4 +182,3 @@ def sync_run(uri: str, experiment: str, run_name: str, log_csv: str | Path,
         client.log_batch(run_id, metrics=missing[lo:lo + 1000])
     client.set_terminated(run_id, "FINISHED")
     return len(missing)
-

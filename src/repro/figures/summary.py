@@ -5,11 +5,14 @@ Reproduced numbers come only from ``eval.json`` written by the ``evaluate`` rule
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from repro import io as rio
+
+log = logging.getLogger(__name__)
 
 KEYS = ["study", "scale", "benchmark", "model", "method", "split", "temperature", "task_type"]
 
@@ -73,9 +76,11 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type.
 
     Refuses (``ProvenanceError``) runs made with different versions of ``NUMERIC_PACKAGES`` or
-    different dataset digests unless ``allow_mixed_provenance``.
+    different dataset digests unless ``allow_mixed_provenance``, which logs each difference.
     """
     conflicts = provenance_conflicts(paths)
+    for line in conflicts if allow_mixed_provenance else []:
+        log.warning("mixed provenance allowed: %s", line)
     if conflicts and not allow_mixed_provenance:
         raise ProvenanceError(
             "refusing to summarize runs of different provenance into one table:\n  "
