@@ -5,14 +5,13 @@ by the profile's ``retries``, a training job cancelled with ``scancel`` after a 
 from it on retry and ends as an uninterrupted run, and a job that always fails stops the DAG naming
 its log.
 
-Skipped when no cluster answers ``sinfo``, unless ``REPRO_REQUIRE_SLURM=1`` (CI), which makes a
-missing cluster a failure.
+Runs on whatever cluster answers ``sinfo``; without one, the ``partition`` fixture starts the
+local one-node cluster (``scripts/slurm_local.sh``, needs root and Debian's apt) and stops it after.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,23 +26,32 @@ RUN = "results/embedded/hgpo/alfworld/tiny-qwen2-alfworld/{method}/seed0"
 REMOTE_RULES = {"fetch_dataset", "get_model", "train", "evaluate"}  # the rest are localrules
 
 
-def _partition() -> str:
-    """The cluster's default partition, or skip/fail with the reason there is none."""
-    reason = None
+def _up_partition() -> str | None:
+    """The default (else first) partition that is up, or None when no cluster answers."""
     if shutil.which("sinfo") is None:
-        reason = "no SLURM client (sinfo) on PATH"
-    else:
-        p = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=30)
-        rows = [line.split() for line in p.stdout.splitlines() if line.strip()]
-        up = [name for name, avail in rows if avail == "up"]
-        if p.returncode != 0 or not up:
-            reason = f"no SLURM partition is up (sinfo: {p.stderr.strip() or p.stdout.strip() or 'empty'})"
-        else:
-            default = [n for n in up if n.endswith("*")]
-            return (default or up)[0].rstrip("*")
-    if os.environ.get("REPRO_REQUIRE_SLURM") == "1":
-        pytest.fail(f"{reason}; REPRO_REQUIRE_SLURM=1 needs a cluster (scripts/slurm_local.sh start)")
-    pytest.skip(f"{reason}; start one with scripts/slurm_local.sh start")
+        return None
+    p = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=30)
+    up = [name for name, avail in (line.split() for line in p.stdout.splitlines() if line.strip())
+          if avail == "up"]
+    if p.returncode != 0 or not up:
+        return None
+    return ([n for n in up if n.endswith("*")] or up)[0].rstrip("*")
+
+
+@pytest.fixture(scope="module")
+def partition(root):
+    """A live cluster's partition; starts the local one-node cluster if none answers."""
+    name, script = _up_partition(), str(root / "scripts" / "slurm_local.sh")
+    started = name is None
+    if started:
+        p = subprocess.run([script, "start"], capture_output=True, text=True, timeout=600)
+        name = _up_partition()
+        if name is None:
+            pytest.fail("no SLURM cluster answers sinfo and `scripts/slurm_local.sh start` did not "
+                        f"start one (it needs root and apt):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    yield name
+    if started:
+        subprocess.run([script, "stop"], capture_output=True, timeout=120)
 
 
 def slurm_args(partition: str) -> tuple[str, ...]:
@@ -58,8 +66,7 @@ def slurm_args(partition: str) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(root, tmp_path_factory):
-    partition = _partition()
+def slurm_run(root, partition, tmp_path_factory):
     wd = tmp_path_factory.mktemp("slurm")
     shrink(root, wd)
     proc = snakemake(root, wd, *slurm_args(partition), profile="slurm", timeout=1800)
@@ -105,12 +112,12 @@ def _states(jobids: list[str]) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
-def test_a_job_failing_once_is_retried_by_the_profile(root, slurm_run, tmp_path):
+def test_a_job_failing_once_is_retried_by_the_profile(root, partition, slurm_run, tmp_path):
     wd, _ = slurm_run
     target = wd / RUN.format(method="hgpo") / "eval.json"
     before = json.loads(target.read_text())["splits"]
     bindir = flaky_repro(tmp_path, "once")
-    proc = snakemake(root, wd, *slurm_args(_partition()), "--forcerun", str(target.relative_to(wd)),
+    proc = snakemake(root, wd, *slurm_args(partition), "--forcerun", str(target.relative_to(wd)),
                      "--until", "evaluate", profile="slurm", timeout=900, path_prepend=bindir)
     log = proc.stdout + proc.stderr
     jobids = sorted(set(re.findall(r"SLURM jobid (\d+)", log)), key=int)
@@ -120,13 +127,13 @@ def test_a_job_failing_once_is_retried_by_the_profile(root, slurm_run, tmp_path)
 
 
 def test_a_training_job_cancelled_after_a_checkpoint_resumes_and_ends_the_same(
-        root, slurm_run, smoke, tmp_path):
+        root, partition, slurm_run, smoke, tmp_path):
     """`scancel` of a training job after its first checkpoint (the preemption case): the
     profile's retry resumes from that checkpoint and the evaluation equals the uninterrupted one."""
     wd, _ = slurm_run
     run_dir = wd / RUN.format(method="hgpo")
     bindir = preempted_repro(tmp_path)
-    proc = snakemake(root, wd, *slurm_args(_partition()), "--forcerun",
+    proc = snakemake(root, wd, *slurm_args(partition), "--forcerun",
                      str((run_dir / "checkpoint").relative_to(wd)), "--until", "evaluate",
                      profile="slurm", timeout=900, path_prepend=bindir)
     log = proc.stdout + proc.stderr
@@ -145,11 +152,11 @@ def test_a_training_job_cancelled_after_a_checkpoint_resumes_and_ends_the_same(
     assert not (run_dir / "_resume").exists()
 
 
-def test_a_job_that_always_fails_stops_the_dag_and_names_its_log(root, slurm_run, tmp_path):
+def test_a_job_that_always_fails_stops_the_dag_and_names_its_log(root, partition, slurm_run, tmp_path):
     wd, _ = slurm_run
     target = wd / RUN.format(method="hgpo") / "eval.json"
     bindir = flaky_repro(tmp_path, "always")
-    proc = snakemake(root, wd, *slurm_args(_partition()), "--forcerun", str(target.relative_to(wd)),
+    proc = snakemake(root, wd, *slurm_args(partition), "--forcerun", str(target.relative_to(wd)),
                      "--until", "evaluate", profile="slurm", timeout=900, path_prepend=bindir,
                      check=False)
     log = proc.stdout + proc.stderr
