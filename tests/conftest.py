@@ -30,3 +30,53 @@ def workflow_config() -> dict:
 @pytest.fixture()
 def hgpo_study() -> dict:
     return copy.deepcopy(yaml.safe_load((ROOT / "config" / "studies" / "hgpo.yaml").read_text()))
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 over a sqlite store in a temp folder; ``start()`` and
+    ``stop()`` may alternate (the store and port survive a restart)."""
+
+    def __init__(self, folder: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.folder = folder
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError("mlflow server did not answer /health within 30 s")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the server and its workers
+            self.proc.wait(30)
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path / "mlflow-server")
+    server.folder.mkdir()
+    yield server
+    server.stop()

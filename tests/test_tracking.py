@@ -90,43 +90,7 @@ def test_concurrent_jobs_on_a_fresh_experiment_lose_no_runs(tmp_path, monkeypatc
     assert client.search_runs(["0"]) == []  # nothing fell into "Default"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(store: str, artifacts, port: int):
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", store, "--artifacts-destination", str(artifacts), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.25)
-    _stop_server(proc)
-    raise RuntimeError("mlflow server did not answer /health within 30 s")
-
-
-def _stop_server(proc) -> None:
-    import os
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers
-    proc.wait(30)
-
-
-def test_server_down_mid_run_then_sync_tracking_completes_the_run(tmp_path, monkeypatch, caplog):
+def test_server_down_mid_run_then_sync_tracking_completes_the_run(tmp_path, monkeypatch, caplog, mlflow_server):
     """A real `mlflow server` stops after the second iteration: the run goes on, warns once and
     its train_log.csv is complete; once the server is back, `repro sync-tracking` sends exactly
     what is missing."""
@@ -134,37 +98,32 @@ def test_server_down_mid_run_then_sync_tracking_completes_the_run(tmp_path, monk
 
     from repro.cli import main
 
-    port, store = _free_port(), f"sqlite:///{tmp_path / 'server.db'}"
-    uri = f"http://127.0.0.1:{port}"
+    uri = mlflow_server.uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     run_dir = tmp_path / "results/embedded/hgpo/alfworld/tiny/grpo/seed0"
     run_dir.mkdir(parents=True)
     rows = [{"iteration": it, "rollout/success_rate": 0.1 * it, "train/kl": 0.01 * it} for it in range(1, 6)]
-    server = _start_server(store, tmp_path / "artifacts", port)
-    try:
-        with caplog.at_level(logging.WARNING, logger="repro.tracking"):
-            with Tracker("hgpo", "alfworld/tiny/grpo/seed0", params={"lr": 1e-4}, tags={}, uri=uri) as tr:
-                for row in rows:
-                    if row["iteration"] == 3:
-                        _stop_server(server)
-                    tr.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=row["iteration"])
-        assert len([r for r in caplog.records if "continuing without tracking" in r.message]) == 1
-        pd.DataFrame(rows).to_csv(run_dir / "train_log.csv", index=False)  # what the trainer keeps
-        server = _start_server(store, tmp_path / "artifacts", port)
-        client = mlflow.tracking.MlflowClient(uri)
-        (run,) = client.search_runs([client.get_experiment_by_name("hgpo").experiment_id])
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "train/kl")] == [1, 2]
-        log = tmp_path / "sync.log"
-        assert main(["--log", str(log), "sync-tracking", "--results", str(tmp_path / "results")]) == 0
-        assert "alfworld/tiny/grpo/seed0: sent 6 metric values" in log.read_text()
-        for key in ("rollout/success_rate", "train/kl"):
-            hist = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
-            assert hist == [(r["iteration"], r[key]) for r in rows]
-        assert client.get_run(run.info.run_id).info.status == "FINISHED"
-        assert main(["--log", str(log), "sync-tracking", "--results", str(tmp_path / "results")]) == 0
-        assert "sent 0 metric values" in log.read_text().splitlines()[-2]  # idempotent
-    finally:
-        if server.poll() is None:
-            _stop_server(server)
+    mlflow_server.start()
+    with caplog.at_level(logging.WARNING, logger="repro.tracking"):
+        with Tracker("hgpo", "alfworld/tiny/grpo/seed0", params={"lr": 1e-4}, tags={}, uri=uri) as tr:
+            for row in rows:
+                if row["iteration"] == 3:
+                    mlflow_server.stop()
+                tr.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=row["iteration"])
+    assert len([r for r in caplog.records if "continuing without tracking" in r.message]) == 1
+    pd.DataFrame(rows).to_csv(run_dir / "train_log.csv", index=False)  # what the trainer keeps
+    mlflow_server.start()
+    client = mlflow.tracking.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hgpo").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/kl")] == [1, 2]
+    log = tmp_path / "sync.log"
+    assert main(["--log", str(log), "sync-tracking", "--results", str(tmp_path / "results")]) == 0
+    assert "alfworld/tiny/grpo/seed0: sent 6 metric values" in log.read_text()
+    for key in ("rollout/success_rate", "train/kl"):
+        hist = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+        assert hist == [(r["iteration"], r[key]) for r in rows]
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert main(["--log", str(log), "sync-tracking", "--results", str(tmp_path / "results")]) == 0
+    assert "sent 0 metric values" in log.read_text().splitlines()[-2]  # idempotent

@@ -20,7 +20,8 @@ EVAL = {
                               "per_task_type": {"pick_and_place_simple": 0.5}}},
     "provenance": {"versions": {"alfworld": "0.4.2", "textworld": "1.7.0", "torch": "2.13.0+cpu",
                                 "transformers": "5.23.0", "tokenizers": "0.23.3", "numpy": "2.4.6"},
-                   "dataset": {"manifest_sha256": "a" * 64}, "git_commit": "abc",
+                   "dataset": {"manifest_sha256": "a" * 64}, "model": {"manifest_sha256": "c" * 64},
+                   "git_commit": "abc",
                    "config_hash": "0123"},
 }
 
@@ -55,6 +56,8 @@ def test_same_provenance_summarizes(tmp_path):
     ({"provenance.versions.alfworld": "0.3.5"}, "alfworld versions differ: 0.3.5 in 1 run(s)"),
     ({"provenance.versions.torch": "2.14.1+cu126"}, "torch versions differ"),
     ({"provenance.dataset.manifest_sha256": "b" * 64}, "alfworld dataset digests differ: aaaaaaaaaaaa"),
+    ({"provenance.model.manifest_sha256": "d" * 64}, "m base model digests differ: cccccccccccc in 1 run(s)"),
+    ({"provenance.model": None}, "m base model digests differ: cccccccccccc in 1 run(s), e.g. "),
     ({"provenance": None}, "no provenance recorded"),
 ])
 def test_mixed_provenance_is_refused_by_name(tmp_path, change, expected):
@@ -64,6 +67,11 @@ def test_mixed_provenance_is_refused_by_name(tmp_path, change, expected):
     assert expected in str(err.value)
     assert "--allow-mixed-provenance" in str(err.value)
     assert len(summarize(paths, allow_mixed_provenance=True)) > 0
+
+
+def test_different_models_may_have_different_digests(tmp_path):
+    paths = [_write(tmp_path, 0), _write(tmp_path, 1, **{"model": "other", "provenance.model.manifest_sha256": "d" * 64})]
+    assert set(summarize(paths).model) == {"m", "other"}
 
 
 def test_cli_exits_2_with_the_reason_and_writes_nothing(tmp_path):

@@ -9,15 +9,18 @@ tree listing ``trees/<sha>.json`` with each file's git oid (huggingface_hub >= 2
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from huggingface_hub import constants
-from huggingface_hub.errors import IncompleteSnapshotError
+from huggingface_hub.errors import IncompleteSnapshotError, RevisionNotFoundError
 
 from repro.io import sha256_tree
 from repro.models.hub import download_snapshot
@@ -207,3 +210,190 @@ def test_failed_hub_download_leaves_previous_output(tmp_path, monkeypatch):
         download_snapshot(out, {"repo_id": REPO, "revision": SHA})
     assert [p.name for p in out.parent.iterdir()] == ["m"] and (out / "config.json").read_text() == "{}"
     shutil.rmtree(out)
+
+
+# --- the Hub path over HTTP: a local server speaking the part of the Hub API snapshot_download uses
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """``GET /api/models/<repo>/tree/<sha>`` (the tree listing), ``HEAD``/``GET
+    /<repo>/resolve/<sha>/<file>`` (metadata headers; content with ``Range``) for one commit.
+
+    Faults, for ``fault_file`` only: ``drops`` GETs close the connection after ``keep`` bytes of a
+    full ``Content-Length``; ``corrupt`` flips the last byte served; ``truncate`` serves the file
+    short (with a matching ``Content-Length``: a proxy that cut it).
+    """
+
+    files: dict[str, bytes] = {}
+    fault_file = "model.safetensors"
+    drops = keep = served = 0
+    corrupt = truncate = False
+    ranges: list[int] = []
+
+    def log_message(self, *args):  # noqa: D102
+        pass
+
+    def _resolve(self) -> str | None:
+        path = unquote(urlsplit(self.path).path)
+        prefix = f"/{REPO}/resolve/"
+        if not path.startswith(prefix):
+            return None
+        rev, _, name = path[len(prefix):].partition("/")
+        return name if rev == SHA and name in self.files else None
+
+    def _meta_headers(self, name: str) -> None:
+        data = self.files[name]
+        self.send_header("X-Repo-Commit", SHA)
+        if name in LFS:
+            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+        self.send_header("ETag", f'"{git_oid(data)}"')
+
+    def _not_found(self, code: str) -> None:
+        self.send_response(404)
+        self.send_header("X-Error-Code", code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self):  # noqa: N802
+        name = self._resolve()
+        if name is None:
+            return self._not_found("EntryNotFound")
+        self.send_response(200)
+        self._meta_headers(name)
+        self.send_header("Content-Length", str(len(self.files[name])))
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        cls, path = type(self), unquote(urlsplit(self.path).path)
+        if path.startswith(f"/api/models/{REPO}/tree/"):
+            if path.rsplit("/", 1)[1] != SHA:
+                return self._not_found("RevisionNotFound")
+            return self._json([_tree_entry(n, d) for n, d in sorted(self.files.items())])
+        name = self._resolve()
+        if name is None:
+            return self._not_found("EntryNotFound")
+        data = self.files[name]
+        if name == cls.fault_file and cls.corrupt:
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        if name == cls.fault_file and cls.truncate:
+            data = data[: len(data) // 2]
+        start = int(self.headers["Range"].split("=", 1)[1].split("-", 1)[0]) if self.headers.get("Range") else 0
+        if name == cls.fault_file:
+            cls.ranges.append(start)
+        self.send_response(206 if start else 200)
+        self._meta_headers(name)
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        drop = name == cls.fault_file and cls.served < cls.drops
+        if name == cls.fault_file:
+            cls.served += 1
+        self.wfile.write(data[start:start + cls.keep] if drop else data[start:])
+        self.wfile.flush()
+        if drop:
+            self.close_connection = True
+
+    def _json(self, obj) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _tree_entry(name: str, data: bytes) -> dict:
+    if name in LFS:
+        return {"type": "file", "path": name, "size": len(data), "oid": git_oid(lfs_pointer(data)),
+                "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
+                        "pointerSize": len(lfs_pointer(data))}}
+    return {"type": "file", "path": name, "size": len(data), "oid": git_oid(data)}
+
+
+@pytest.fixture()
+def hub(model_files, monkeypatch):
+    """A local Hub at ``http://127.0.0.1:<port>``; yields (endpoint, handler class)."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    handler = type("Hub", (_HubHandler,), {"files": dict(model_files), "ranges": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def hub_params(endpoint: str, **kw) -> dict:
+    return {"repo_id": REPO, "revision": SHA, "endpoint": endpoint, **kw}
+
+
+def test_hub_download_over_http_is_verified(hub, model_files, tmp_path):
+    endpoint, _ = hub
+    out = tmp_path / "models" / "m"
+    download_snapshot(out, hub_params(endpoint))
+    assert {p.name for p in out.iterdir()} == set(model_files) | {"MANIFEST.json"}  # no .cache/
+    assert all((out / n).read_bytes() == d for n, d in model_files.items())
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["source"] == endpoint and manifest["verified_against_hub_tree"] is True
+    assert manifest["files"] == sha256_tree(out)
+
+
+def test_hub_download_resumes_after_a_dropped_transfer(hub, model_files, tmp_path, monkeypatch):
+    endpoint, handler = hub
+    # huggingface_hub writes whole 10 MB chunks; a smaller one lets a 100 kB file resume mid-way
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 4096)
+    size = len(model_files["model.safetensors"])
+    handler.drops, handler.keep = 1, size // 3
+    out = tmp_path / "models" / "m"
+    download_snapshot(out, hub_params(endpoint))
+    # the second request resumed from the last whole chunk before the drop
+    assert len(handler.ranges) == 2 and handler.ranges[0] == 0
+    assert size // 3 - 4096 < handler.ranges[1] <= size // 3
+    assert (out / "model.safetensors").read_bytes() == model_files["model.safetensors"]
+
+
+def test_hub_download_that_keeps_failing_leaves_nothing_then_succeeds(hub, model_files, tmp_path):
+    endpoint, handler = hub
+    handler.drops, handler.keep = 10**6, 0  # the connection closes before any byte, every time
+    out = tmp_path / "models" / "m"
+    with pytest.raises(OSError, match=f"{REPO}@{SHA} failed at {endpoint}/.*/model.safetensors .*rerun"):
+        download_snapshot(out, hub_params(endpoint))
+    assert_nothing_left(tmp_path / "models")
+    handler.drops = 0  # the server is back: the same call succeeds from scratch
+    download_snapshot(out, hub_params(endpoint))
+    assert (out / "model.safetensors").read_bytes() == model_files["model.safetensors"]
+
+
+def test_hub_serving_corrupted_bytes_is_refused(hub, model_files, tmp_path):
+    endpoint, handler = hub
+    handler.corrupt = True
+    out = tmp_path / "models" / "m"
+    with pytest.raises(ValueError) as err:
+        download_snapshot(out, hub_params(endpoint))
+    bad = bytearray(model_files["model.safetensors"])
+    bad[-1] ^= 0xFF
+    msg = str(err.value)
+    assert "model.safetensors" in msg and hashlib.sha256(bad).hexdigest() in msg  # actual
+    assert git_oid(lfs_pointer(model_files["model.safetensors"])) in msg  # expected
+    assert_nothing_left(tmp_path / "models")
+    handler.corrupt = False
+    download_snapshot(out, hub_params(endpoint))
+    assert sha256_tree(out)["model.safetensors"] == hashlib.sha256(model_files["model.safetensors"]).hexdigest()
+
+
+def test_hub_serving_a_truncated_file_is_refused(hub, model_files, tmp_path):
+    endpoint, handler = hub
+    handler.truncate = True
+    size = len(model_files["model.safetensors"])
+    with pytest.raises(OSError, match=rf"(?s)failed at .*size {size} but has size {size // 2} .*model.safetensors.*rerun"):
+        download_snapshot(tmp_path / "models" / "m", hub_params(endpoint))
+    assert_nothing_left(tmp_path / "models")
+
+
+def test_hub_without_the_revision(hub, tmp_path):
+    endpoint, _ = hub
+    with pytest.raises(RevisionNotFoundError):
+        download_snapshot(tmp_path / "models" / "m", hub_params(endpoint, revision=OTHER_SHA))
+    assert_nothing_left(tmp_path / "models")

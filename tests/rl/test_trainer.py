@@ -44,13 +44,15 @@ def inputs(tmp_path_factory, root):
     return base, data, model, run
 
 
-def _train(base: Path, data: Path, model: Path, run: dict, name: str, **popen) -> subprocess.Popen:
+def _train(base: Path, data: Path, model: Path, run: dict, name: str, tracking_uri: str | None = None,
+           env: dict | None = None, **popen) -> subprocess.Popen:
     out = base / name
     cmd = [sys.executable, "-m", "repro.cli", "--log", str(out / "train.log"), "train",
            "--run-config", json.dumps(run), "--dataset-dir", str(data), "--model-dir", str(model),
            "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
-           "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}"]
-    env = {**os.environ, "REPRO_TORCH_THREADS": "1"}
+           "--work-dir", str(out / "_resume"),
+           "--tracking-uri", tracking_uri or f"sqlite:///{base / 'mlflow.db'}"]
+    env = {**os.environ, "REPRO_TORCH_THREADS": "1", **(env or {})}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -107,3 +109,46 @@ def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs):
     a, b = (pd.read_csv(base / name / "train_log.csv") for name in ("killed", "full"))
     timing = [c for c in a.columns if c.startswith("time/")]
     pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+
+
+def test_training_survives_the_tracking_server_dying_and_sync_completes_it(inputs, mlflow_server):
+    """`repro train` logging to a real `mlflow server` that stops once the first iteration has
+    arrived: training completes, warns once, train_log.csv is complete; with the server back,
+    `repro sync-tracking` makes the MLflow run equal to train_log.csv."""
+    import mlflow
+
+    from repro.cli import main
+
+    base, data, model, run = inputs
+    name = "results/embedded/hgpo/alfworld/tiny/hgpo/seed0"  # the layout sync-tracking reads
+    mlflow_server.start()
+    proc = _train(base, data, model, run, name, tracking_uri=mlflow_server.uri,
+                  env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"})
+    client = mlflow.tracking.MlflowClient(mlflow_server.uri)
+    deadline, run_id = time.time() + 300, None
+    while proc.poll() is None and time.time() < deadline:
+        exp = client.get_experiment_by_name("hgpo")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and client.get_metric_history(runs[0].info.run_id, "rollout/success_rate"):
+            run_id = runs[0].info.run_id
+            break
+        time.sleep(0.2)
+    assert run_id is not None, "the first iteration never reached MLflow"
+    mlflow_server.stop()
+    _finish(proc)
+    out = base / name
+    assert (out / "checkpoint" / "model.safetensors").is_file()
+    assert (out / "train.log").read_text().count("continuing without tracking") == 1
+    table = pd.read_csv(out / "train_log.csv")
+    assert list(table.iteration) == list(range(run["train"]["iterations"] + 1))
+
+    mlflow_server.start()
+    log = base / "sync.log"
+    assert main(["--log", str(log), "sync-tracking", "--results", str(base / "results"),
+                 "--tracking-uri", mlflow_server.uri]) == 0
+    assert "sent 0 metric values" not in log.read_text()
+    for key in (c for c in table.columns if c != "iteration"):
+        want = [(int(i), float(v)) for i, v in zip(table.iteration, table[key]) if v == v]
+        got = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+        assert got == want, key
+    assert client.get_run(run_id).info.status == "FINISHED"

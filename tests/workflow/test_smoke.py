@@ -66,6 +66,25 @@ def test_rerun_does_nothing_and_forcerun_evaluate_reruns_only_evaluation(root, s
     assert "evaluate" in out and "\ntrain " not in out and "get_model" not in out
 
 
+def test_summarize_refuses_mixed_provenance_unless_configured(root, smoke, tmp_path):
+    """An eval.json from another alfworld version: the summarize job fails naming the difference
+    (log path shown); `--config allow_mixed_provenance=True` summarizes it, logging the difference."""
+    wd = tmp_path / "wd"
+    shutil.copytree(smoke, wd, symlinks=True)  # copy2 keeps mtimes: only what depends on the edit reruns
+    ev_path = wd / RUN.format(method="hgpo") / "eval.json"
+    ev = json.loads(ev_path.read_text())
+    ev["provenance"]["versions"]["alfworld"] = "0.3.5"
+    ev_path.write_text(json.dumps(ev))
+    log = wd / "logs/summarize/embedded/hgpo.log"
+    failed = snakemake(root, wd, "--cores", "1", check=False)
+    assert failed.returncode != 0 and "logs/summarize/embedded/hgpo.log" in failed.stderr
+    assert "alfworld versions differ: 0.3.5 in 1 run(s)" in log.read_text()
+    assert "\ntrain " not in failed.stdout and "evaluate" not in failed.stdout  # nothing upstream reran
+    snakemake(root, wd, "--cores", "1", "--config", "allow_mixed_provenance=True")
+    assert "mixed provenance allowed: alfworld versions differ" in log.read_text()
+    assert set(pd.read_csv(wd / "results/embedded/hgpo/summary.csv").method) == {"warmstart", "hgpo"}
+
+
 def test_mlflow_recorded_the_training_runs(smoke):
     client = mlflow.tracking.MlflowClient(f"sqlite:///{smoke / 'mlflow.db'}")
     exp = client.get_experiment_by_name("hgpo")

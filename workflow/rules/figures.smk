@@ -5,10 +5,12 @@ rule summarize:
         "results/{scale}/{study}/summary.csv",
     conda:
         "../../envs/repro.yaml"
+    params:
+        allow_mixed="--allow-mixed-provenance" if config.get("allow_mixed_provenance") else "",
     log:
         "logs/summarize/{scale}/{study}.log",
     shell:
-        "repro --log {log} summarize --evals {input} --out {output}"
+        "repro --log {log} summarize --evals {input} --out {output} {params.allow_mixed}"
 
 
 rule plot_figure:

@@ -37,18 +37,23 @@ NUMERIC_PACKAGES = ("alfworld", "textworld", "torch", "transformers", "tokenizer
 
 
 class ProvenanceError(ValueError):
-    """Runs that should not share one table (different package versions or dataset digests)."""
+    """Runs that should not share one table (different package versions, dataset or model digests)."""
+
+
+# Inputs whose MANIFEST.json digest must agree between runs: (provenance key, eval.json key naming
+# the input, what to call it). Runs of one benchmark share a dataset; runs of one model name share
+# a base model (a re-downloaded or rebuilt model changes the digest).
+_INPUTS = (("dataset", "benchmark", "dataset"), ("model", "model", "base model"))
 
 
 def provenance_conflicts(paths: list[Path]) -> list[str]:
-    """What differs between the runs' provenance, one line per package or benchmark; [] if none.
+    """What differs between the runs' provenance, one line per package or input; [] if none.
 
-    Compares the versions of ``NUMERIC_PACKAGES`` across all runs and the dataset's
-    ``MANIFEST.json`` digest across the runs of each benchmark. A run without provenance is a
-    conflict of its own (nothing says what produced it).
+    Compares the versions of ``NUMERIC_PACKAGES`` across all runs, the dataset's ``MANIFEST.json``
+    digest across the runs of each benchmark and the base model's across the runs of each model.
+    A run without provenance is a conflict of its own (nothing says what produced it).
     """
-    versions: dict[str, dict[str, list[str]]] = {}
-    digests: dict[str, dict[str, list[str]]] = {}
+    seen: dict[tuple[str, str], dict[str, list[str]]] = {}  # (what, name) -> value -> files
     lines = []
     for p in paths:
         e = rio.read_json(p)
@@ -58,17 +63,14 @@ def provenance_conflicts(paths: list[Path]) -> list[str]:
             continue
         for pkg in NUMERIC_PACKAGES:
             v = prov.get("versions", {}).get(pkg, "missing")
-            versions.setdefault(pkg, {}).setdefault(v, []).append(str(p))
-        d = (prov.get("dataset") or {}).get("manifest_sha256") or "missing"
-        digests.setdefault(e["benchmark"], {}).setdefault(d, []).append(str(p))
-    for pkg, seen in versions.items():
-        if len(seen) > 1:
-            lines.append(f"{pkg} versions differ: " + "; ".join(
-                f"{v} in {len(fs)} run(s), e.g. {fs[0]}" for v, fs in sorted(seen.items())))
-    for bench, seen in digests.items():
-        if len(seen) > 1:
-            lines.append(f"{bench} dataset digests differ: " + "; ".join(
-                f"{d[:12]} in {len(fs)} run(s), e.g. {fs[0]}" for d, fs in sorted(seen.items())))
+            seen.setdefault((pkg, "versions"), {}).setdefault(str(v), []).append(str(p))
+        for key, name_key, what in _INPUTS:
+            d = (prov.get(key) or {}).get("manifest_sha256") or "missing"
+            seen.setdefault((f"{e[name_key]} {what}", "digests"), {}).setdefault(d[:12], []).append(str(p))
+    for (what, kind), values in seen.items():
+        if len(values) > 1:
+            lines.append(f"{what} {kind} differ: " + "; ".join(
+                f"{v} in {len(fs)} run(s), e.g. {fs[0]}" for v, fs in sorted(values.items())))
     return lines
 
 
@@ -76,7 +78,7 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type.
 
     Refuses (``ProvenanceError``) runs made with different versions of ``NUMERIC_PACKAGES`` or
-    different dataset digests unless ``allow_mixed_provenance``, which logs each difference.
+    different dataset or base-model digests unless ``allow_mixed_provenance``, which logs each difference.
     """
     conflicts = provenance_conflicts(paths)
     for line in conflicts if allow_mixed_provenance else []:

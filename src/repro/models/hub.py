@@ -40,9 +40,10 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import httpx2  # huggingface_hub's HTTP client (>= 2.0)
 import huggingface_hub
 from huggingface_hub import constants, snapshot_download
-from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, IncompleteSnapshotError, LocalEntryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
@@ -131,16 +132,32 @@ def _hub_token() -> str | bool:
 def _from_hub(
     tmp: Path, repo_id: str, revision: str, allow: Any, ignore: Any, endpoint: str
 ) -> list[Any] | None:
-    """Download into ``tmp`` (as ``local_dir``); return the commit's tree listing."""
-    snapshot_download(
-        repo_id,
-        revision=revision,
-        local_dir=tmp,
-        allow_patterns=allow,
-        ignore_patterns=ignore,
-        endpoint=endpoint,
-        token=_hub_token(),
-    )
+    """Download into ``tmp`` (as ``local_dir``); return the commit's tree listing.
+
+    huggingface_hub resumes a dropped transfer itself (``Range`` from its last whole chunk, five
+    tries); when it gives up, the error names the file's URL and the partial folder is discarded.
+    """
+    try:
+        snapshot_download(
+            repo_id,
+            revision=revision,
+            local_dir=tmp,
+            allow_patterns=allow,
+            ignore_patterns=ignore,
+            endpoint=endpoint,
+            token=_hub_token(),
+        )
+    except (FileNotFoundError, HfHubHTTPError):  # offline, or the server answered (404, 401…): says so
+        raise
+    except (httpx2.TransportError, OSError) as err:  # OSError: a file of the wrong size
+        try:
+            url = str(err.request.url)  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):  # not an HTTP error, or no request attached
+            url = endpoint
+        raise OSError(
+            f"downloading {repo_id}@{revision} failed at {url} after huggingface_hub's retries "
+            f"({type(err).__name__}: {err}); nothing was kept, rerun to start the download again"
+        ) from err
     tree = _cached_tree(repo_id, revision, local_dir=tmp)
     # huggingface_hub's download metadata (etags, tree listing); not part of the model.
     shutil.rmtree(tmp / ".cache" / "huggingface", ignore_errors=True)
