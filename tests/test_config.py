@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro.config import ConfigError, load, run_table
+from repro.config import ConfigError, load, run_config, run_table
 
 
 def _tree(tmp_path: Path, root: Path, study: dict) -> Path:
@@ -22,7 +22,7 @@ def test_repo_config_is_valid_and_expands(root, workflow_config):
     loaded = load(workflow_config, root)
     runs = run_table(loaded)
     methods = {r.method for r in runs}
-    assert methods == {"warmstart", "grpo", "gigpo", "hgpo"}
+    assert methods == {"warmstart", "grpo", "gigpo", "hgpo", "rloo", "ppo"}
     assert {r.seed for r in runs} == {0, 1, 2}
     assert all(r.scale == "embedded" and r.dataset == "alfworld/embedded" for r in runs)
 
@@ -32,7 +32,13 @@ def test_paper_scale_expands_both_models(root, workflow_config):
     runs = run_table(load(workflow_config, root))
     assert {r.model for r in runs} == {"qwen2.5-1.5b-instruct", "qwen2.5-7b-instruct"}
     assert {r.dataset for r in runs} == {"alfworld/full"}
-    assert len(runs) == 2 * 4 * 3
+    assert len(runs) == 2 * 6 * 3
+    loaded = load(workflow_config, root)  # PPO's own rollout shape, the rest of the study's train block
+    ppo, grpo = (run_config(loaded, "hgpo", m)["train"] for m in ("ppo", "grpo"))
+    assert (ppo["tasks_per_batch"], ppo["group_size"], ppo["critic_lr"]) == (128, 1, 1e-5)
+    assert (grpo["tasks_per_batch"], grpo["group_size"]) == (16, 8) and "critic_lr" not in grpo
+    own = ("tasks_per_batch", "group_size", "critic_lr")
+    assert {k: v for k, v in ppo.items() if k not in own} == {k: v for k, v in grpo.items() if k not in own}
 
 
 def _set(d: dict, dotted: str, value):
@@ -85,6 +91,10 @@ STUDY_CASES = [
     ("scales.embedded.resources.train.mem_mb", 0, "scales.embedded.resources.train.mem_mb: 0 is less than the minimum of 1"),
     ("scales.paper.resources.train.gpus", {"qwen2.5-1.5b-instruct": 2}, "no GPU count for model(s) qwen2.5-7b-instruct"),
     ("scales.paper.sources.lr", _DELETE, "paper-scale hyper-parameter(s) without a source: lr"),
+    ("methods.ppo.sources.critic_lr", _DELETE, "methods.ppo.sources: paper-scale override(s) without a source: critic_lr"),
+    ("methods.ppo.train.embedded.critic_lr", 0.0, "methods.ppo.train.embedded: critic_lr must be > 0, got 0.0"),
+    ("methods.ppo.train.paper.batch", 8, "methods.ppo.train.paper: unknown key(s) 'batch'; allowed:"),
+    ("methods.ppo.train.test", {}, "methods.ppo.train: unknown key(s) 'test'"),
     ("benchmarks.alfworld.embedded", "alfworld/tiny", "benchmarks.alfworld.embedded: dataset 'alfworld/tiny' is not in config `datasets`"),
     ("figures", ["fig9"], "figures: 'fig9' is not a registered figure of hgpo; allowed:"),
     ("scales.embedded", _DELETE, "'embedded' is a required property"),

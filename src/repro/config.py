@@ -179,15 +179,19 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
             if sc == scale and ds not in config["datasets"]:
                 raise ConfigError(f"{src}: benchmarks.{bench}.{sc}: dataset {ds!r} is not in config "
                                   f"`datasets`; allowed: {', '.join(config['datasets'])}")
-    for fig in data.get("figures", []):
+    for fig, key in [(f, "figures") for f in data.get("figures", [])] + [
+            (f, "ablation_figures") for f in data.get("ablation_figures", [])]:
         if f"{study}/{fig}" not in registry.FIGURES:
-            raise ConfigError(f"{src}: figures: {fig!r} is not a registered figure of {study}; allowed: "
+            raise ConfigError(f"{src}: {key}: {fig!r} is not a registered figure of {study}; allowed: "
                               + ", ".join(n.split("/", 1)[1] for n in registry.FIGURES.names()
                                           if n.startswith(study + "/")))
     for sc in ("embedded", "paper"):
         s = data["scales"][sc]
         where = f"{src}: scales.{sc}"
         family.train_config(s["train"], f"{where}.train")
+        for name, m in data["methods"].items():
+            if m.get("train", {}).get(sc):
+                family.train_config({**s["train"], **m["train"][sc]}, f"{src}: methods.{name}.train.{sc}")
         family.eval_config(s["evaluate"], f"{where}.evaluate")
         if sc == scale:
             for mdl in s["models"]:
@@ -206,6 +210,24 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
     if missing:
         raise ConfigError(f"{src}: scales.paper.sources: paper-scale hyper-parameter(s) without a source: "
                           f"{', '.join(missing)}")
+    for name, m in data["methods"].items():
+        missing = sorted(set(m.get("train", {}).get("paper", {})) - set(m.get("sources", {})))
+        if missing:
+            raise ConfigError(f"{src}: methods.{name}.sources: paper-scale override(s) without a source: "
+                              f"{', '.join(missing)}")
+
+
+def study_methods(loaded: dict[str, Any], study: str) -> list[str]:
+    """The study's methods in this DAG: ablation methods only when the config sets ``ablations``."""
+    ablations = bool(loaded["config"].get("ablations", False))
+    return [m for m, spec in loaded["studies"][study]["methods"].items() if ablations or not spec.get("ablation")]
+
+
+def study_figures(loaded: dict[str, Any], study: str) -> list[str]:
+    """The study's figures in this DAG: ``ablation_figures`` too when the config sets ``ablations``."""
+    data = loaded["studies"][study]
+    extra = data.get("ablation_figures", []) if loaded["config"].get("ablations", False) else []
+    return list(data.get("figures", [])) + list(extra)
 
 
 def run_table(loaded: dict[str, Any]) -> list[Run]:
@@ -216,7 +238,7 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
         s = data["scales"][scale]
         for bench, per_scale in data["benchmarks"].items():
             for model in s["models"]:
-                for method in data["methods"]:
+                for method in study_methods(loaded, study):
                     for seed in s["seeds"]:
                         runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
     return runs
@@ -231,7 +253,8 @@ def run_config(loaded: dict[str, Any], study: str, method: str) -> dict[str, Any
         "scale": scale, "study": study, "family": data["family"], "method": method,
         "estimator": data["methods"][method]["estimator"],
         "method_params": data["methods"][method].get("params", {}),
-        "train": s["train"], "evaluate": s["evaluate"],
+        "train": {**s["train"], **data["methods"][method].get("train", {}).get(scale, {})},
+        "evaluate": s["evaluate"],
     }
 
 

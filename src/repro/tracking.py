@@ -36,7 +36,8 @@ def init_store(uri: str) -> None:
     """
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    # a client for this URI only: mlflow.set_tracking_uri would also export MLFLOW_TRACKING_URI to
+    # the process environment, which then overrides every later explicit URI (tracking_uri)
     mlflow.tracking.MlflowClient(uri).search_experiments(max_results=1)
 
 

@@ -461,3 +461,65 @@ def test_factorize_exact_string_identity():
     b = StepBatch.from_anchor_strings(group=[0] * 5, traj=[0] * 5, step=range(5), anchor_obs=strings,
                                       reward=[0] * 5, episode_reward=[0] * 5, valid=[True] * 5)
     assert b.anchor.tolist() == codes.tolist()
+
+
+# --- context inconsistency of GiGPO step groups (HGPO's motivation) ----------------------------
+
+
+def ref_context(b, K):
+    """Loop reference: per (group, anchor) step group, the set of previous-K anchor tuples."""
+    cols = {k: getattr(b, k).tolist() for k in ("group", "traj", "step", "anchor")}
+    by_traj = defaultdict(list)
+    for i, t in enumerate(cols["traj"]):
+        by_traj[t].append(i)
+    hist = {}
+    for rows in by_traj.values():
+        rows = sorted(rows, key=lambda i: cols["step"][i])
+        for pos, i in enumerate(rows):
+            hist[i] = tuple(cols["anchor"][rows[pos - j]] if pos - j >= 0 else None for j in range(1, K + 1))
+    groups = defaultdict(list)
+    for i in range(len(b)):
+        groups[(cols["group"][i], cols["anchor"][i])].append(i)
+    multi = [rows for rows in groups.values() if len(rows) >= 2]
+    bad = [rows for rows in multi if len({hist[i] for i in rows}) > 1]
+    return multi, bad
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=_ids)
+@pytest.mark.parametrize("K", [0, 1, 2, 4])
+def test_context_inconsistency_matches_loop(case, K):
+    from repro.rl.advantages.context import context_inconsistency
+
+    b = _batch(case)
+    multi, bad = ref_context(b, K)
+    got = context_inconsistency(b, {"history_length": K})
+    if not multi:
+        assert np.isnan(got["inconsistent_group_frac"])
+        return
+    assert got["inconsistent_group_frac"] == pytest.approx(len(bad) / len(multi))
+    n_multi = sum(len(r) for r in multi)
+    assert got["inconsistent_row_frac"] == pytest.approx(sum(len(r) for r in bad) / n_multi)
+    gap = np.abs(np.asarray(ref_gigpo(b, w=1.0)) - np.asarray(ref_grpo(b))
+                 - np.asarray(ref_hgpo(b, K=K)))  # A^S = A_GiGPO - A^E (A^E = GRPO's advantage)
+    bad_rows = [i for r in bad for i in r]
+    good_rows = [i for r in multi if r not in bad for i in r]
+    for key, rows in (("adv_gap_inconsistent", bad_rows), ("adv_gap_consistent", good_rows)):
+        if rows:
+            assert got[key] == pytest.approx(gap[rows].mean(), abs=1e-9)
+        else:
+            assert np.isnan(got[key])
+    if K == 0:
+        assert got["inconsistent_group_frac"] == 0.0  # no history: every step group is consistent
+
+
+def test_context_inconsistency_hand_example():
+    """Two trajectories a-b-c and a-d-c of one task: the step group of c saw different
+    previous observations (b vs d), the step group of a did not."""
+    from repro.rl.advantages.context import context_inconsistency
+
+    b = StepBatch.from_anchor_strings(group=[0] * 6, traj=[0, 0, 0, 1, 1, 1], step=[0, 1, 2] * 2,
+                                      anchor_obs=list("abc") + list("adc"), reward=[0, 0, 10, 0, 0, 0],
+                                      episode_reward=[10] * 3 + [0] * 3, valid=[True] * 6)
+    for K, frac in ((0, 0.0), (1, 0.5), (2, 0.5)):
+        got = context_inconsistency(b, {"history_length": K})
+        assert got["inconsistent_group_frac"] == frac and got["inconsistent_row_frac"] == frac

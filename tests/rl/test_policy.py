@@ -70,7 +70,8 @@ def test_micro_batches_sort_by_length_and_cover_rows():
 
 
 def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
-    """Accumulating over micro-batches gives the same step as one pass over the mini-batch."""
+    """Accumulating over micro-batches gives the same step as one pass over the mini-batch; a
+    per-token advantage (GAE's form) constant over each row gives the step of the row scalar."""
     import numpy as np
 
     from repro.rl.config import TrainConfig
@@ -90,12 +91,13 @@ def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
                  lengths=np.zeros(0, int), task_types=[], games=[], old_logprobs=old)
     adv = np.linspace(-1.5, 1.5, len(sizes))
     results = []
-    for micro in (8, 3, 1):
+    per_token = [np.full(len(r), a) for r, a in zip(responses, adv)]
+    for micro, a in ((8, adv), (3, adv), (1, adv), (3, per_token)):
         model = Qwen2ForCausalLM(base.config)
         model.load_state_dict(base.state_dict())
         cfg = TrainConfig(mini_batch_rows=8, micro_batch_rows=micro, kl_coef=0.01, grad_clip=1e9)
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        parts = ppo_update(model, base, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+        parts = ppo_update(model, base, opt, ro, a, cfg, pad_id=0, rng=np.random.default_rng(0))
         results.append((parts, [p.detach().clone() for p in model.parameters()]))
     for parts, params in results[1:]:
         assert parts.keys() == results[0][0].keys()

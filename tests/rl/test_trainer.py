@@ -73,10 +73,25 @@ def _finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, err[-4000:]
 
 
-def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs):
+def _method(root, run: dict, method: str) -> dict:
+    """``run`` for another method of the study: its estimator, params and train overrides, shrunk."""
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    other = run_config(load(cfg, root), "hgpo", method)
+    own = {k: v for k, v in other["train"].items() if run["train"].get(k) != v and k not in SHRINK}
+    return {**run, **{k: other[k] for k in ("method", "estimator", "method_params")},
+            "train": {**run["train"], **own, **({"group_size": 1, "tasks_per_batch": 6}
+                                                if other["train"]["group_size"] == 1 else {})}}
+
+
+@pytest.mark.parametrize("method", ["hgpo", "ppo"])
+def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs, root, method):
+    """PPO too: its critic and critic optimizer are part of the resumable state."""
     base, data, model, run = inputs
     from repro.tracking import init_store
 
+    run = _method(root, run, method)
+    base = base / method
+    base.mkdir()
     init_store(f"sqlite:///{base / 'mlflow.db'}")
     _finish(_train(base, data, model, run, "full"))
     full = base / "full"
@@ -109,6 +124,9 @@ def test_training_changes_parameters_and_resume_matches_uninterrupted(inputs):
     a, b = (pd.read_csv(base / name / "train_log.csv") for name in ("killed", "full"))
     timing = [c for c in a.columns if c.startswith("time/")]
     pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+    trained_rows = b[b.iteration >= 1]
+    assert trained_rows["critic/value_loss"].notna().all() == (method == "ppo")
+    assert trained_rows["context/inconsistent_group_frac"].notna().all()
 
 
 def test_training_survives_the_tracking_server_dying_and_sync_completes_it(inputs, mlflow_server):

@@ -47,7 +47,11 @@ def test_outputs_are_complete(smoke):
     summary = pd.read_csv(smoke / "results/embedded/hgpo/summary.csv")
     assert set(summary.method) == {"warmstart", "hgpo"}
     assert set(summary.temperature) == {EMBEDDED_EVAL_TEMPERATURE}
-    for fig in ("main_table", "eval_curve", "task_types"):
+    frac = log.loc[log.iteration >= 1, "context/inconsistent_group_frac"]  # HGPO's motivation, measured
+    assert frac.notna().all() and ((0 <= frac) & (frac <= 1)).all()
+    context = pd.read_csv(smoke / "paper_figures/embedded/hgpo/context_inconsistency.csv")
+    assert list(context.iteration) == [1, 2] and set(context.method) == {"hgpo"}
+    for fig in ("main_table", "eval_curve", "task_types", "context_inconsistency"):
         for ext in ("csv", "md", "png"):
             assert (smoke / f"paper_figures/embedded/hgpo/{fig}.{ext}").stat().st_size > 0
     assert "scale: embedded" in (smoke / "paper_figures/embedded/hgpo/main_table.md").read_text()

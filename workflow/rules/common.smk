@@ -2,7 +2,7 @@
 # Logic that grows belongs in src/repro (repro.config), not here.
 import json
 
-from repro.config import ConfigError, job_config, load, run_table
+from repro.config import ConfigError, job_config, load, run_table, study_figures
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -41,8 +41,8 @@ def get_run(wildcards):
 
 def get_final_output():
     out = [f"{r.result_dir}/eval.json" for r in RUNS]
-    for study, data in LOADED["studies"].items():
-        for fig in data.get("figures", []):
+    for study in LOADED["studies"]:
+        for fig in study_figures(LOADED, study):
             out += [f"paper_figures/{SCALE}/{study}/{fig}.{ext}" for ext in ("csv", "md", "png")]
     return out
 

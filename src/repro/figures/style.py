@@ -15,9 +15,10 @@ from repro import io as rio  # noqa: E402
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def new_figure(width: float = 6.0, height: float = 3.6):
+def new_figure(width: float = 6.0, height: float = 3.6, ncols: int = 1):
+    """(figure, axes): one axes, or an array of ``ncols`` side by side."""
     plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
-    return plt.subplots(figsize=(width, height), constrained_layout=True)
+    return plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True)
 
 
 def save_figure(fig, path: Path) -> None:

@@ -42,6 +42,8 @@ class TrainConfig:
     max_obs_chars: int | None = None      # cut observations in prompts (embedded only)
     constrain_to_admissible: bool = False # sample only admissible actions (embedded-only deviation)
     env_workers: int = 1                  # worker processes stepping the games
+    critic_lr: float = 1e-5               # value model (estimators that need values, e.g. gae)
+    critic_value_clip: float = 0.5        # verl critic.cliprange_value
 
     def __post_init__(self) -> None:
         positive = ("iterations", "tasks_per_batch", "group_size", "max_steps", "ppo_epochs",
@@ -56,8 +58,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("lr", "critic_lr", "critic_value_clip"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,5 @@ class EstimatorParams:
     length_weight_alpha: float = 1.0
     base_group: bool = False
     epsilon: float = 1e-6
+    gae_gamma: float = 1.0
+    gae_lambda: float = 1.0

@@ -19,9 +19,10 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
                   clip: float = 0.2, clip_c: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO-clip (with dual clip) policy-gradient loss and clip fraction.
 
-    logp, old_logp, mask: [B, T] per response token; adv: [B] per step row, broadcast over tokens.
+    logp, old_logp, mask: [B, T] per response token; adv: [B] per step row (broadcast over its
+    tokens) or [B, T] per token (GAE).
     """
-    a = adv[:, None].expand_as(logp)
+    a = adv[:, None].expand_as(logp) if adv.dim() == 1 else adv
     ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
     l1, l2 = -a * ratio, -a * ratio.clamp(1.0 - clip, 1.0 + clip)
     clipped = torch.maximum(l1, l2)
@@ -29,6 +30,17 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
     loss = torch.where(a < 0, dual, clipped)
     clipfrac = masked_mean((l2 > l1).float(), mask)
     return masked_mean(loss, mask), clipfrac
+
+
+def value_loss(vpred: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped value loss and its clip fraction (verl ``compute_value_loss``, token-mean). [B, T].
+
+    0.5 * max((V - R)^2, (clip(V, V_old ± clip) - R)^2), V_old the values the advantages used.
+    """
+    clipped = old_values + (vpred - old_values).clamp(-clip, clip)
+    l1, l2 = (vpred - returns) ** 2, (clipped - returns) ** 2
+    return 0.5 * masked_mean(torch.maximum(l1, l2), mask), masked_mean((l2 > l1).float(), mask)
 
 
 def low_var_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,37 @@ def micro_batches(rows: Sequence[int], lengths: Sequence[int], size: int) -> lis
     return [ordered[lo:lo + size] for lo in range(0, len(ordered), size)]
 
 
+def update_plan(response_lengths: Sequence[int], lengths: Sequence[int], mini: int, micro: int,
+                epochs: int, rng) -> list[tuple[list[list[int]], int]]:
+    """Optimizer steps of a PPO update: ``epochs`` random permutations of the rows cut into
+    mini-batches of ``mini`` rows; each step is (its micro-batches, its response-token count).
+    Steps without response tokens are dropped. ``lengths`` (prompt + response) sort micro-batches."""
+    steps = []
+    n = len(response_lengths)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for lo in range(0, n, mini):
+            idx = order[lo:lo + mini]
+            n_tokens = int(sum(response_lengths[i] for i in idx))
+            if n_tokens:
+                steps.append((micro_batches(idx, lengths, micro), n_tokens))
+    return steps
+
+
+def pad_to(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+    """Stack 1-D tensors right-padded with zeros to ``width``: [B, width]."""
+    return torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for r in rows])
+
+
+def last_hidden(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu"):
+    """Hidden states at the positions that predict each response token, and the packed
+    ``targets`` and ``mask``: ([B, R, H], [B, R], [B, R])."""
+    input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
+    hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
+    picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    return picked, targets.to(device), mask.to(device)
+
+
 def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu",
                       temperature: float = 1.0):
     """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled.
@@ -49,15 +80,13 @@ def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str 
     Logits are divided by the sampling ``temperature`` first, so the log-probs are those of the
     distribution the rollout sampled from (verl's actor does the same).
     """
-    input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
     # the LM head only on the positions that predict response tokens: prompts are ~10x longer
-    hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
-    picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    picked, targets, mask = last_hidden(model, prompt_ids, response_ids, pad_id, device)
     logits = model.get_output_embeddings()(picked)
     if temperature != 1.0:
         logits = logits / temperature
-    logp, ent = token_logprobs_and_entropy(logits, targets.to(device))
-    return logp, ent, mask.to(device)
+    logp, ent = token_logprobs_and_entropy(logits, targets)
+    return logp, ent, mask
 
 
 @torch.no_grad()

@@ -24,18 +24,23 @@ import torch
 from repro import io as rio
 from repro import registry
 from repro.config import check_dataclass
+from repro.rl.advantages.context import context_inconsistency
 from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
+from repro.rl.critic import Critic
 from repro.rl.generation import TransformersBackend
 from repro.rl.losses import policy_loss
-from repro.rl.policy import batched_logprobs, micro_batches, response_logprobs
+from repro.rl.policy import batched_logprobs, pad_to, response_logprobs, update_plan
 from repro.rl.rollout import PromptOptions, Rollout, run_episodes
 
 log = logging.getLogger(__name__)
 
+CONTEXT_KEYS = ("inconsistent_group_frac", "inconsistent_row_frac", "adv_gap_inconsistent", "adv_gap_consistent")
 LOG_COLUMNS = [
     "iteration", "rollout/success_rate", "rollout/episode_reward", "rollout/valid_action_ratio",
     "rollout/episode_length", "train/policy_loss", "train/kl", "train/entropy", "train/clipfrac",
-    "train/advantage_abs_mean", "time/rollout_s", "time/update_s", "eval/valid_seen/success_rate",
+    "train/advantage_abs_mean", "critic/value_loss", "critic/value_clipfrac", "time/rollout_s",
+    "time/update_s", "eval/valid_seen/success_rate",
+    *(f"context/{k}" for k in CONTEXT_KEYS),
 ]
 
 
@@ -81,11 +86,11 @@ def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str
     return [pool[i] for i in rng.choice(len(pool), size=k, replace=len(pool) < k)]
 
 
-def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: TrainConfig,
-               pad_id: int, rng: np.random.Generator) -> dict[str, float]:
-    """``ppo_epochs`` passes over the step rows in random mini-batches of ``mini_batch_rows``, one
-    optimizer step each, gradients accumulated over micro-batches of ``micro_batch_rows``."""
-    n = len(ro.prompt_ids)
+def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
+               pad_id: int, rng: np.random.Generator, plan=None) -> dict[str, float]:
+    """One optimizer step per mini-batch of ``plan`` (default: ``ppo_epochs`` passes over the step
+    rows in random mini-batches of ``mini_batch_rows``), gradients accumulated over micro-batches
+    of ``micro_batch_rows``. ``adv``: float[N] per step row, or a list of float[L_i] per token."""
     temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
     if ro.old_logprobs is not None:  # the sampler's, same model and numerics (tested)
         old = [torch.tensor(x, dtype=torch.float32) for x in ro.old_logprobs]
@@ -94,39 +99,49 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv: np.ndarray, cfg: T
                                temperature=temp)
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                             temperature=temp) if cfg.kl_coef > 0 else old)
-    adv_t = torch.as_tensor(adv, dtype=torch.float32)
-    lengths = [len(p) + len(r) for p, r in zip(ro.prompt_ids, ro.response_ids)]
+    per_token = isinstance(adv, list)
+    adv_t = ([torch.as_tensor(a, dtype=torch.float32) for a in adv] if per_token
+             else torch.as_tensor(adv, dtype=torch.float32))
+    if plan is None:
+        plan = _plan(ro, cfg, rng)
     sums: dict[str, float] = {}
-    steps = 0
     model.train()
-    for _ in range(cfg.ppo_epochs):
-        order = rng.permutation(n)
-        for lo in range(0, n, cfg.mini_batch_rows):
-            idx = order[lo:lo + cfg.mini_batch_rows]
-            # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
-            # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
-            n_tokens = sum(len(ro.response_ids[i]) for i in idx)
-            if n_tokens == 0:
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            for m in micro_batches(idx, lengths, cfg.micro_batch_rows):
-                logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
-                                                    [ro.response_ids[i] for i in m], pad_id,
-                                                    temperature=temp)
-                width = logp.shape[1]
-                old_b = torch.stack([torch.nn.functional.pad(old[i], (0, width - len(old[i]))) for i in m])
-                ref_b = torch.stack([torch.nn.functional.pad(ref[i], (0, width - len(ref[i]))) for i in m])
-                loss, parts = policy_loss(logp, old_b, ref_b, ent, adv_t[m], mask, clip=cfg.clip_ratio,
-                                          clip_c=cfg.clip_ratio_c, kl_coef=cfg.kl_coef,
-                                          entropy_coeff=cfg.entropy_coeff)
-                share = float(mask.sum()) / n_tokens
-                (loss * share).backward()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v * share
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            steps += 1
-    return {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
+    for micro, n_tokens in plan:
+        # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
+        # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
+        optimizer.zero_grad(set_to_none=True)
+        for m in micro:
+            logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
+                                                [ro.response_ids[i] for i in m], pad_id,
+                                                temperature=temp)
+            width = logp.shape[1]
+            a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[m]
+            loss, parts = policy_loss(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
+                                      ent, a, mask, clip=cfg.clip_ratio, clip_c=cfg.clip_ratio_c,
+                                      kl_coef=cfg.kl_coef, entropy_coeff=cfg.entropy_coeff)
+            share = float(mask.sum()) / n_tokens
+            (loss * share).backward()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * share
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+    return {f"train/{k}": v / max(len(plan), 1) for k, v in sums.items()}
+
+
+def _plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator):
+    return update_plan([len(r) for r in ro.response_ids],
+                       [len(p) + len(r) for p, r in zip(ro.prompt_ids, ro.response_ids)],
+                       cfg.mini_batch_rows, cfg.micro_batch_rows, cfg.ppo_epochs, rng)
+
+
+def advantages(estimator, ro: Rollout, params: dict, critic: Critic | None, pad_id: int, batch_rows: int):
+    """(advantages, returns, values): row scalars float[N] from a group estimator (returns and
+    values None), or per-token lists from a value-based one (``estimator.needs_values``)."""
+    if critic is None:
+        return estimator(ro.batch, params), None, None
+    values = critic.values(ro.prompt_ids, ro.response_ids, pad_id, batch_rows)
+    adv, returns = estimator(ro.batch, params, values=values)
+    return adv, returns, values
 
 
 class _Log:
@@ -147,11 +162,13 @@ class _Log:
         return buf.getvalue()
 
 
-def _save_state(work_dir: Path, model, optimizer, iteration: int, log_rows: list) -> None:
+def _save_state(work_dir: Path, model, optimizer, iteration: int, log_rows: list,
+                critic: Critic | None = None) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = work_dir / "state.pt.tmp"
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "iteration": iteration, "log": log_rows}, tmp)
+                "iteration": iteration, "log": log_rows,
+                "critic": critic.state_dict() if critic is not None else None}, tmp)
     os.replace(tmp, work_dir / "state.pt")
 
 
@@ -181,12 +198,16 @@ class AgenticRL:
         model, tok = _load(model_dir)
         ref_model = copy.deepcopy(model).eval() if cfg.kl_coef > 0 and estimator else None
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay)
+                  if getattr(estimator, "needs_values", False) else None)
         start, history = 0, _Log()
         state_path = work_dir / "state.pt"
         if estimator and state_path.exists():
             state = torch.load(state_path, weights_only=False)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if critic is not None:
+                critic.load_state_dict(state["critic"])
             start, history = state["iteration"], _Log(state["log"])
             log.info("resuming from checkpoint %s at iteration %d", state_path, start)
         backend = _backend(model, tok, cfg)
@@ -212,12 +233,20 @@ class AgenticRL:
                           temperature=cfg.train_temperature, seed=seed * 10_007 + it)
                 t_roll = time.perf_counter() - t0
                 # --- advantage ---
-                adv = estimator(ro.batch, est_params)
-                # --- update ---
+                adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
+                                                  cfg.mini_batch_rows)
+                # --- update: the critic first, on the same mini-batches (as verl) ---
                 t1 = time.perf_counter()
-                parts = ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng)
-                row = {"iteration": it, **ro.metrics("rollout"), **parts,
-                       "train/advantage_abs_mean": float(np.abs(adv).mean()) if adv.size else 0.0,
+                plan = _plan(ro, cfg, rng)
+                parts = ({} if critic is None else
+                         critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
+                                       clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
+                parts.update(ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
+                flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
+                # HGPO's motivation, measured on every method's batch (same K and params)
+                context = {f"context/{k}": v for k, v in context_inconsistency(ro.batch, est_params).items()}
+                row = {"iteration": it, **ro.metrics("rollout"), **parts, **context,
+                       "train/advantage_abs_mean": float(np.abs(flat).mean()) if flat.size else 0.0,
                        "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
                        **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
                 if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
@@ -232,7 +261,7 @@ class AgenticRL:
                          row["time/update_s"],
                          f"  val {row['eval/valid_seen/success_rate']:.3f}" if "eval/valid_seen/success_rate" in row else "")
                 if it % cfg.checkpoint_every == 0 and it < iterations:
-                    _save_state(work_dir, model, optimizer, it, history.rows)
+                    _save_state(work_dir, model, optimizer, it, history.rows, critic)
                     log.info("checkpoint written at iteration %d (%s)", it, state_path)
         finally:
             env.close()

@@ -27,6 +27,8 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "history_length": 2,  # HGPO K, ALFWorld "2 (comment: 2 or 4)" (§3.4.4)
     "length_weight_alpha": 1.0,  # HGPO alpha (§3.4.4)
     "base_group": False,  # HGPO level-0 episode item, off by default (§3.4.1 item 5)
+    "gae_gamma": 1.0,  # PPO baseline: token-level GAE with "gamma = lambda = 1 by default" (§3.2)
+    "gae_lambda": 1.0,
 }
 MODES = ("mean_std_norm", "mean_norm")
 
@@ -42,8 +44,9 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown estimator parameter(s) {unknown}; known: {sorted(PARAM_DEFAULTS)}")
     p = {**PARAM_DEFAULTS, **params}
-    if not 0.0 <= float(p["gamma"]) <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {p['gamma']!r}")
+    for name in ("gamma", "gae_gamma", "gae_lambda"):
+        if not 0.0 <= float(p[name]) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {p[name]!r}")
     if not float(p["epsilon"]) > 0.0:
         raise ValueError(f"epsilon must be > 0, got {p['epsilon']!r}")
     if p["mode"] not in MODES:

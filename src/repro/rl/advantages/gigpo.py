@@ -39,12 +39,16 @@ def gigpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -
     """
     p = resolve_params(params)
     remove_std = p["mode"] == "mean_norm"
-    eps = p["epsilon"]
-    ret = step_returns(batch, p["gamma"], p["invalid_penalty"])
-    adv_episode = episode_advantage(episode_scores(batch, p["invalid_penalty"]), batch.group, eps, remove_std)
+    adv_episode = episode_advantage(episode_scores(batch, p["invalid_penalty"]), batch.group, p["epsilon"],
+                                    remove_std)
+    return adv_episode + float(p["step_advantage_w"]) * step_advantage(batch, p)
 
+
+def step_advantage(batch: StepBatch, p: Mapping[str, Any]) -> np.ndarray:
+    """GiGPO's step-level term A^S float64[N] (Eq. 7) for resolved params ``p``; 0 in one-row step groups."""
+    ret = step_returns(batch, p["gamma"], p["invalid_penalty"])
     seg = segments(batch.group, batch.anchor)
     adv_step = centered(ret, seg)  # exactly 0 in one-row step groups
-    if not remove_std:
-        adv_step /= segment_std(adv_step, seg, ddof=1)[seg.ids] + eps
-    return adv_episode + float(p["step_advantage_w"]) * adv_step
+    if p["mode"] != "mean_norm":
+        adv_step /= segment_std(adv_step, seg, ddof=1)[seg.ids] + p["epsilon"]
+    return adv_step

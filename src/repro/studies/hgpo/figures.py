@@ -14,6 +14,11 @@ from repro import registry
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
+MAIN_ORDER = ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]
+# ablation runs (config/studies/hgpo.yaml, `ablation: true`): method -> (method, K, alpha)
+ABLATION = {"hgpo_k0": ("hgpo", 0, 1.0), "hgpo_k1": ("hgpo", 1, 1.0), "hgpo_k4": ("hgpo", 4, 1.0),
+            "gigpo_k4": ("gigpo", 4, None), "hgpo_a0": ("hgpo", 2, 0.0), "hgpo_a2": ("hgpo", 2, 2.0)}
+MAIN_SETTING = {"hgpo": ("hgpo", 2, 1.0), "gigpo": ("gigpo", 2, None)}
 
 
 def _scale_note(scale: str) -> str:
@@ -32,9 +37,11 @@ def _temperatures(summary: pd.DataFrame) -> str:
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Table 1: success (%) per method and split, reproduced mean ± std beside the reported values."""
     s = pd.read_csv(summary)
-    s = s[s.task_type == "all"]
+    s = s[(s.task_type == "all") & ~s.method.isin(ABLATION)]  # ablation runs: the ablation figure
+    s = s.iloc[np.argsort([MAIN_ORDER.index(m) if m in MAIN_ORDER else len(MAIN_ORDER) for m in s.method],
+                          kind="stable")]
     rep = pd.read_csv(reported)
-    rep = rep[(rep.protocol == "hgpo_table1") & (rep.task_type == "all") & (rep.history_length == 2)]
+    rep = rep[(rep.task_type == "all") & (rep.history_length == 2) & (rep.model == "qwen2.5-1.5b-instruct")]
     rows = []
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
         row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
@@ -43,19 +50,25 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
             row[f"{SPLIT_LABEL[split]} reproduced"] = (
                 f"{g['mean'].iloc[0]:.1f} ± {g['std'].iloc[0]:.1f}" if len(g) else "")
         for split in ("valid_seen", "valid_unseen"):
-            r = rep[(rep.method == method) & (rep.split == split)
-                    & (rep.model == "qwen2.5-1.5b-instruct")]
+            r = rep[(rep.protocol == "hgpo_table1") & (rep.method == method) & (rep.split == split)]
             row[f"{SPLIT_LABEL[split]} reported (1.5B)"] = f"{r['value'].iloc[0]:.2f}" if len(r) else "n/f"
+        r = rep[(rep.protocol == "gigpo_table1") & (rep.method == method)]
+        row["GiGPO paper, ALFWorld all (1.5B)"] = (
+            f"{r['value'].iloc[0]:.1f}" + (f" ± {r['std'].iloc[0]:.1f}" if pd.notna(r['std'].iloc[0]) else "")
+            if len(r) else "n/f")
         rows.append(row)
     df = pd.DataFrame(rows)
     write_table(df, out_dir / "main_table.csv", out_dir / "main_table.md",
-                "HGPO Table 1: ALFWorld success (%), GRPO vs GiGPO vs HGPO (K = 2)",
+                "HGPO Table 1: ALFWorld success (%), PPO, RLOO, GRPO, GiGPO and HGPO (K = 2)",
                 [_scale_note(scale),
                  "reproduced: mean ± std over seeds, from eval.json (valid_seen = in-distribution, "
                  "valid_unseen = out-of-distribution), episodes sampled at temperature "
                  f"{_temperatures(s)} (the paper evaluates at 0.4).",
                  "reported: HGPO Table 1 for Qwen2.5-1.5B-Instruct as quoted by third-party reproduction "
                  "notes (paper_figures/reported/hgpo.csv has every source); 'n/f' = not found.",
+                 "GiGPO paper: its own Table 1 (ALFWorld 'All', its own protocol and baseline runs; "
+                 "HGPO re-ran the baselines and reports higher GiGPO numbers), the only published "
+                 "PPO and RLOO rows for this setting.",
                  "warmstart = the base model before RL (for the paper, the prompted Instruct model)."])
     fig, ax = new_figure()
     methods = list(df.method)
@@ -132,3 +145,103 @@ def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     ax.set_title(f"Success per task type ({scale} scale)")
     ax.legend(frameon=False, ncol=2)
     save_figure(fig, out_dir / "task_types.png")
+
+
+CONTEXT = {"context/inconsistent_group_frac": "inconsistent step groups (%)",
+           "context/adv_gap_inconsistent": "|A^S GiGPO - A HGPO|, inconsistent groups",
+           "context/adv_gap_consistent": "|A^S GiGPO - A HGPO|, consistent groups"}
+
+
+@registry.FIGURES.register("hgpo/context_inconsistency")
+def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path,
+                          scale: str) -> None:
+    """HGPO's motivation measured: per iteration, the share of GiGPO step groups whose members saw
+    different K-step histories, and how far GiGPO's step advantage is from HGPO's advantage in
+    inconsistent vs consistent groups (mean over seeds; each method's own rollout batches)."""
+    logs = _read_logs(train_logs)
+    cols = [c for c in CONTEXT if c in logs]
+    logs = logs.dropna(subset=cols[:1]) if cols else logs.iloc[0:0]
+    agg = (logs.groupby(["method", "iteration"]).agg(**{c: (c, "mean") for c in cols}, seeds=("seed", "nunique"))
+           .reset_index() if len(logs) else pd.DataFrame(columns=["method", "iteration", *CONTEXT, "seeds"]))
+    if "context/inconsistent_group_frac" in agg:
+        agg["context/inconsistent_group_frac"] *= 100
+    table = agg.rename(columns=CONTEXT).round(3)
+    write_table(table, out_dir / "context_inconsistency.csv", out_dir / "context_inconsistency.md",
+                "Context inconsistency of GiGPO step groups during training",
+                [_scale_note(scale),
+                 "from train_log.csv: each training iteration's own rollout batch, whatever the method "
+                 "trained with; step group = rows of one task with the same current observation "
+                 "(GiGPO); inconsistent = its rows' previous K observations differ (K = history_length).",
+                 "gap = mean |A^S (GiGPO step term) - A (HGPO)| over the rows of such groups, both "
+                 "computed on the same batch with the study's parameters."])
+    fig, (a, b) = new_figure(9.0, 3.4, ncols=2)
+    for k, (method, g) in enumerate(agg.groupby("method", sort=False)):
+        c = COLORS[k % len(COLORS)]
+        if "context/inconsistent_group_frac" in g:
+            a.plot(g.iteration, g["context/inconsistent_group_frac"], marker="o", color=c, label=method)
+        for col, style in (("context/adv_gap_inconsistent", "-"), ("context/adv_gap_consistent", ":")):
+            if col in g:
+                b.plot(g.iteration, g[col], style, marker="o", color=c,
+                       label=f"{method}, {'inconsistent' if 'incons' in col else 'consistent'}")
+    a.set_xlabel("iteration")
+    a.set_ylabel("inconsistent step groups (%)")
+    a.set_title("GiGPO step groups with different histories")
+    a.legend(frameon=False, fontsize=7)
+    b.set_xlabel("iteration")
+    b.set_ylabel("mean |A^S GiGPO - A HGPO|")
+    b.set_title("Advantage gap by group consistency")
+    b.legend(frameon=False, fontsize=6, ncol=2)
+    save_figure(fig, out_dir / "context_inconsistency.png")
+
+
+@registry.FIGURES.register("hgpo/ablation")
+def ablation(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
+    """HGPO's history depth K in {0, 1, 2, 4} and level weight alpha in {0, 1, 2} (plus GiGPO at K = 2
+    and 4): final success per split, reproduced mean ± std beside the reported values."""
+    s = pd.read_csv(summary)
+    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())]
+    rep = pd.read_csv(reported)
+    rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")
+              & rep.protocol.isin(["hgpo_table1", "hgpo_k_ablation"])]
+    rows = []
+    for run, (method, k, alpha) in {**MAIN_SETTING, **ABLATION}.items():
+        for split in ("valid_seen", "valid_unseen"):
+            g = s[(s.method == run) & (s.split == split)]
+            r = rep[(rep.method == method) & (rep.history_length == k) & (rep.split == split)]
+            rows.append({"run": run, "method": method, "K": k, "alpha": alpha, "split": split,
+                         "mean": g["mean"].iloc[0] if len(g) else np.nan,
+                         "std": g["std"].iloc[0] if len(g) else np.nan,
+                         "seeds": int(g.n_seeds.iloc[0]) if len(g) else 0,
+                         "reported ALFWorld (1.5B)": f"{r['value'].iloc[0]:.2f}" if len(r) and alpha in (1.0, None) else "n/f"})
+    table = pd.DataFrame(rows)
+    ws = rep[rep.protocol == "hgpo_k_ablation"].sort_values("history_length")
+    write_table(table, out_dir / "ablation.csv", out_dir / "ablation.md",
+                "HGPO ablations: history depth K and level weight alpha (ALFWorld success, %)",
+                [_scale_note(scale),
+                 "reproduced: mean ± std over seeds from eval.json; K is the prompt history and HGPO's "
+                 "deepest level together (env.history_length in the recipe); alpha weights level k by "
+                 "(k+1)^alpha. The main runs are K = 2, alpha = 1.",
+                 "reported ALFWorld: HGPO Table 1 (K = 2 and 4) via [H]; no published alpha ablation was "
+                 "found (the alpha grid is ours). Reported WebShop score vs K (HGPO, 1.5B, [PN], low "
+                 "confidence): " + ", ".join(f"K={int(k)}: {v:.2f}" for k, v in zip(ws.history_length, ws.value))
+                 + "."])
+    fig, (a, b) = new_figure(9.0, 3.4, ncols=2)
+    for c, split in enumerate(("valid_seen", "valid_unseen")):
+        for method, marker, keep in (("hgpo", "o", table.alpha == 1.0), ("gigpo", "s", table.method == "gigpo")):
+            g = table[(table.method == method) & (table.split == split) & keep].dropna(subset=["mean"]).sort_values("K")
+            a.errorbar(g.K, g["mean"], yerr=g["std"], marker=marker, capsize=3, color=COLORS[c],
+                       linestyle="-" if method == "hgpo" else ":", label=f"{method}, {SPLIT_LABEL[split]}")
+        g = table[(table.method == "hgpo") & (table.K == 2) & (table.split == split)].dropna(subset=["mean", "alpha"])
+        g = g.sort_values("alpha")
+        b.errorbar(g.alpha, g["mean"], yerr=g["std"], marker="o", capsize=3, color=COLORS[c],
+                   label=SPLIT_LABEL[split])
+    a.set_xlabel("history depth K")
+    a.set_ylabel("success (%)")
+    a.set_xticks([0, 1, 2, 4])
+    a.set_title("K (alpha = 1)")
+    a.legend(frameon=False, fontsize=7)
+    b.set_xlabel("alpha")
+    b.set_xticks([0, 1, 2])
+    b.set_title("alpha (K = 2)")
+    b.legend(frameon=False, fontsize=7)
+    save_figure(fig, out_dir / "ablation.png")

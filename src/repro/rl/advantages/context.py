@@ -1,0 +1,71 @@
+"""Context inconsistency of GiGPO's step groups, measured on a rollout batch (HGPO's motivation).
+
+GiGPO groups the steps of one task that share the current observation (anchor), wherever they
+occur. The policy, however, acted on a prompt holding the last K (observation, action) pairs, so
+two members of one step group may have been in different contexts. HGPO's deepest level groups
+only steps whose last K + 1 observations agree (reference/agentic-rl.md §3.4.1). This module
+measures, per batch:
+
+- ``inconsistent_group_frac``: among GiGPO step groups with >= 2 rows, the fraction whose rows do
+  not all share the same K previous observations (a missing step before the episode start counts
+  as its own value);
+- ``inconsistent_row_frac``: the fraction of rows in multi-row step groups that sit in such a group;
+- ``adv_gap_inconsistent`` / ``adv_gap_consistent``: mean |A^S_GiGPO - A_HGPO| over the rows of
+  inconsistent / consistent multi-row step groups (NaN when there are none), with A^S GiGPO's
+  step-level term and A_HGPO HGPO's aggregated advantage on the same batch and parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from repro.rl.advantages.common import combine_codes, dense_codes, resolve_params, segments
+from repro.rl.advantages.gigpo import step_advantage
+from repro.rl.advantages.hgpo import hgpo_advantage
+from repro.rl.batch import StepBatch
+
+
+def history_key(batch: StepBatch, k: int) -> tuple[np.ndarray, int]:
+    """Dense code int64[N] of each row's previous ``k`` anchors (o_{t-k}, ..., o_{t-1}) within its
+    trajectory; steps before the start take the code ``n_anchor`` (none). Needs chronological rows."""
+    batch.check_order()
+    anchor, n_anchor = dense_codes(batch.anchor)
+    key, n_key = np.zeros(len(batch), dtype=np.int64), 1
+    rows = np.arange(len(batch))
+    for j in range(1, k + 1):
+        prev = np.full(len(batch), n_anchor, dtype=np.int64)
+        has = batch.step >= j
+        prev[has] = anchor[rows[has] - j]
+        key, n_key = combine_codes(key, n_key, prev, n_anchor + 1)
+    return key, n_key
+
+
+def context_inconsistency(batch: StepBatch, params: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The four measures above for one batch (``history_length`` K, and the GiGPO/HGPO params)."""
+    p = resolve_params(params)
+    nan = float("nan")
+    if len(batch) == 0:
+        return {"inconsistent_group_frac": nan, "inconsistent_row_frac": nan,
+                "adv_gap_inconsistent": nan, "adv_gap_consistent": nan}
+    hist, _ = history_key(batch, int(p["history_length"]))
+    step_groups = segments(batch.group, batch.anchor)
+    contexts = segments(step_groups.ids, hist)  # (step group, history) pairs
+    first = np.zeros(contexts.n, dtype=np.int64)
+    first[contexts.ids] = step_groups.ids  # the step group of each pair
+    n_contexts = np.bincount(first, minlength=step_groups.n)  # distinct histories per step group
+    multi = step_groups.count >= 2
+    bad = multi & (n_contexts > 1)
+    row_multi, row_bad = multi[step_groups.ids], bad[step_groups.ids]
+    gap = np.abs(step_advantage(batch, p) - hgpo_advantage(batch, p))
+
+    def mean(x: np.ndarray) -> float:
+        return float(x.mean()) if x.size else nan
+
+    return {
+        "inconsistent_group_frac": float(bad.sum() / multi.sum()) if multi.any() else nan,
+        "inconsistent_row_frac": mean(row_bad[row_multi].astype(float)),
+        "adv_gap_inconsistent": mean(gap[row_bad]),
+        "adv_gap_consistent": mean(gap[row_multi & ~row_bad]),
+    }

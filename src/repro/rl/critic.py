@@ -1,0 +1,85 @@
+"""The value model of PPO's GAE baseline (reference/agentic-rl.md §3.2).
+
+As in verl, the critic is the base checkpoint loaded as ``AutoModelForTokenClassification`` with
+one label: the same transformer plus a freshly initialised scalar head, trained by its own AdamW
+(``critic_lr``; paper 1e-5) with verl's clipped value loss on the same step rows as the actor.
+The value of a response token is the head's output at the position that predicts it (the state
+in which the token is chosen).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from repro.rl.losses import value_loss
+from repro.rl.policy import last_hidden, pad_to
+
+log = logging.getLogger(__name__)
+
+
+class Critic:
+    def __init__(self, model_dir: Path, lr: float, weight_decay: float) -> None:
+        from transformers import AutoModelForTokenClassification
+        from transformers.utils import logging as hf_logging
+
+        was = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "score.weight newly initialised" is the point
+        try:
+            self.model = AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=1,
+                                                                         dtype=torch.float32)
+        finally:
+            hf_logging.set_verbosity(was)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def _values(self, prompt_ids, response_ids, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values [B, R], mask [B, R]); zero outside the mask."""
+        picked, _, mask = last_hidden(self.model, prompt_ids, response_ids, pad_id)
+        return self.model.score(picked).squeeze(-1) * mask, mask
+
+    @torch.no_grad()
+    def values(self, prompt_ids, response_ids, pad_id: int, batch_size: int) -> list[np.ndarray]:
+        """Per-row token values (list of float64[L_i]), batched by length, in input order."""
+        self.model.eval()
+        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]) + len(response_ids[i]))
+        out: list[np.ndarray] = [np.zeros(0)] * len(prompt_ids)
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo:lo + batch_size]
+            v, _ = self._values([prompt_ids[i] for i in idx], [response_ids[i] for i in idx], pad_id)
+            for j, i in enumerate(idx):
+                out[i] = v[j, : len(response_ids[i])].double().numpy()
+        return out
+
+    def update(self, prompt_ids, response_ids, returns: Sequence[np.ndarray], old_values: Sequence[np.ndarray],
+               plan, pad_id: int, *, clip: float, grad_clip: float) -> dict[str, float]:
+        """One optimizer step per entry of ``plan`` (``policy.update_plan``); token-mean over each
+        mini-batch, accumulated over its micro-batches. Returns mean ``critic/*`` metrics."""
+        ret = [torch.as_tensor(r, dtype=torch.float32) for r in returns]
+        old = [torch.as_tensor(v, dtype=torch.float32) for v in old_values]
+        sums = {"critic/value_loss": 0.0, "critic/value_clipfrac": 0.0}
+        self.model.train()
+        for micro, n_tokens in plan:
+            self.optimizer.zero_grad(set_to_none=True)
+            for m in micro:
+                v, mask = self._values([prompt_ids[i] for i in m], [response_ids[i] for i in m], pad_id)
+                width = v.shape[1]
+                loss, clipfrac = value_loss(v, pad_to([old[i] for i in m], width),
+                                            pad_to([ret[i] for i in m], width), mask, clip)
+                share = float(mask.sum()) / n_tokens
+                (loss * share).backward()
+                sums["critic/value_loss"] += loss.item() * share
+                sums["critic/value_clipfrac"] += clipfrac.item() * share
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), grad_clip)
+            self.optimizer.step()
+        return {k: v / max(len(plan), 1) for k, v in sums.items()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])

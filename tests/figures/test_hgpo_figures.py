@@ -1,0 +1,73 @@
+"""The HGPO study's tables from hand-made summary / train-log inputs: the main table keeps the
+main methods in the paper's order beside the reported values, the ablation figure lays out K and
+alpha, and the context-inconsistency figure averages the logged measures over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from repro import registry
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTED = ROOT / "paper_figures" / "reported" / "hgpo.csv"
+METHODS = ["hgpo", "grpo", "warmstart", "ppo", "rloo", "gigpo", "hgpo_k0", "hgpo_k1", "hgpo_k4",
+           "gigpo_k4", "hgpo_a0", "hgpo_a2"]
+
+
+@pytest.fixture()
+def summary(tmp_path) -> Path:
+    rows = []
+    for i, m in enumerate(METHODS):
+        for split in ("valid_seen", "valid_unseen"):
+            rows.append({"study": "hgpo", "scale": "embedded", "benchmark": "alfworld", "model": "tiny",
+                         "method": m, "split": split, "temperature": 1.0, "task_type": "all",
+                         "metric": "success_rate_pct", "mean": 10.0 + i, "std": 1.0, "n_seeds": 3})
+    p = tmp_path / "summary.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    return p
+
+
+def _figure(name: str, summary: Path, train_logs: list[Path], out: Path) -> None:
+    registry.load_plugins()
+    registry.FIGURES.get(f"hgpo/{name}")(summary=summary, train_logs=train_logs, reported=REPORTED,
+                                         out_dir=out, scale="embedded")
+    for ext in ("csv", "md", "png"):
+        assert (out / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_main_table_orders_main_methods_and_shows_reported(summary, tmp_path):
+    _figure("main_table", summary, [], tmp_path)
+    t = pd.read_csv(tmp_path / "main_table.csv")
+    assert list(t.method) == ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]  # no ablation runs
+    row = t.set_index("method").loc["ppo"]
+    assert row["GiGPO paper, ALFWorld all (1.5B)"] == "54.4 ± 3.1" and row["In (valid_seen) reported (1.5B)"] == "n/f"
+    assert t.set_index("method").loc["hgpo", "In (valid_seen) reported (1.5B)"] == "92.77"
+
+
+def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
+    _figure("ablation", summary, [], tmp_path)
+    t = pd.read_csv(tmp_path / "ablation.csv")
+    seen = t[t.split == "valid_seen"].set_index("run")
+    assert seen.loc["hgpo_k4", "K"] == 4 and seen.loc["hgpo_k4", "mean"] == 10.0 + METHODS.index("hgpo_k4")
+    assert seen.loc["hgpo_a2", "alpha"] == 2.0 and seen.loc["hgpo_a2", "K"] == 2
+    assert seen.loc["hgpo_k4", "reported ALFWorld (1.5B)"] == "94.85"
+    assert seen.loc["hgpo_a0", "reported ALFWorld (1.5B)"] == "n/f"  # no published alpha ablation
+    assert "K=4: 90.64" in (tmp_path / "ablation.md").read_text()
+
+
+def test_context_figure_averages_over_seeds(tmp_path):
+    logs = []
+    for seed, frac in ((0, 0.2), (1, 0.4)):
+        p = tmp_path / f"results/embedded/hgpo/alfworld/tiny/gigpo/seed{seed}/train_log.csv"
+        p.parent.mkdir(parents=True)
+        pd.DataFrame({"iteration": [0, 1, 2], "context/inconsistent_group_frac": [None, frac, frac / 2],
+                      "context/adv_gap_inconsistent": [None, 1.0, 0.5],
+                      "context/adv_gap_consistent": [None, 0.1, 0.1]}).to_csv(p, index=False)
+        logs.append(p)
+    _figure("context_inconsistency", tmp_path / "unused.csv", logs, tmp_path / "out")
+    t = pd.read_csv(tmp_path / "out" / "context_inconsistency.csv")
+    assert list(t.iteration) == [1, 2] and list(t.seeds) == [2, 2]
+    assert t["inconsistent step groups (%)"].tolist() == pytest.approx([30.0, 15.0])
