@@ -58,6 +58,7 @@ def load_plugins() -> None:
 
     for mod in (
         "repro.data.alfworld",
+        "repro.data.webshop",
         "repro.models.embedded",
         "repro.models.hub",
         "repro.rl.advantages",
