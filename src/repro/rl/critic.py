@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from repro.rl import distributed as dist
 from repro.rl.losses import value_loss
 from repro.rl.policy import last_hidden, pad_to
 
@@ -64,7 +65,7 @@ class Critic:
         self.model.train()
         for micro, n_tokens in plan:
             self.optimizer.zero_grad(set_to_none=True)
-            for m in micro:
+            for m in dist.shard(micro):  # data parallel, as the actor's update
                 v, mask = self._values([prompt_ids[i] for i in m], [response_ids[i] for i in m], pad_id)
                 width = v.shape[1]
                 loss, clipfrac = value_loss(v, pad_to([old[i] for i in m], width),
@@ -73,9 +74,10 @@ class Critic:
                 (loss * share).backward()
                 sums["critic/value_loss"] += loss.item() * share
                 sums["critic/value_clipfrac"] += clipfrac.item() * share
+            dist.all_reduce_grads(list(self.model.parameters()))
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), grad_clip)
             self.optimizer.step()
-        return {k: v / max(len(plan), 1) for k, v in sums.items()}
+        return {k: v / max(len(plan), 1) for k, v in dist.all_reduce_sum(sums).items()}
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}

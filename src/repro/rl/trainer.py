@@ -24,6 +24,7 @@ import torch
 from repro import io as rio
 from repro import registry
 from repro.config import check_dataclass
+from repro.rl import distributed as dist
 from repro.rl.advantages.context import context_inconsistency
 from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
 from repro.rl.critic import Critic
@@ -110,7 +111,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
         # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
         optimizer.zero_grad(set_to_none=True)
-        for m in micro:
+        for m in dist.shard(micro):  # data parallel: this rank's micro-batches of the step
             logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
                                                 [ro.response_ids[i] for i in m], pad_id,
                                                 temperature=temp)
@@ -123,8 +124,10 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
             (loss * share).backward()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * share
+        dist.all_reduce_grads(list(model.parameters()))
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+    sums = dist.all_reduce_sum(sums)
     return {f"train/{k}": v / max(len(plan), 1) for k, v in sums.items()}
 
 

@@ -1,0 +1,61 @@
+"""One PPO actor update and one critic update on a fixed batch, run as ``python ddp_update.py OUT``
+(one process) or under ``torchrun --nproc_per_node 2`` (gloo): rank 0 saves the updated
+parameters and the logged parts to OUT. Used by test_distributed.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from repro.rl import distributed as dist
+from repro.rl.config import TrainConfig
+from repro.rl.critic import Critic
+from repro.rl.policy import batched_logprobs, update_plan
+from repro.rl.rollout import Rollout
+from repro.rl.trainer import ppo_update
+
+
+def main(out: Path) -> None:
+    dist.init_from_env()
+    torch.set_num_threads(1)
+    torch.manual_seed(3)
+    cfg_model = Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    base = Qwen2ForCausalLM(cfg_model)
+    gen = torch.Generator().manual_seed(1)
+    sizes = [(9, 2), (3, 4), (14, 1), (5, 3), (7, 2), (12, 1), (4, 5), (6, 2), (10, 3), (8, 2), (5, 5)]
+    prompts = [torch.randint(2, 50, (p,), generator=gen).tolist() for p, _ in sizes]
+    responses = [torch.randint(2, 50, (r,), generator=gen).tolist() for _, r in sizes]
+    old = [(x - 0.1).tolist() for x in batched_logprobs(base, prompts, responses, 0, batch_size=4)]
+    ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
+                 lengths=np.zeros(0, int), task_types=[], games=[], old_logprobs=old)
+    adv = [np.linspace(-1.0, 1.0, len(r)) * (i - 5) for i, r in enumerate(responses)]  # per token
+    cfg = TrainConfig(mini_batch_rows=6, micro_batch_rows=2, ppo_epochs=2, kl_coef=0.01, lr=1e-3)
+    model = Qwen2ForCausalLM(cfg_model)
+    model.load_state_dict(base.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    parts = ppo_update(model, base, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+
+    folder = out.parent / "model"
+    if dist.is_main():
+        base.save_pretrained(folder)
+    dist.barrier()
+    torch.manual_seed(5)  # the critic's fresh value head
+    critic = Critic(folder, lr=1e-2, weight_decay=0.0)
+    returns = [np.full(len(r), float(i % 3)) for i, r in enumerate(responses)]
+    values = critic.values(prompts, responses, 0, batch_size=4)
+    plan = update_plan([len(r) for r in responses], [len(p) + len(r) for p, r in zip(prompts, responses)],
+                       6, 2, 2, np.random.default_rng(1))
+    parts.update(critic.update(prompts, responses, returns, values, plan, 0, clip=0.5, grad_clip=1.0))
+    if dist.is_main():
+        torch.save({"parts": parts, "actor": model.state_dict(), "critic": critic.model.state_dict(),
+                    "world": dist.world_size()}, out)
+    dist.barrier()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

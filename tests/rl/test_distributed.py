@@ -1,0 +1,38 @@
+"""Data-parallel training: two processes (torchrun, gloo, CPU) give the losses and updated
+parameters of one process on the same batch (actor and critic), within float tolerance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+WORKER = Path(__file__).with_name("ddp_update.py")
+
+
+def _run(cmd: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+
+
+def test_two_processes_match_one(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    _run([sys.executable, str(WORKER), str(tmp_path / "one" / "out.pt")], tmp_path)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(WORKER), str(tmp_path / "two" / "out.pt")], tmp_path)
+    one, two = (torch.load(tmp_path / d / "out.pt") for d in ("one", "two"))
+    assert one["world"] == 1 and two["world"] == 2
+    assert one["parts"].keys() == two["parts"].keys()
+    for k, v in one["parts"].items():
+        assert abs(v - two["parts"][k]) < 1e-5, k
+    for net in ("actor", "critic"):
+        for name, a in one[net].items():
+            assert torch.allclose(a, two[net][name], atol=1e-5), f"{net}.{name}"
+    base = torch.load(tmp_path / "one" / "out.pt")["actor"]
+    assert base.keys() == two["actor"].keys()
