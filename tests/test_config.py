@@ -23,16 +23,22 @@ def test_repo_config_is_valid_and_expands(root, workflow_config):
     runs = run_table(loaded)
     methods = {r.method for r in runs}
     assert methods == {"warmstart", "grpo", "gigpo", "hgpo", "rloo", "ppo"}
-    assert {r.seed for r in runs} == {0, 1, 2}
-    assert all(r.scale == "embedded" and r.dataset == "alfworld/embedded" for r in runs)
+    assert {r.seed for r in runs} == {0}  # config.yaml: one seed (embedded-full.yaml: the study's 0, 1, 2)
+    assert {(r.benchmark, r.dataset, r.model) for r in runs} == {
+        ("alfworld", "alfworld/embedded", "tiny-qwen2-alfworld"), ("webshop", "webshop/embedded", "tiny-qwen2-webshop")}
+    assert all(r.scale == "embedded" for r in runs) and len(runs) == 2 * 6
+    ws = run_config(loaded, "hgpo", "hgpo", "webshop")
+    assert ws["method_params"]["mode"] == "mean_norm" and ws["evaluate"]["splits"] == ["test"]
+    assert run_config(loaded, "hgpo", "hgpo", "alfworld")["method_params"]["mode"] == "mean_std_norm"
 
 
 def test_paper_scale_expands_both_models(root, workflow_config):
-    workflow_config["scale"] = "paper"
+    workflow_config.update(yaml.safe_load((root / "config" / "paper.yaml").read_text()))
     runs = run_table(load(workflow_config, root))
     assert {r.model for r in runs} == {"qwen2.5-1.5b-instruct", "qwen2.5-7b-instruct"}
-    assert {r.dataset for r in runs} == {"alfworld/full"}
-    assert len(runs) == 2 * 6 * 3
+    assert {r.dataset for r in runs} == {"alfworld/full", "webshop/small"} and {r.seed for r in runs} == {0, 1, 2}
+    assert len(runs) == 2 * 2 * 12 * 3  # benchmarks x models x (6 main + 6 ablation methods) x seeds
+    assert run_config(load(workflow_config, root), "hgpo", "gigpo", "webshop")["train"]["max_steps"] == 30
     loaded = load(workflow_config, root)  # PPO's own rollout shape, the rest of the study's train block
     ppo, grpo = (run_config(loaded, "hgpo", m)["train"] for m in ("ppo", "grpo"))
     assert (ppo["tasks_per_batch"], ppo["group_size"], ppo["critic_lr"]) == (128, 1, 1e-5)
@@ -86,7 +92,12 @@ STUDY_CASES = [
     ("scales.embedded.train.iterations", "many", "scales.embedded.train.iterations: 'many' is not of type int"),
     ("scales.embedded.train.prompt_style", "verbose", "prompt_style: 'verbose' is not of type one of 'full', 'compact'"),
     ("scales.embedded.train.batch", 4, "scales.embedded.train: unknown key(s) 'batch'; allowed:"),
-    ("scales.embedded.evaluate.splits", ["test"], "splits: ['test'] not allowed; allowed: train, valid_seen, valid_unseen"),
+    ("scales.embedded.evaluate.splits", ["test"], "scales.embedded.evaluate.splits: ['test'] not allowed for alfworld; allowed: valid_seen, valid_unseen, train"),
+    ("benchmarks.webshop.overrides.embedded.evaluate.splits", ["valid_seen"], "benchmarks.webshop.overrides.embedded.evaluate.splits: ['valid_seen'] not allowed for webshop; allowed: test"),
+    ("benchmarks.webshop.overrides.paper.estimator_params.mode", "std", "benchmarks.webshop.overrides.paper.estimator_params.mode: 'std' is not of type one of"),
+    ("benchmarks.webshop.overrides.paper.method_params", {"ppo2": {}}, "benchmarks.webshop.overrides.paper.method_params: unknown method 'ppo2'"),
+    ("benchmarks.webshop.sources.max_steps", _DELETE, "benchmarks.webshop.sources: paper-scale override(s) without a source: max_steps"),
+    ("scales.embedded.models.webshop", _DELETE, "scales.embedded.models: benchmark(s) webshop have no models"),
     ("scales.embedded.models", ["gpt-5"], "scales.embedded.models: 'gpt-5' is not in config `models`"),
     ("scales.embedded.resources.train.mem_mb", 0, "scales.embedded.resources.train.mem_mb: 0 is less than the minimum of 1"),
     ("scales.paper.resources.train.gpus", {"qwen2.5-1.5b-instruct": 2}, "no GPU count for model(s) qwen2.5-7b-instruct"),

@@ -193,15 +193,44 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
             if m.get("train", {}).get(sc):
                 family.train_config({**s["train"], **m["train"][sc]}, f"{src}: methods.{name}.train.{sc}")
         family.eval_config(s["evaluate"], f"{where}.evaluate")
+        if isinstance(s["models"], dict):
+            unknown = sorted(set(s["models"]) - set(data["benchmarks"]))
+            missing = sorted(set(data["benchmarks"]) - set(s["models"]))
+            if unknown or missing:
+                raise ConfigError(f"{where}.models: benchmark(s) {', '.join(unknown or missing)} "
+                                  f"{'are not in `benchmarks`' if unknown else 'have no models'}; "
+                                  f"benchmarks: {', '.join(data['benchmarks'])}")
+        all_models = sorted({m for b in data["benchmarks"] for m in scale_models(s, b)})
         if sc == scale:
-            for mdl in s["models"]:
+            for mdl in all_models:
                 if mdl not in config["models"]:
                     raise ConfigError(f"{where}.models: {mdl!r} is not in config `models`; allowed: "
                                       f"{', '.join(config['models'])}")
+        for bench in data["benchmarks"]:
+            over = data["benchmarks"][bench].get("overrides", {}).get(sc, {})
+            bwhere = f"{src}: benchmarks.{bench}.overrides.{sc}"
+            family.train_config({**s["train"], **over.get("train", {})}, f"{bwhere}.train")
+            ev = family.eval_config({**s["evaluate"], **over.get("evaluate", {})}, f"{bwhere}.evaluate")
+            if bench in registry.BENCHMARKS:
+                allowed = registry.BENCHMARKS.get(bench).eval_splits
+                bad = [x for x in ev.splits if x not in allowed]
+                if bad:
+                    key = (f"{bwhere}.evaluate.splits" if "splits" in over.get("evaluate", {})
+                           else f"{where}.evaluate.splits")
+                    raise ConfigError(f"{key}: {bad} not allowed for {bench}; allowed: {', '.join(allowed)}")
+            family.check_method_params(over.get("estimator_params", {}), f"{bwhere}.estimator_params")
+            for name in over.get("method_params", {}):
+                if name not in data["methods"]:
+                    raise ConfigError(f"{bwhere}.method_params: unknown method {name!r}; allowed: "
+                                      f"{', '.join(data['methods'])}")
+            for name, m in data["methods"].items():
+                family.check_method_params({**m.get("params", {}), **over.get("estimator_params", {}),
+                                            **over.get("method_params", {}).get(name, {})},
+                                           f"{bwhere}.method_params.{name}")
         for rule in ("train", "evaluate"):
             gpus = s["resources"][rule]["gpus"]
             if isinstance(gpus, dict):
-                missing = sorted(set(s["models"]) - set(gpus))
+                missing = sorted(set(all_models) - set(gpus))
                 if missing:
                     raise ConfigError(f"{where}.resources.{rule}.gpus: no GPU count for model(s) "
                                       f"{', '.join(missing)}")
@@ -210,6 +239,11 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
     if missing:
         raise ConfigError(f"{src}: scales.paper.sources: paper-scale hyper-parameter(s) without a source: "
                           f"{', '.join(missing)}")
+    for bench, b in data["benchmarks"].items():
+        missing = sorted(set(b.get("overrides", {}).get("paper", {}).get("train", {})) - set(b.get("sources", {})))
+        if missing:
+            raise ConfigError(f"{src}: benchmarks.{bench}.sources: paper-scale override(s) without a source: "
+                              f"{', '.join(missing)}")
     for name, m in data["methods"].items():
         missing = sorted(set(m.get("train", {}).get("paper", {})) - set(m.get("sources", {})))
         if missing:
@@ -237,30 +271,41 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
     for study, data in loaded["studies"].items():
         s = data["scales"][scale]
         for bench, per_scale in data["benchmarks"].items():
-            for model in s["models"]:
+            for model in scale_models(s, bench):
                 for method in study_methods(loaded, study):
-                    for seed in s["seeds"]:
+                    for seed in loaded["config"].get("seeds") or s["seeds"]:
                         runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
     return runs
 
 
-def run_config(loaded: dict[str, Any], study: str, method: str) -> dict[str, Any]:
-    """Everything a train/evaluate job of ``study``/``method`` needs, at the selected scale."""
+def scale_models(scale_cfg: dict[str, Any], benchmark: str) -> list[str]:
+    """The base models of ``benchmark`` at one scale (``models``: a list, or benchmark -> list)."""
+    models = scale_cfg["models"]
+    return list(models[benchmark]) if isinstance(models, dict) else list(models)
+
+
+def run_config(loaded: dict[str, Any], study: str, method: str, benchmark: str | None = None) -> dict[str, Any]:
+    """Everything a train/evaluate job of ``study``/``method`` (on ``benchmark``) needs, at the
+    selected scale. Train: the scale's, then the benchmark's overrides, then the method's."""
     scale = loaded["config"]["scale"]
     data = loaded["studies"][study]
     s = data["scales"][scale]
+    m = data["methods"][method]
+    over = data["benchmarks"][benchmark].get("overrides", {}).get(scale, {}) if benchmark else {}
     return {
         "scale": scale, "study": study, "family": data["family"], "method": method,
-        "estimator": data["methods"][method]["estimator"],
-        "method_params": data["methods"][method].get("params", {}),
-        "train": {**s["train"], **data["methods"][method].get("train", {}).get(scale, {})},
-        "evaluate": s["evaluate"],
+        "estimator": m["estimator"],
+        "method_params": {**m.get("params", {}), **over.get("estimator_params", {}),
+                          **over.get("method_params", {}).get(method, {})},
+        "train": {**s["train"], **over.get("train", {}), **m.get("train", {}).get(scale, {})},
+        "evaluate": {**s["evaluate"], **over.get("evaluate", {})},
+        "env": dict(over.get("env", {})),
     }
 
 
 def job_config(loaded: dict[str, Any], run: Run) -> dict[str, Any]:
     """The resolved config of one run's train/evaluate job: ``run_config`` plus its identity."""
-    return {**run_config(loaded, run.study, run.method), "benchmark": run.benchmark,
+    return {**run_config(loaded, run.study, run.method, run.benchmark), "benchmark": run.benchmark,
             "model": run.model, "seed": run.seed}
 
 

@@ -50,6 +50,7 @@ MODELS = Registry("model")  # "<model>" -> callable(out_dir: Path, params: dict,
 TRAINERS = Registry("trainer family")  # family -> object with .train(...) and .evaluate(...)
 ESTIMATORS = Registry("advantage estimator")  # name -> callable(StepBatch, params: dict) -> np.ndarray[N]
 FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...)
+BENCHMARKS = Registry("benchmark")  # benchmark -> repro.rl.benchmarks.Benchmark (env, splits, prompts)
 
 
 def load_plugins() -> None:
@@ -62,6 +63,7 @@ def load_plugins() -> None:
         "repro.models.embedded",
         "repro.models.hub",
         "repro.rl.advantages",
+        "repro.rl.benchmarks",
         "repro.rl.trainer",
         "repro.studies.hgpo.figures",
     ):

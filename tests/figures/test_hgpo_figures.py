@@ -20,11 +20,13 @@ METHODS = ["hgpo", "grpo", "warmstart", "ppo", "rloo", "gigpo", "hgpo_k0", "hgpo
 @pytest.fixture()
 def summary(tmp_path) -> Path:
     rows = []
+    cells = [("alfworld", "valid_seen", "success_rate_pct", 0), ("alfworld", "valid_unseen", "success_rate_pct", 0),
+             ("webshop", "test", "score", 50), ("webshop", "test", "success_rate_pct", 30)]
     for i, m in enumerate(METHODS):
-        for split in ("valid_seen", "valid_unseen"):
-            rows.append({"study": "hgpo", "scale": "embedded", "benchmark": "alfworld", "model": "tiny",
+        for bench, split, metric, offset in cells:
+            rows.append({"study": "hgpo", "scale": "embedded", "benchmark": bench, "model": f"tiny-{bench}",
                          "method": m, "split": split, "temperature": 1.0, "task_type": "all",
-                         "metric": "success_rate_pct", "mean": 10.0 + i, "std": 1.0, "n_seeds": 3})
+                         "metric": metric, "mean": 10.0 + i + offset, "std": 1.0, "n_seeds": 3})
     p = tmp_path / "summary.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
     return p
@@ -42,9 +44,14 @@ def test_main_table_orders_main_methods_and_shows_reported(summary, tmp_path):
     _figure("main_table", summary, [], tmp_path)
     t = pd.read_csv(tmp_path / "main_table.csv")
     assert list(t.method) == ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]  # no ablation runs
+    assert set(t.model) == {"tiny (one per benchmark)"}  # one row per method at the embedded scale
     row = t.set_index("method").loc["ppo"]
-    assert row["GiGPO paper, ALFWorld all (1.5B)"] == "54.4 ± 3.1" and row["In (valid_seen) reported (1.5B)"] == "n/f"
-    assert t.set_index("method").loc["hgpo", "In (valid_seen) reported (1.5B)"] == "92.77"
+    assert row["GiGPO paper: ALFWorld all / WebShop score / succ. (1.5B)"] == "54.4 ± 3.1 / 73.8 ± 3.0 / 51.5 ± 2.9"
+    assert row["ALFWorld In reported (1.5B)"] == "n/f"
+    i = METHODS.index("ppo")
+    assert row["ALFWorld In reproduced"] == f"{10.0 + i:.1f} ± 1.0" and row["WebShop score reproduced"] == f"{60.0 + i:.1f} ± 1.0"
+    assert row["WebShop succ. reproduced"] == f"{40.0 + i:.1f} ± 1.0"
+    assert t.set_index("method").loc["hgpo", "ALFWorld In reported (1.5B)"] == "92.77"
 
 
 def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
@@ -60,7 +67,7 @@ def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
 
 def test_context_figure_averages_over_seeds(tmp_path):
     logs = []
-    for seed, frac in ((0, 0.2), (1, 0.4)):
+    for seed, frac in ((0, 0.2), (1, 0.4)):  # one benchmark, two seeds
         p = tmp_path / f"results/embedded/hgpo/alfworld/tiny/gigpo/seed{seed}/train_log.csv"
         p.parent.mkdir(parents=True)
         pd.DataFrame({"iteration": [0, 1, 2], "context/inconsistent_group_frac": [None, frac, frac / 2],

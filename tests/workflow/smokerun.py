@@ -19,6 +19,10 @@ SMOKE_MODEL = {"seed": 0, "demo_episodes": 12, "sft_epochs": 1,
 SMOKE_TRAIN = {"iterations": 2, "tasks_per_batch": 2, "group_size": 2, "max_steps": 4, "val_every": 1,
                "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16}
 SMOKE_EVAL = {"episodes_per_game": 1, "max_steps": 4}
+SMOKE_WEBSHOP_DATASET = {"seed": 0, "products_per_family": 2, "max_goals_per_product": 2, "eval_goals": 0.3}
+SMOKE_WEBSHOP_MODEL = {**SMOKE_MODEL, "demo_max_steps": 6, "max_prompt_tokens": 640,
+                       "prompt": {"history_length": 2, "style": "compact", "require_think": False,
+                                  "max_obs_chars": 300, "constrain_to_admissible": True}}
 
 
 # credentials every workflow test runs with: no file the workflow writes may contain them
@@ -48,15 +52,22 @@ def snakemake(root: Path, wd: Path, *args: str, check: bool = True, profile: str
     return proc
 
 
-def shrink(root: Path, wd: Path) -> None:
+def shrink(root: Path, wd: Path, benchmarks: tuple[str, ...] = ("alfworld", "webshop")) -> None:
     """Copy the real config into ``wd`` and shrink it (the composed-config pattern)."""
     shutil.copytree(root / "config", wd / "config")
     shutil.copytree(root / "paper_figures" / "reported", wd / "paper_figures" / "reported")
     cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())
     cfg["datasets"]["alfworld/embedded"] = SMOKE_DATASET
+    cfg["datasets"]["webshop/embedded"] = SMOKE_WEBSHOP_DATASET
     cfg["models"]["tiny-qwen2-alfworld"]["params"] = SMOKE_MODEL
+    cfg["models"]["tiny-qwen2-webshop"]["params"] = SMOKE_WEBSHOP_MODEL
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     study = yaml.safe_load((wd / "config" / "studies" / "hgpo.yaml").read_text())
+    study["benchmarks"] = {b: study["benchmarks"][b] for b in benchmarks}
+    for sc in ("embedded", "paper"):
+        models = study["scales"][sc]["models"]
+        if isinstance(models, dict):
+            study["scales"][sc]["models"] = {b: models[b] for b in benchmarks}
     study["methods"] = {k: study["methods"][k] for k in ("warmstart", "hgpo")}
     emb = study["scales"]["embedded"]
     emb["seeds"] = [0]

@@ -33,13 +33,14 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
-    # 2 models x 3 seeds x (6 methods of the main table + 6 ablation runs: HGPO K = 0, 1, 4,
-    # alpha = 0, 2 and GiGPO K = 4)
-    assert stats["train"] == "72" and stats["evaluate"] == "72"
-    assert stats["get_model"] == "2" and stats["fetch_dataset"] == "1"
+    # 2 benchmarks x 2 models x 3 seeds x (6 methods of the main table + 6 ablation runs: HGPO
+    # K = 0, 1, 4, alpha = 0, 2 and GiGPO K = 4)
+    assert stats["train"] == "144" and stats["evaluate"] == "144"
+    assert stats["get_model"] == "2" and stats["fetch_dataset"] == "2"
     assert stats["plot_figure"] == "5"  # the four figures and the ablation figure
     for method in ("ppo", "rloo", "hgpo_k0", "hgpo_k1", "hgpo_k4", "gigpo_k4", "hgpo_a0", "hgpo_a2"):
-        assert f"results/paper/hgpo/alfworld/qwen2.5-1.5b-instruct/{method}/seed2/eval.json" in out
+        for bench in ("alfworld", "webshop"):
+            assert f"results/paper/hgpo/{bench}/qwen2.5-1.5b-instruct/{method}/seed2/eval.json" in out
     assert "paper_figures/paper/hgpo/ablation.png" in out
     for model, gpus in (("qwen2.5-1.5b-instruct", 2), ("qwen2.5-7b-instruct", 4)):
         jobs = [b for b in out.split("\nrule ") if b.startswith("train:") and f"model={model}," in b]
@@ -51,12 +52,14 @@ def test_embedded_dag(root, clean_dir):
     p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", p.stdout, flags=re.M))
-    assert stats["train"] == "18" and stats["plot_figure"] == "4"  # 6 methods x 3 seeds; no ablations
+    # 2 benchmarks x 6 methods x 1 seed (config.yaml), no ablations; both tiny models and datasets
+    assert stats["train"] == "12" and stats["plot_figure"] == "4"
+    assert stats["get_model"] == "2" and stats["fetch_dataset"] == "2"
     p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", "--configfile", "config/embedded-full.yaml",
                    cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", p.stdout, flags=re.M))
-    assert stats["train"] == "36" and stats["plot_figure"] == "5"
+    assert stats["train"] == "72" and stats["plot_figure"] == "5"  # 2 x 12 methods x 3 seeds
 
 
 def test_lint_is_clean(root):

@@ -68,7 +68,7 @@ def slurm_args(partition: str) -> tuple[str, ...]:
 @pytest.fixture(scope="module")
 def slurm_run(root, partition, tmp_path_factory):
     wd = tmp_path_factory.mktemp("slurm")
-    shrink(root, wd)
+    shrink(root, wd, benchmarks=("alfworld",))  # 6 SLURM jobs; WebShop runs in the local smoke
     proc = snakemake(root, wd, *slurm_args(partition), profile="slurm", timeout=1800)
     return wd, proc.stdout + proc.stderr
 
@@ -100,10 +100,12 @@ def test_outputs_equal_the_local_run(slurm_run, smoke):
     cols = lambda df: df[[c for c in df.columns if not c.startswith("time/")]]  # noqa: E731
     pd.testing.assert_frame_equal(cols(pd.read_csv(wd / RUN.format(method="hgpo") / "train_log.csv")),
                                   cols(pd.read_csv(smoke / RUN.format(method="hgpo") / "train_log.csv")))
-    pd.testing.assert_frame_equal(pd.read_csv(wd / "results/embedded/hgpo/summary.csv"),
-                                  pd.read_csv(smoke / "results/embedded/hgpo/summary.csv"))
-    assert (wd / "paper_figures/embedded/hgpo/main_table.md").read_text() == \
-        (smoke / "paper_figures/embedded/hgpo/main_table.md").read_text()
+    # the local smoke also runs WebShop: compare the ALFWorld part
+    alf = lambda df: df[df.benchmark == "alfworld"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(alf(pd.read_csv(wd / "results/embedded/hgpo/summary.csv")),
+                                  alf(pd.read_csv(smoke / "results/embedded/hgpo/summary.csv")))
+    table = lambda d: pd.read_csv(d / "paper_figures/embedded/hgpo/main_table.csv").filter(like="ALFWorld")  # noqa: E731
+    pd.testing.assert_frame_equal(table(wd), table(smoke))
 
 
 def _states(jobids: list[str]) -> dict[str, str]:

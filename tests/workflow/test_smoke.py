@@ -22,6 +22,7 @@ from repro.io import sha256_file
 pytestmark = pytest.mark.workflow
 
 RUN = "results/embedded/hgpo/alfworld/tiny-qwen2-alfworld/{method}/seed0"
+WEBSHOP_RUN = "results/embedded/hgpo/webshop/tiny-qwen2-webshop/{method}/seed0"
 EMBEDDED_EVAL_TEMPERATURE = yaml.safe_load((Path(__file__).parents[2] / "config/studies/hgpo.yaml").read_text())[
     "scales"]["embedded"]["evaluate"]["temperature"]
 
@@ -43,14 +44,19 @@ def test_outputs_are_complete(smoke):
     assert json.loads((smoke / RUN.format(method="hgpo") / "eval.json").read_text())["checkpoint_iteration"] == 2
     log = pd.read_csv(smoke / RUN.format(method="hgpo") / "train_log.csv")
     assert list(log.iteration) == [0, 1, 2]
-    assert log["eval/valid_seen/success_rate"].notna().all()
+    assert log["eval/val/success_rate"].notna().all()
     summary = pd.read_csv(smoke / "results/embedded/hgpo/summary.csv")
     assert set(summary.method) == {"warmstart", "hgpo"}
     assert set(summary.temperature) == {EMBEDDED_EVAL_TEMPERATURE}
     frac = log.loc[log.iteration >= 1, "context/inconsistent_group_frac"]  # HGPO's motivation, measured
     assert frac.notna().all() and ((0 <= frac) & (frac <= 1)).all()
     context = pd.read_csv(smoke / "paper_figures/embedded/hgpo/context_inconsistency.csv")
-    assert list(context.iteration) == [1, 2] and set(context.method) == {"hgpo"}
+    assert sorted(zip(context.benchmark, context.iteration)) == [("alfworld", 1), ("alfworld", 2),
+                                                                 ("webshop", 1), ("webshop", 2)]
+    ws = json.loads((smoke / WEBSHOP_RUN.format(method="hgpo") / "eval.json").read_text())["splits"]["test"]
+    assert 0.0 <= ws["success_rate"] <= 1.0 and 0.0 <= ws["score"] <= 100.0 and ws["episodes"] > 0
+    table = pd.read_csv(smoke / "paper_figures/embedded/hgpo/main_table.csv").set_index("method")
+    assert table.loc["hgpo", "WebShop score reproduced"].startswith(f"{ws['score']:.1f}")
     for fig in ("main_table", "eval_curve", "task_types", "context_inconsistency"):
         for ext in ("csv", "md", "png"):
             assert (smoke / f"paper_figures/embedded/hgpo/{fig}.{ext}").stat().st_size > 0
@@ -94,8 +100,8 @@ def test_mlflow_recorded_the_training_runs(smoke):
     exp = client.get_experiment_by_name("hgpo")
     runs = client.search_runs([exp.experiment_id])
     names = {r.info.run_name for r in runs}
-    assert names == {"alfworld/tiny-qwen2-alfworld/warmstart/seed0", "alfworld/tiny-qwen2-alfworld/hgpo/seed0"}
-    hgpo = next(r for r in runs if r.info.run_name.endswith("hgpo/seed0"))
+    assert names == {f"{b}/tiny-qwen2-{b}/{m}/seed0" for b in ("alfworld", "webshop") for m in ("warmstart", "hgpo")}
+    hgpo = next(r for r in runs if r.info.run_name == "alfworld/tiny-qwen2-alfworld/hgpo/seed0")
     assert hgpo.data.params["method"] == "hgpo" and hgpo.data.tags["scale"] == "embedded"
     assert [m.step for m in client.get_metric_history(hgpo.info.run_id, "rollout/success_rate")] == [1, 2]
 

@@ -57,6 +57,7 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "max_goals_per_product": 12,  # synthetic goals = product of the option counts
     "range_price_fraction": 0.2,  # "$lo - $hi" prices
     "human_fraction": 0.6,       # products with a human instruction
+    "eval_goals": 0.2,           # the evaluation split: this fraction of the goal ids (verl-agent: 500)
 }
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def _make_product(fam: dict, k: int, rng: random.Random, p: dict, taken: set[str
     instruction = rng.choice(_INSTRUCTION_TEMPLATES).format(q=fam["query"], a=" and ".join(ins_attrs))
     ins_v2 = {"attributes": attrs, "instruction": instruction, "instruction_attributes": ins_attrs}
     human = []
-    if rng.random() < p["human_fraction"]:
+    if rng.random() < p["human_fraction"] and chosen:  # (a product without options has none)
         opts = [rng.choice(vals) for vals in chosen.values()]
         text = rng.choice(_HUMAN_TEMPLATES).format(
             q=fam["query"], a=ins_attrs[0], opts=_join([o.lower() for o in opts]))
@@ -361,6 +362,7 @@ def generate_embedded(out_dir: Path, params: dict) -> None:
                        "human_goals": sum(1 for v in human.values() for h in v
                                           if h["instruction_attributes"])},
             "env_files": {"products": PRODUCTS_FILE, "attributes": ATTRS_FILE, "human": HUMAN_FILE},
+            "splits": {"eval_goals": p["eval_goals"]},  # read by repro.rl.benchmarks (WebShop env)
             "files": rio.sha256_tree(tmp),
         }
         rio.write_json(tmp / "MANIFEST.json", manifest)

@@ -14,20 +14,23 @@ from repro import io as rio
 
 log = logging.getLogger(__name__)
 
-KEYS = ["study", "scale", "benchmark", "model", "method", "split", "temperature", "task_type"]
+KEYS = ["study", "scale", "benchmark", "model", "method", "split", "temperature", "task_type", "metric"]
 
 
 def eval_rows(paths: list[Path]) -> pd.DataFrame:
-    """Long table: one row per (eval file, split, task type) with the success rate in percent."""
+    """Long table: one row per (eval file, split, task type, metric): ``success_rate_pct`` (success
+    rate in percent) and, where the benchmark grades tasks (WebShop), ``score`` (mean task score x 100)."""
     rows = []
     for p in paths:
         e = rio.read_json(p)
         base = {k: e[k] for k in ("study", "scale", "benchmark", "model", "method", "seed")}
         for split, res in e["splits"].items():
             at = {**base, "split": split, "temperature": res.get("temperature")}  # sampling temperature
-            rows.append({**at, "task_type": "all", "success": 100 * res["success_rate"]})
+            rows.append({**at, "task_type": "all", "metric": "success_rate_pct", "value": 100 * res["success_rate"]})
+            if "score" in res:
+                rows.append({**at, "task_type": "all", "metric": "score", "value": res["score"]})
             for tt, v in res.get("per_task_type", {}).items():
-                rows.append({**at, "task_type": tt, "success": 100 * v})
+                rows.append({**at, "task_type": tt, "metric": "success_rate_pct", "value": 100 * v})
     return pd.DataFrame(rows)
 
 
@@ -90,8 +93,7 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
             + "\nRerun the stale runs (e.g. snakemake --forcerun evaluate), or pass "
               "--allow-mixed-provenance to summarize them anyway.")
     df = eval_rows(paths)
-    g = df.groupby(KEYS, sort=True, dropna=False)["success"]
+    g = df.groupby(KEYS, sort=True, dropna=False)["value"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
-    out["metric"] = "success_rate_pct"
-    return out[KEYS + ["metric", "mean", "std", "n_seeds"]].round({"mean": 2, "std": 2})
+    return out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 2, "std": 2})

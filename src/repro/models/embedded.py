@@ -1,4 +1,5 @@
-"""The embedded-scale agent: a tiny Qwen2 warm-started on ALFWorld's hand-coded expert.
+"""The embedded-scale agent: a tiny Qwen2 warm-started on a benchmark's expert (ALFWorld's
+hand-coded expert; WebShop's goal-following expert).
 
 Registered as model builder ``tiny_qwen2_sft``. Steps: (1) play train-split games with ALFWorld's
 hand-coded expert, taking a random admissible action with probability ``noise`` so the warm start is
@@ -25,6 +26,7 @@ from repro.rl.rollout import PromptOptions
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
+    "benchmark": None,           # default: the dataset folder's name (alfworld, webshop)
     "seed": 0,
     "demo_episodes": 600,        # ~3-5k steps on the default embedded games
     "noise": 0.3,                # probability of a random admissible action (issue 2 prototype)
@@ -52,22 +54,24 @@ def class_vocabulary(dataset_dir: Path) -> str:
 
 @registry.MODELS.register("tiny_qwen2_sft")
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
+    """``params["benchmark"]`` (default: the dataset's folder, ``resources/datasets/<benchmark>/<variant>``)
+    picks the expert and prompt format (``repro.registry.BENCHMARKS``)."""
     from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer
-    from repro.rl.envs.alfworld import expert_episodes
     from repro.rl.sft import demonstration_pairs, sft
 
     if dataset_dir is None:
         raise ValueError("tiny_qwen2_sft needs a dataset (models.<name>.dataset in config/config.yaml)")
     p = {**DEFAULTS, **params}
+    bench = registry.BENCHMARKS.get(p.get("benchmark") or Path(dataset_dir).parent.name)
     opts = PromptOptions(**p["prompt"])
     t0 = time.perf_counter()
-    episodes, won = expert_episodes(dataset_dir, "train", n_episodes=p["demo_episodes"],
-                                    noise=p["noise"], seed=p["seed"], max_steps=p["demo_max_steps"])
+    episodes, won = bench.expert_episodes(dataset_dir, bench.train_split, n_episodes=p["demo_episodes"],
+                                          noise=p["noise"], seed=p["seed"], max_steps=p["demo_max_steps"])
     steps = sum(len(e) for e in episodes)
-    log.info("collected %d expert episodes (%d steps, %.0f%% won) in %.1fs", len(episodes), steps,
-             100 * sum(won) / max(len(won), 1), time.perf_counter() - t0)
-    pairs = demonstration_pairs(episodes, opts, p["sft_targets"])
-    corpus = [t for pair in pairs for t in pair] + [class_vocabulary(dataset_dir)]
+    log.info("collected %d %s expert episodes (%d steps, %.0f%% won) in %.1fs", len(episodes), bench.name,
+             steps, 100 * sum(won) / max(len(won), 1), time.perf_counter() - t0)
+    pairs = demonstration_pairs(episodes, opts, p["sft_targets"], bench=bench)
+    corpus = [t for pair in pairs for t in pair] + [bench.vocabulary(Path(dataset_dir))]
     with rio.atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch) / "base"
         build_tiny_qwen2(base, {"seed": p["seed"], **p["model"]}, corpus)

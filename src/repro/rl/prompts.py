@@ -47,6 +47,56 @@ ACTION_ONLY_INSTRUCTION = "Choose an admissible action and present it within <ac
 
 TEMPLATES = {"full": (ALFWORLD_FIRST, ALFWORLD_LATER), "compact": (COMPACT_FIRST, COMPACT_LATER)}
 
+# WebShop: verl-agent's structure (agent_system/environments/prompts/webshop.py, agentic-rl.md §2.3):
+# a shopping-agent persona, the task, the optional history, the current observation and the
+# admissible actions one per line as 'action',; the instruction adds the shopping goal. Our wording.
+WEBSHOP_THINK = (
+    "Now it's your turn to take one action for the current step. You should first reason "
+    "step-by-step about the current situation, then think carefully which admissible action best "
+    "advances the shopping goal. This reasoning process MUST be enclosed within <think> </think> "
+    "tags. Once you've finished your reasoning, you should choose an admissible action for current "
+    "step and present it within <action> </action> tags."
+)
+WEBSHOP_FIRST = (
+    "You are an expert autonomous agent operating in the WebShop e-commerce platform.\n"
+    "Your task is to: {task}.\n"
+    "Your current observation is: {obs}.\n"
+    "Your admissible actions of the current situation are: [\n{actions}\n].\n\n"
+    "{instruction}"
+)
+WEBSHOP_LATER = (
+    "You are an expert autonomous agent operating in the WebShop e-commerce platform.\n"
+    "Your task is to: {task}.\n"
+    "Prior to this step, you have already taken {n} step(s). Below are the most recent {k} "
+    "observations and the corresponding actions you took: {history}\n"
+    "You are now at step {n1} and your current observation is: {obs}.\n"
+    "Your admissible actions of the current situation are: [\n{actions}\n].\n\n"
+    "{instruction}"
+)
+WEBSHOP_TEMPLATES = {"full": (WEBSHOP_FIRST, WEBSHOP_LATER), "compact": (COMPACT_FIRST, COMPACT_LATER)}
+WEBSHOP_SEP = " [SEP] "
+
+
+def webshop_observation(obs: str) -> str:
+    """verl-agent's WebShop observation: the parts after the instruction, each quoted, re-joined
+    with [SEP] (the page header and the instruction itself are dropped)."""
+    parts = obs.split(WEBSHOP_SEP)
+    start = parts.index("Instruction:") + 2 if "Instruction:" in parts else 0
+    return WEBSHOP_SEP.join(f"'{x}'" for x in parts[start:])
+
+
+WEBSHOP_OBSERVATION_FILTERS = {"full": webshop_observation, "compact": webshop_observation}
+
+
+def quoted_inline(actions: list[str]) -> str:
+    """ALFWorld's action list: ``'a', 'b'``."""
+    return ", ".join(f"'{a}'" for a in actions)
+
+
+def quoted_lines(actions: list[str]) -> str:
+    """WebShop's action list: one ``'a',`` per line."""
+    return "\n".join(f"'{a}'," for a in actions)
+
 TASK_PREFIX = "Your task is to: "
 
 
@@ -99,20 +149,24 @@ def build_prompt(
     think: bool = True,
     max_obs_chars: int | None = None,
     style: str = "full",
+    templates: dict[str, tuple[str, str]] = TEMPLATES,
+    filters: dict = OBSERVATION_FILTERS,
+    format_actions=quoted_inline,
 ) -> str:
     """The user message for one step.
 
     ``style`` picks the wording (``full``: the reference's; ``compact``: the same fields in few
     words); ``max_obs_chars`` shortens observations. Both shrinks are for the embedded scale only.
+    ``templates``, ``filters`` and ``format_actions`` are the benchmark's (default ALFWorld's).
     """
-    first, later = TEMPLATES[style]
-    shorten = OBSERVATION_FILTERS[style]
+    first, later = templates[style]
+    shorten = filters[style]
 
     def clip(text: str) -> str:
         text = shorten(text)
         return text[:max_obs_chars] if max_obs_chars else text
 
-    actions = ", ".join(f"'{a}'" for a in admissible if a != "help")
+    actions = format_actions([a for a in admissible if a != "help"])
     instruction = THINK_INSTRUCTION if think else ACTION_ONLY_INSTRUCTION
     if not memory.records or history_length <= 0:
         return first.format(task=task, obs=clip(obs), actions=actions, instruction=instruction)

@@ -16,7 +16,8 @@ import numpy as np
 
 from repro.rl.batch import StepBatch, factorize
 from repro.rl.generation import GenerationBackend
-from repro.rl.prompts import Memory, build_prompt, format_response, parse_action, task_from_first_observation
+from repro.rl.benchmarks import Benchmark
+from repro.rl.prompts import Memory, format_response
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class Rollout:
     seconds: dict[str, float] = field(default_factory=dict)
     #: per step row, the sampler's log-probs of the response tokens (None: recompute them)
     old_logprobs: list[list[float]] | None = None
+    #: per trajectory, the graded task score at its end (WebShop's reward in [0, 1]; else = won)
+    scores: np.ndarray | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -66,15 +69,17 @@ class Rollout:
         return out
 
 
-def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: list[int], *,
-                 max_steps: int, temperature: float, seed: int, prompt: PromptOptions) -> Rollout:
+def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[int], *,
+                 max_steps: int, temperature: float, seed: int, prompt: PromptOptions,
+                 bench: Benchmark) -> Rollout:
     """Play one episode per entry of ``games`` (a group repeats its game) and collect step rows."""
     n = len(games)
     t0 = time.perf_counter()
     obs, admissible, infos = env.reset(games)
     t_env = time.perf_counter() - t0
     t_gen = 0.0
-    tasks = [task_from_first_observation(o) for o in obs]
+    tasks = [bench.task_text(o) for o in obs]
+    scores = np.zeros(n)
     memories = [Memory() for _ in range(n)]
     active = np.ones(n, dtype=bool)
     won = np.zeros(n, dtype=bool)
@@ -84,16 +89,15 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        prompts = [build_prompt(obs[i], admissible[i], tasks[i], memories[i], prompt.history_length,
-                                think=prompt.require_think, max_obs_chars=prompt.max_obs_chars,
-                                style=prompt.style) for i in idx]
+        prompts = [bench.prompt(obs[i], admissible[i], tasks[i], memories[i], prompt) for i in idx]
         g0 = time.perf_counter()
-        allowed = ([[format_response(a, prompt.require_think) for a in admissible[i] if a != "help"]
+        allowed = ([[format_response(a, prompt.require_think)
+                     for a in bench.actions(admissible[i], tasks[i], True) if a != "help"]
                     for i in idx] if prompt.constrain_to_admissible else None)
         gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t, allowed=allowed)
         t_gen += time.perf_counter() - g0
         actions = [""] * n
-        parsed = [parse_action(g.text, require_think=prompt.require_think) for g in gens]
+        parsed = [bench.parse(g.text, prompt.require_think) for g in gens]
         for (action, _), i in zip(parsed, idx):
             actions[i] = action
         e0 = time.perf_counter()
@@ -107,6 +111,7 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
             if dones[i]:
                 active[i] = False
                 won[i] = bool(next_infos[i]["won"])
+                scores[i] = float(next_infos[i][bench.score_key]) if bench.score_key else float(won[i])
             obs[i] = next_obs[i]
             admissible[i] = next_infos[i]["admissible"]
     # --- gather: trajectory-major, chronological ---
@@ -124,6 +129,6 @@ def run_episodes(env, backend: GenerationBackend, games: list[str], group_ids: l
         valid=np.array([x[2] for x in flat], dtype=bool),
     )
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
-                   won=won, lengths=lengths, task_types=task_types, games=list(games),
+                   won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,
                    seconds={"env": t_env, "generate": t_gen},
                    old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat])

@@ -14,14 +14,15 @@ import numpy as np
 import torch
 
 from repro.rl.policy import micro_batches, response_logprobs
-from repro.rl.prompts import Memory, build_prompt, format_response, task_from_first_observation
+from repro.rl.benchmarks import Benchmark
+from repro.rl.prompts import Memory, format_response
 from repro.rl.rollout import PromptOptions
 
 log = logging.getLogger(__name__)
 
 
 def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions,
-                        targets: str = "expert") -> list[tuple[str, str]]:
+                        targets: str = "expert", *, bench: Benchmark) -> list[tuple[str, str]]:
     """(user prompt, response) for the steps of every episode.
 
     ``targets="expert"`` labels every step with the expert's choice in that state, including the
@@ -35,12 +36,10 @@ def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions,
     pairs = []
     for ep in episodes:
         mem = Memory()
-        task = task_from_first_observation(ep[0]["obs"]) if ep else ""
+        task = bench.task_text(ep[0]["obs"]) if ep else ""
         for step in ep:
             if step.get(key):
-                prompt = build_prompt(step["obs"], step["admissible"], task, mem, opts.history_length,
-                                      think=opts.require_think, max_obs_chars=opts.max_obs_chars,
-                                      style=opts.style)
+                prompt = bench.prompt(step["obs"], step["admissible"], task, mem, opts)
                 pairs.append((prompt, format_response(step[key], opts.require_think)))
             mem.add(step["obs"], step["action"])
     return pairs

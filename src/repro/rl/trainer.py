@@ -24,8 +24,10 @@ import torch
 from repro import io as rio
 from repro import registry
 from repro.config import check_dataclass
+from repro.rl import benchmarks
 from repro.rl import distributed as dist
 from repro.rl.advantages.context import context_inconsistency
+from repro.rl.benchmarks import Benchmark
 from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
 from repro.rl.critic import Critic
 from repro.rl.generation import TransformersBackend
@@ -40,7 +42,7 @@ LOG_COLUMNS = [
     "iteration", "rollout/success_rate", "rollout/episode_reward", "rollout/valid_action_ratio",
     "rollout/episode_length", "train/policy_loss", "train/kl", "train/entropy", "train/clipfrac",
     "train/advantage_abs_mean", "critic/value_loss", "critic/value_clipfrac", "time/rollout_s",
-    "time/update_s", "eval/valid_seen/success_rate",
+    "time/update_s", "eval/val/success_rate",
     *(f"context/{k}" for k in CONTEXT_KEYS),
 ]
 
@@ -54,13 +56,12 @@ def _load(path: Path):
     return model, tok
 
 
-def _env(dataset_dir: Path, split: str, workers: int, max_steps: int, seed: int, slots: int):
-    """Batched env whose workers keep at most ``slots`` loaded game chains: each chain holds its
-    own copy of the planner library (~34 MB); a kept chain loads the next game in place."""
-    from repro.rl.envs.alfworld import AlfworldBatchEnv
-
-    return AlfworldBatchEnv(dataset_dir, split, num_workers=workers, max_steps=max_steps, seed=seed,
-                            cache_size=slots)
+def _env(bench: Benchmark, dataset_dir: Path, split: str, cfg: TrainConfig, max_steps: int, seed: int,
+         slots: int, env: dict):
+    """The benchmark's batched env for ``split``; ``slots`` = episodes played at once (ALFWorld
+    workers keep that many loaded games: each holds its own ~34 MB planner library)."""
+    return bench.make(dataset_dir, split, workers=cfg.env_workers, max_steps=max_steps, seed=seed,
+                      slots=slots, **env)
 
 
 def _prompt_options(cfg: TrainConfig) -> PromptOptions:
@@ -74,13 +75,13 @@ def _backend(model, tok, cfg: TrainConfig) -> TransformersBackend:
                                max_prompt_tokens=cfg.max_prompt_tokens)
 
 
-def play(env, backend, games: list[str], repeats: int, *, cfg: TrainConfig, max_steps: int,
-         temperature: float, seed: int) -> Rollout:
+def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps: int,
+         temperature: float, seed: int, bench: Benchmark) -> Rollout:
     """Each game ``repeats`` times; the copies of one game form a group."""
     plays = [g for g in games for _ in range(repeats)]
     groups = [i for i in range(len(games)) for _ in range(repeats)]
     return run_episodes(env, backend, plays, groups, max_steps=max_steps, temperature=temperature,
-                        seed=seed, prompt=_prompt_options(cfg))
+                        seed=seed, prompt=_prompt_options(cfg), bench=bench)
 
 
 def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -214,17 +215,18 @@ class AgenticRL:
             start, history = state["iteration"], _Log(state["log"])
             log.info("resuming from checkpoint %s at iteration %d", state_path, start)
         backend = _backend(model, tok, cfg)
-        env = _env(dataset_dir, "train", cfg.env_workers, cfg.max_steps, seed,
-                   slots=cfg.tasks_per_batch * cfg.group_size)
-        val_env = (_env(dataset_dir, "valid_seen", cfg.env_workers, cfg.max_steps, seed, slots=cfg.val_episodes)
+        bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
+        env = _env(bench, dataset_dir, bench.train_split, cfg, cfg.max_steps, seed,
+                   cfg.tasks_per_batch * cfg.group_size, env_params)
+        val_env = (_env(bench, dataset_dir, bench.val_split, cfg, cfg.max_steps, seed, cfg.val_episodes, env_params)
                    if cfg.val_every else None)
         try:
-            train_games = env.list_games("train")
-            val_games = val_env.list_games("valid_seen") if val_env else []
+            train_games = env.list_games(bench.train_split)
+            val_games = val_env.list_games(bench.val_split) if val_env else []
             log.info("training %s for %d iterations on %d train games (start %d)",
                      run["method"], iterations, len(train_games), start)
             if start == 0 and val_env is not None:  # validation before training (val_before_train)
-                row = {"iteration": 0, **self._validate(val_env, backend, val_games, cfg, seed, 0)}
+                row = {"iteration": 0, **self._validate(val_env, backend, val_games, cfg, seed, 0, bench)}
                 history.add(row)
                 tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=0)
             for it in range(start + 1, iterations + 1):
@@ -233,7 +235,7 @@ class AgenticRL:
                 t0 = time.perf_counter()
                 games = _sample_games(train_games, cfg.tasks_per_batch, rng)
                 ro = play(env, backend, games, cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
-                          temperature=cfg.train_temperature, seed=seed * 10_007 + it)
+                          temperature=cfg.train_temperature, seed=seed * 10_007 + it, bench=bench)
                 t_roll = time.perf_counter() - t0
                 # --- advantage ---
                 adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
@@ -253,7 +255,7 @@ class AgenticRL:
                        "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
                        **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
                 if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
-                    row.update(self._validate(val_env, backend, val_games, cfg, seed, it))
+                    row.update(self._validate(val_env, backend, val_games, cfg, seed, it, bench))
                 history.add(row)
                 tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
                 log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  "
@@ -262,7 +264,7 @@ class AgenticRL:
                          len(ro.prompt_ids), row.get("train/policy_loss", 0.0), row.get("train/kl", 0.0),
                          t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
                          row["time/update_s"],
-                         f"  val {row['eval/valid_seen/success_rate']:.3f}" if "eval/valid_seen/success_rate" in row else "")
+                         f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
                 if it % cfg.checkpoint_every == 0 and it < iterations:
                     _save_state(work_dir, model, optimizer, it, history.rows, critic)
                     log.info("checkpoint written at iteration %d (%s)", it, state_path)
@@ -281,12 +283,14 @@ class AgenticRL:
         shutil.rmtree(work_dir, ignore_errors=True)
         log.info("wrote %s and %s", out_dir, log_csv)
 
-    def _validate(self, env, backend, games: list[str], cfg: TrainConfig, seed: int, it: int) -> dict:
+    def _validate(self, env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark) -> dict:
+        """Train-time validation on ``val_episodes`` episodes of the benchmark's validation split
+        (``eval/val/success_rate``; ALFWorld valid_seen, WebShop its test goals)."""
         rng = np.random.default_rng([seed, it, 1])
         picked = _sample_games(games, cfg.val_episodes, rng)
         ro = play(env, backend, picked, 1, cfg=cfg, max_steps=cfg.max_steps,
-                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000)
-        return {"eval/valid_seen/success_rate": float(ro.won.mean())}
+                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000, bench=bench)
+        return {"eval/val/success_rate": float(ro.won.mean())}
 
     # --- evaluate ----------------------------------------------------------------------------
     def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
@@ -295,19 +299,22 @@ class AgenticRL:
         seed = int(run["seed"])
         model, tok = _load(checkpoint_dir)
         backend = _backend(model, tok, cfg)
-        from repro.rl.envs.alfworld import list_games
-
+        bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
         splits: dict[str, Any] = {}
         for split in ecfg.splits:
-            games = list_games(dataset_dir, split)
-            env = _env(dataset_dir, split, cfg.env_workers, ecfg.max_steps, seed,
-                       slots=len(games) * ecfg.episodes_per_game)
+            if split not in bench.eval_splits:
+                raise ValueError(f"evaluate.splits: {split!r} is not a {bench.name} split; allowed: "
+                                 f"{', '.join(bench.eval_splits)}")
+            games = bench.list_games(dataset_dir, split, **env_params)
+            env = _env(bench, dataset_dir, split, cfg, ecfg.max_steps, seed,
+                       len(games) * ecfg.episodes_per_game, env_params)
             try:
                 ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
-                          temperature=ecfg.temperature, seed=seed * 104_729 + 17)
+                          temperature=ecfg.temperature, seed=seed * 104_729 + 17, bench=bench)
             finally:
                 env.close()
             splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
+                             **({"score": 100 * float(ro.scores.mean())} if bench.score_key else {}),
                              "games": len(games), "temperature": ecfg.temperature,
                              "per_task_type": ro.success_by_task_type(),
                              "valid_action_ratio": float(ro.batch.valid.mean()),

@@ -33,54 +33,79 @@ def _temperatures(summary: pd.DataFrame) -> str:
     return ", ".join(f"{t:g}" for t in sorted(temps)) or "n/a"
 
 
+# Table 1 cells: (label, benchmark, split, metric)
+CELLS = [("ALFWorld In", "alfworld", "valid_seen", "success_rate_pct"),
+         ("ALFWorld Out", "alfworld", "valid_unseen", "success_rate_pct"),
+         ("WebShop score", "webshop", "test", "score"),
+         ("WebShop succ.", "webshop", "test", "success_rate_pct")]
+
+
+def _cell(df: pd.DataFrame, bench: str, split: str, metric: str, fmt: str = "{:.1f}") -> str:
+    g = df[(df.benchmark == bench) & (df.split == split) & (df.metric == metric)]
+    if not len(g):
+        return "n/f"
+    mean, std = g["mean" if "mean" in g else "value"].iloc[0], g["std"].iloc[0]
+    return fmt.format(mean) + (f" ± {std:.1f}" if pd.notna(std) else "")
+
+
+def _model_label(s: pd.DataFrame, scale: str) -> pd.Series:
+    """The embedded scale trains one tiny model per benchmark; one row per method there."""
+    return pd.Series("tiny (one per benchmark)", index=s.index) if scale == "embedded" else s.model
+
+
 @registry.FIGURES.register("hgpo/main_table")
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
-    """Table 1: success (%) per method and split, reproduced mean ± std beside the reported values."""
+    """Table 1: ALFWorld success (in / out of distribution) and WebShop score and success per
+    method, reproduced mean ± std beside the reported values."""
     s = pd.read_csv(summary)
     s = s[(s.task_type == "all") & ~s.method.isin(ABLATION)]  # ablation runs: the ablation figure
+    s = s.assign(model=_model_label(s, scale))
     s = s.iloc[np.argsort([MAIN_ORDER.index(m) if m in MAIN_ORDER else len(MAIN_ORDER) for m in s.method],
                           kind="stable")]
     rep = pd.read_csv(reported)
-    rep = rep[(rep.task_type == "all") & (rep.history_length == 2) & (rep.model == "qwen2.5-1.5b-instruct")]
+    rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")]
+    hgpo_rep = rep[(rep.protocol == "hgpo_table1") & (rep.history_length == 2)]
+    gigpo_rep = rep[rep.protocol == "gigpo_table1"]
     rows = []
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
         row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
-        for split in ("valid_seen", "valid_unseen"):
-            g = grp[grp.split == split]
-            row[f"{SPLIT_LABEL[split]} reproduced"] = (
-                f"{g['mean'].iloc[0]:.1f} ± {g['std'].iloc[0]:.1f}" if len(g) else "")
-        for split in ("valid_seen", "valid_unseen"):
-            r = rep[(rep.protocol == "hgpo_table1") & (rep.method == method) & (rep.split == split)]
-            row[f"{SPLIT_LABEL[split]} reported (1.5B)"] = f"{r['value'].iloc[0]:.2f}" if len(r) else "n/f"
-        r = rep[(rep.protocol == "gigpo_table1") & (rep.method == method)]
-        row["GiGPO paper, ALFWorld all (1.5B)"] = (
-            f"{r['value'].iloc[0]:.1f}" + (f" ± {r['std'].iloc[0]:.1f}" if pd.notna(r['std'].iloc[0]) else "")
-            if len(r) else "n/f")
+        for label, bench, split, metric in CELLS:
+            row[f"{label} reproduced"] = _cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
+        for label, bench, split, metric in CELLS:
+            r = hgpo_rep[hgpo_rep.method == method]
+            row[f"{label} reported (1.5B)"] = _cell(r, bench, split, metric, "{:.2f}")
+        r = gigpo_rep[gigpo_rep.method == method]
+        row["GiGPO paper: ALFWorld all / WebShop score / succ. (1.5B)"] = " / ".join(
+            _cell(r, b, sp, m) for b, sp, m in (("alfworld", "valid_seen", "success_rate_pct"),
+                                                ("webshop", "test", "score"),
+                                                ("webshop", "test", "success_rate_pct")))
         rows.append(row)
     df = pd.DataFrame(rows)
     write_table(df, out_dir / "main_table.csv", out_dir / "main_table.md",
-                "HGPO Table 1: ALFWorld success (%), PPO, RLOO, GRPO, GiGPO and HGPO (K = 2)",
+                "HGPO Table 1: ALFWorld success (%) and WebShop score / success (%), PPO, RLOO, GRPO, "
+                "GiGPO and HGPO (K = 2)",
                 [_scale_note(scale),
-                 "reproduced: mean ± std over seeds, from eval.json (valid_seen = in-distribution, "
-                 "valid_unseen = out-of-distribution), episodes sampled at temperature "
+                 "reproduced: mean ± std over seeds, from eval.json (ALFWorld valid_seen = in-distribution, "
+                 "valid_unseen = out-of-distribution; WebShop: its test goals, score = mean task score "
+                 "x 100, success = score exactly 1), episodes sampled at temperature "
                  f"{_temperatures(s)} (the paper evaluates at 0.4).",
                  "reported: HGPO Table 1 for Qwen2.5-1.5B-Instruct as quoted by third-party reproduction "
-                 "notes (paper_figures/reported/hgpo.csv has every source); 'n/f' = not found.",
-                 "GiGPO paper: its own Table 1 (ALFWorld 'All', its own protocol and baseline runs; "
-                 "HGPO re-ran the baselines and reports higher GiGPO numbers), the only published "
-                 "PPO and RLOO rows for this setting.",
+                 "notes (paper_figures/reported/hgpo.csv has every source; HGPO's WebShop numbers were "
+                 "found only for K = 4, see the ablation figure); 'n/f' = not found.",
+                 "GiGPO paper: its own Table 1 (its own protocol and baseline runs; HGPO re-ran the "
+                 "baselines and reports higher GiGPO numbers), the only published PPO and RLOO rows.",
                  "warmstart = the base model before RL (for the paper, the prompted Instruct model)."])
-    fig, ax = new_figure()
-    methods = list(df.method)
+    fig, axes = new_figure(10.0, 3.6, ncols=2)
+    methods = list(dict.fromkeys(df.method))
     x = np.arange(len(methods))
-    for k, split in enumerate(("valid_seen", "valid_unseen")):
-        g = s[s.split == split].set_index("method").reindex(methods)
-        ax.bar(x + (k - 0.5) * 0.38, g["mean"], 0.38, yerr=g["std"], capsize=3, color=COLORS[k],
-               label=f"{SPLIT_LABEL[split]} (reproduced)")
-    ax.set_xticks(x, methods)
-    ax.set_ylabel("success (%)")
-    ax.set_title(f"ALFWorld success by method ({scale} scale)")
-    ax.legend(frameon=False)
+    for ax, cells, title in ((axes[0], CELLS[:2], "ALFWorld success (%)"), (axes[1], CELLS[2:], "WebShop (%)")):
+        for k, (label, bench, split, metric) in enumerate(cells):
+            g = (s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
+                 .drop_duplicates("method").set_index("method").reindex(methods))
+            ax.bar(x + (k - 0.5) * 0.38, g["mean"], 0.38, yerr=g["std"], capsize=3, color=COLORS[k], label=label)
+        ax.set_xticks(x, methods, rotation=20)
+        ax.set_title(f"{title}, {scale} scale")
+        ax.legend(frameon=False, fontsize=7)
     save_figure(fig, out_dir / "main_table.png")
 
 
@@ -89,34 +114,39 @@ def _read_logs(train_logs: list[Path]) -> pd.DataFrame:
     for p in train_logs:
         df = pd.read_csv(p)
         parts = p.parts  # results/<scale>/<study>/<benchmark>/<model>/<method>/seed<seed>/train_log.csv
-        df["method"], df["seed"] = parts[-3], int(parts[-2].removeprefix("seed"))
+        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 @registry.FIGURES.register("hgpo/eval_curve")
 def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
-    """Train-time validation success (valid_seen) vs iteration: mean ± band over seeds per method."""
+    """Train-time validation success vs iteration (ALFWorld valid_seen, WebShop test goals):
+    mean ± band over seeds per method, one panel per benchmark."""
     logs = _read_logs(train_logs)
-    col = "eval/valid_seen/success_rate"
+    col = "eval/val/success_rate"
     v = logs.dropna(subset=[col]) if col in logs else logs.iloc[0:0]
-    agg = (v.groupby(["method", "iteration"])[col].agg(["mean", "std", "count"]).reset_index()
-           if len(v) else pd.DataFrame(columns=["method", "iteration", "mean", "std", "count"]))
+    keys = ["benchmark", "method", "iteration"]
+    agg = (v.groupby(keys)[col].agg(["mean", "std", "count"]).reset_index()
+           if len(v) else pd.DataFrame(columns=[*keys, "mean", "std", "count"]))
     agg["std"] = agg["std"].fillna(0.0)
     agg[["mean", "std"]] = (100 * agg[["mean", "std"]]).round(2)
     write_table(agg.rename(columns={"count": "seeds"}), out_dir / "eval_curve.csv", out_dir / "eval_curve.md",
-                "Train-time validation success (valid_seen, %) vs iteration",
-                [_scale_note(scale), "from train_log.csv (train-time validation, sampled at the "
-                 "validation temperature); final numbers come from eval.json, see main_table."])
-    fig, ax = new_figure()
-    for k, (method, g) in enumerate(agg.groupby("method", sort=False)):
-        c = COLORS[k % len(COLORS)]
-        ax.plot(g.iteration, g["mean"], marker="o", color=c, label=method)
-        ax.fill_between(g.iteration, g["mean"] - g["std"], g["mean"] + g["std"], color=c, alpha=0.2)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("valid_seen success (%)")
-    ax.set_title(f"Training curves ({scale} scale)")
-    ax.legend(frameon=False)
+                "Train-time validation success (%) vs iteration",
+                [_scale_note(scale), "from train_log.csv (train-time validation on ALFWorld valid_seen and "
+                 "WebShop's test goals, sampled at the validation temperature); final numbers come from "
+                 "eval.json, see main_table."])
+    benches = list(dict.fromkeys(agg.benchmark)) or ["alfworld"]
+    fig, axes = new_figure(5.0 * len(benches), 3.6, ncols=len(benches))
+    for ax, bench in zip(np.atleast_1d(axes), benches):
+        for k, (method, g) in enumerate(agg[agg.benchmark == bench].groupby("method", sort=False)):
+            c = COLORS[k % len(COLORS)]
+            ax.plot(g.iteration, g["mean"], marker="o", color=c, label=method)
+            ax.fill_between(g.iteration, g["mean"] - g["std"], g["mean"] + g["std"], color=c, alpha=0.2)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("validation success (%)")
+        ax.set_title(f"{bench} ({scale} scale)")
+        ax.legend(frameon=False, fontsize=7)
     save_figure(fig, out_dir / "eval_curve.png")
 
 
@@ -124,7 +154,7 @@ def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
 def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Final success per ALFWorld task type and method (valid_seen), mean ± std over seeds."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type != "all")]
+    s = s[(s.task_type != "all") & (s.benchmark == "alfworld") & ~s.method.isin(ABLATION)]
     table = s.pivot_table(index=["split", "task_type"], columns="method", values="mean").round(1).reset_index()
     write_table(table, out_dir / "task_types.csv", out_dir / "task_types.md",
                 "Success (%) per ALFWorld task type (mean over seeds)",
@@ -161,8 +191,9 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
     logs = _read_logs(train_logs)
     cols = [c for c in CONTEXT if c in logs]
     logs = logs.dropna(subset=cols[:1]) if cols else logs.iloc[0:0]
-    agg = (logs.groupby(["method", "iteration"]).agg(**{c: (c, "mean") for c in cols}, seeds=("seed", "nunique"))
-           .reset_index() if len(logs) else pd.DataFrame(columns=["method", "iteration", *CONTEXT, "seeds"]))
+    keys = ["benchmark", "method", "iteration"]
+    agg = (logs.groupby(keys).agg(**{c: (c, "mean") for c in cols}, seeds=("seed", "nunique"))
+           .reset_index() if len(logs) else pd.DataFrame(columns=[*keys, *CONTEXT, "seeds"]))
     if "context/inconsistent_group_frac" in agg:
         agg["context/inconsistent_group_frac"] *= 100
     table = agg.rename(columns=CONTEXT).round(3)
@@ -175,8 +206,9 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
                  "gap = mean |A^S (GiGPO step term) - A (HGPO)| over the rows of such groups, both "
                  "computed on the same batch with the study's parameters."])
     fig, (a, b) = new_figure(9.0, 3.4, ncols=2)
-    for k, (method, g) in enumerate(agg.groupby("method", sort=False)):
+    for k, ((bench, method), g) in enumerate(agg.groupby(["benchmark", "method"], sort=False)):
         c = COLORS[k % len(COLORS)]
+        method = f"{bench}/{method}"
         if "context/inconsistent_group_frac" in g:
             a.plot(g.iteration, g["context/inconsistent_group_frac"], marker="o", color=c, label=method)
         for col, style in (("context/adv_gap_inconsistent", "-"), ("context/adv_gap_consistent", ":")):
@@ -199,7 +231,8 @@ def ablation(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
     """HGPO's history depth K in {0, 1, 2, 4} and level weight alpha in {0, 1, 2} (plus GiGPO at K = 2
     and 4): final success per split, reproduced mean ± std beside the reported values."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())]
+    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())
+          & (s.benchmark == "alfworld") & (s.metric == "success_rate_pct")]
     rep = pd.read_csv(reported)
     rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")
               & rep.protocol.isin(["hgpo_table1", "hgpo_k_ablation"])]
