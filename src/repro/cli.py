@@ -174,7 +174,9 @@ def cmd_plot_figure(a: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repro", description=__doc__)
-    p.add_argument("--log", help="also append the log to this file")
+    # --log-file: the same, for launchers whose own parser would take --log for one of theirs
+    # (torchrun: "ambiguous option: --log could match --log-dir, --logs-specs")
+    p.add_argument("--log", "--log-file", dest="log", help="also append the log to this file")
     sub = p.add_subparsers(dest="verb", required=True)
 
     s = sub.add_parser("init-tracking", help="initialise the MLflow store once before jobs fan out")

@@ -111,6 +111,9 @@ class Tracker:
                         "the record (repro sync-tracking re-sends them)", what, type(exc).__name__, exc)
 
     def __enter__(self) -> "Tracker":
+        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 records the run
+            return self
+
         def start() -> None:
             import mlflow
             from mlflow.entities import Param

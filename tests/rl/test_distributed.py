@@ -36,3 +36,28 @@ def test_two_processes_match_one(tmp_path):
             assert torch.allclose(a, two[net][name], atol=1e-5), f"{net}.{name}"
     base = torch.load(tmp_path / "one" / "out.pt")["actor"]
     assert base.keys() == two["actor"].keys()
+
+
+def test_rollout_concat_keeps_groups_apart_and_recodes_anchors():
+    """Rollouts of two ranks become one batch: group and trajectory ids stay distinct, equal
+    observations get equal anchor codes across ranks, rows keep their order."""
+    import numpy as np
+
+    from repro.rl.batch import StepBatch
+    from repro.rl.rollout import Rollout
+
+    def part(obs: list[str], won: bool) -> Rollout:
+        n = len(obs)
+        batch = StepBatch.from_anchor_strings(group=[0] * n, traj=[0] * n, step=list(range(n)), anchor_obs=obs,
+                                              reward=[0.0] * n, episode_reward=[10.0 * won] * n, valid=[True] * n)
+        return Rollout(batch=batch, prompt_ids=[[1]] * n, response_ids=[[2]] * n, won=np.array([won]),
+                       lengths=np.array([n]), task_types=["t"], games=["g"], seconds={"env": 1.0},
+                       scores=np.array([float(won)]), anchor_obs=obs)
+
+    ro = Rollout.concat([part(["a", "b"], True), part(["c", "a", "b"], False)])
+    b = ro.batch
+    assert b.group.tolist() == [0, 0, 1, 1, 1] and b.traj.tolist() == [0, 0, 1, 1, 1]
+    assert b.anchor[0] == b.anchor[3] and b.anchor[1] == b.anchor[4] and len(set(b.anchor.tolist())) == 3
+    assert b.step.tolist() == [0, 1, 0, 1, 2] and ro.won.tolist() == [True, False]
+    b.check_order()
+    assert Rollout.concat([ro]) is ro

@@ -44,15 +44,13 @@ ALL_QUERIES = ("running shoes shampoo body lotion wireless headphones cotton t-s
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("webshop") / "embedded"
-    generate_embedded(root, {"seed": 0})
-    return root
+def data_root(webshop_root):
+    return webshop_root
 
 
 @pytest.fixture(scope="module")
-def catalog(data_root):
-    return Catalog(data_root)
+def catalog(webshop_catalog):
+    return webshop_catalog
 
 
 @pytest.fixture(scope="module")

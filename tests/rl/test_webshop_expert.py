@@ -17,15 +17,13 @@ MAX_STEPS = 15
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("webshop_expert") / "embedded"
-    generate_embedded(root, {"seed": 0})
-    return root
+def data_root(webshop_root):
+    return webshop_root
 
 
 @pytest.fixture(scope="module")
-def catalog(data_root):
-    return Catalog(data_root)
+def catalog(webshop_catalog):
+    return webshop_catalog
 
 
 @pytest.fixture(scope="module")

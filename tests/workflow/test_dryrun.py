@@ -45,6 +45,8 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
     for model, gpus in (("qwen2.5-1.5b-instruct", 2), ("qwen2.5-7b-instruct", 4)):
         jobs = [b for b in out.split("\nrule ") if b.startswith("train:") and f"model={model}," in b]
         assert jobs and all(f"gpu={gpus}," in b for b in jobs)
+        # one trainer process per GPU
+        assert all(f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli --log-file" in b for b in jobs)
     assert "results/paper/hgpo/alfworld/qwen2.5-7b-instruct/hgpo/seed2/eval.json" in out
 
 

@@ -91,6 +91,12 @@ def get_resource(rule_name, key):
     return fn
 
 
+def get_train_launcher(wildcards):
+    """`repro`, or one process per GPU under torchrun when the job has several GPUs."""
+    gpus = get_resource("train", "gpus")(wildcards)
+    return f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli" if gpus > 1 else "repro"
+
+
 def get_tracking_uri():
     return config.get("tracking", {}).get("uri") or ""
 

@@ -24,6 +24,7 @@ rule train:
     params:
         run=get_run_config,
         work="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/_resume",
+        launcher=get_train_launcher,
     conda:
         "../../envs/repro.yaml"
     log:
@@ -38,6 +39,6 @@ rule train:
         mem_mb=get_resource("train", "mem_mb"),
         runtime=get_resource("train", "runtime_min"),
     shell:
-        "repro --log {log} train --run-config {params.run:q} --dataset-dir {input.dataset} "
+        "{params.launcher} --log-file {log} train --run-config {params.run:q} --dataset-dir {input.dataset} "
         "--model-dir {input.model} --out {output.checkpoint} --log-csv {output.log_csv} "
         '--work-dir {params.work} --tracking-uri "$(cat {input.tracking})"'

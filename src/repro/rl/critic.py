@@ -32,7 +32,7 @@ class Critic:
         hf_logging.set_verbosity_error()  # "score.weight newly initialised" is the point
         try:
             self.model = AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=1,
-                                                                         dtype=torch.float32)
+                                                                         dtype=torch.float32).to(dist.device())
         finally:
             hf_logging.set_verbosity(was)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -52,15 +52,16 @@ class Critic:
             idx = order[lo:lo + batch_size]
             v, _ = self._values([prompt_ids[i] for i in idx], [response_ids[i] for i in idx], pad_id)
             for j, i in enumerate(idx):
-                out[i] = v[j, : len(response_ids[i])].double().numpy()
+                out[i] = v[j, : len(response_ids[i])].double().cpu().numpy()
         return out
 
     def update(self, prompt_ids, response_ids, returns: Sequence[np.ndarray], old_values: Sequence[np.ndarray],
                plan, pad_id: int, *, clip: float, grad_clip: float) -> dict[str, float]:
         """One optimizer step per entry of ``plan`` (``policy.update_plan``); token-mean over each
         mini-batch, accumulated over its micro-batches. Returns mean ``critic/*`` metrics."""
-        ret = [torch.as_tensor(r, dtype=torch.float32) for r in returns]
-        old = [torch.as_tensor(v, dtype=torch.float32) for v in old_values]
+        dev = next(self.model.parameters()).device
+        ret = [torch.as_tensor(r, dtype=torch.float32, device=dev) for r in returns]
+        old = [torch.as_tensor(v, dtype=torch.float32, device=dev) for v in old_values]
         sums = {"critic/value_loss": 0.0, "critic/value_clipfrac": 0.0}
         self.model.train()
         for micro, n_tokens in plan:

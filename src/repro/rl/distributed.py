@@ -46,6 +46,13 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def device() -> torch.device:
+    """This rank's device: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def shard(items: Sequence[T]) -> list[T]:
     """This rank's items: every ``world_size``-th, starting at ``rank``."""
     return list(items[rank()::world_size()])

@@ -64,16 +64,17 @@ def pad_to(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for r in rows])
 
 
-def last_hidden(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu"):
+def last_hidden(model, prompt_ids, response_ids, pad_id: int, device: str | torch.device | None = None):
     """Hidden states at the positions that predict each response token, and the packed
-    ``targets`` and ``mask``: ([B, R, H], [B, R], [B, R])."""
+    ``targets`` and ``mask``: ([B, R, H], [B, R], [B, R]), on ``device`` (default: the model's)."""
+    device = device or next(model.parameters()).device
     input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
     hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
     picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
     return picked, targets.to(device), mask.to(device)
 
 
-def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str = "cpu",
+def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str | None = None,
                       temperature: float = 1.0):
     """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled.
 
@@ -91,7 +92,7 @@ def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str 
 
 @torch.no_grad()
 def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: int,
-                     device: str = "cpu", temperature: float = 1.0) -> list[torch.Tensor]:
+                     device: str | None = None, temperature: float = 1.0) -> list[torch.Tensor]:
     """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies.
 
     Rows are batched in order of length (results come back in input order), so each batch pads to

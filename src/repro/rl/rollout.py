@@ -48,6 +48,36 @@ class Rollout:
     old_logprobs: list[list[float]] | None = None
     #: per trajectory, the graded task score at its end (WebShop's reward in [0, 1]; else = won)
     scores: np.ndarray | None = None
+    #: per step row, the raw observation (the anchor), kept so that rollouts can be concatenated
+    anchor_obs: list[str] | None = None
+
+    @classmethod
+    def concat(cls, parts: list["Rollout"]) -> "Rollout":
+        """One rollout from several (e.g. one per data-parallel rank), in order: group and
+        trajectory ids are offset to stay distinct, anchors are re-coded over all rows."""
+        if len(parts) == 1:
+            return parts[0]
+        cols: dict[str, list] = {k: [] for k in ("group", "traj", "step", "reward", "episode_reward", "valid")}
+        g_off = t_off = 0
+        for ro in parts:
+            b = ro.batch
+            cols["group"].append(b.group + g_off)
+            cols["traj"].append(b.traj + t_off)
+            for k in ("step", "reward", "episode_reward", "valid"):
+                cols[k].append(getattr(b, k))
+            g_off += int(b.group.max()) + 1 if len(b) else 0
+            t_off += int(b.traj.max()) + 1 if len(b) else 0
+        batch = StepBatch.from_anchor_strings(anchor_obs=[a for ro in parts for a in ro.anchor_obs],
+                                              **{k: np.concatenate(v) for k, v in cols.items()})
+        flat = lambda attr: [x for ro in parts for x in getattr(ro, attr)]  # noqa: E731
+        logps = None if any(ro.old_logprobs is None for ro in parts) else flat("old_logprobs")
+        return cls(batch=batch, prompt_ids=flat("prompt_ids"), response_ids=flat("response_ids"),
+                   won=np.concatenate([ro.won for ro in parts]),
+                   lengths=np.concatenate([ro.lengths for ro in parts]), task_types=flat("task_types"),
+                   games=flat("games"), seconds={k: max(ro.seconds.get(k, 0.0) for ro in parts)
+                                                 for k in parts[0].seconds},
+                   old_logprobs=logps, scores=np.concatenate([ro.scores for ro in parts]),
+                   anchor_obs=flat("anchor_obs"))
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -130,5 +160,5 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     )
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,
-                   seconds={"env": t_env, "generate": t_gen},
+                   seconds={"env": t_env, "generate": t_gen}, anchor_obs=[x[0] for x in flat],
                    old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat])

@@ -51,7 +51,7 @@ def _load(path: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(max(1, int(os.environ.get("REPRO_TORCH_THREADS", "1"))))
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dist.device())
     tok = AutoTokenizer.from_pretrained(path)
     return model, tok
 
@@ -72,7 +72,7 @@ def _prompt_options(cfg: TrainConfig) -> PromptOptions:
 
 def _backend(model, tok, cfg: TrainConfig) -> TransformersBackend:
     return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
-                               max_prompt_tokens=cfg.max_prompt_tokens)
+                               max_prompt_tokens=cfg.max_prompt_tokens, device=dist.device())
 
 
 def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps: int,
@@ -102,8 +102,12 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                             temperature=temp) if cfg.kl_coef > 0 else old)
     per_token = isinstance(adv, list)
-    adv_t = ([torch.as_tensor(a, dtype=torch.float32) for a in adv] if per_token
-             else torch.as_tensor(adv, dtype=torch.float32))
+    dev = next(model.parameters()).device
+    adv_t = ([torch.as_tensor(a, dtype=torch.float32, device=dev) for a in adv] if per_token
+             else torch.as_tensor(adv, dtype=torch.float32, device=dev))
+    same = ref is old
+    old = [x.to(dev) for x in old]
+    ref = old if same else [x.to(dev) for x in ref]
     if plan is None:
         plan = _plan(ro, cfg, rng)
     sums: dict[str, float] = {}
@@ -117,7 +121,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
                                                 [ro.response_ids[i] for i in m], pad_id,
                                                 temperature=temp)
             width = logp.shape[1]
-            a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[m]
+            a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
             loss, parts = policy_loss(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
                                       ent, a, mask, clip=cfg.clip_ratio, clip_c=cfg.clip_ratio_c,
                                       kl_coef=cfg.kl_coef, entropy_coeff=cfg.entropy_coeff)
@@ -191,6 +195,7 @@ class AgenticRL:
     # --- train -------------------------------------------------------------------------------
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
+        dist.init_from_env()  # under torchrun: one process per GPU (repro.rl.distributed)
         cfg = self.train_config(run["train"], "train")
         estimator = registry.ESTIMATORS.get(run["estimator"]) if run["estimator"] else None
         iterations = cfg.iterations if estimator else 0
@@ -234,8 +239,11 @@ class AgenticRL:
                 # --- rollout ---
                 t0 = time.perf_counter()
                 games = _sample_games(train_games, cfg.tasks_per_batch, rng)
-                ro = play(env, backend, games, cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
-                          temperature=cfg.train_temperature, seed=seed * 10_007 + it, bench=bench)
+                # data parallel: each rank plays whole groups, every rank gets the whole batch
+                ro = play(env, backend, dist.shard(games), cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
+                          temperature=cfg.train_temperature, seed=seed * 10_007 + it + 104_729 * dist.rank(),
+                          bench=bench)
+                ro = Rollout.concat(dist.all_gather(ro))
                 t_roll = time.perf_counter() - t0
                 # --- advantage ---
                 adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
@@ -265,14 +273,17 @@ class AgenticRL:
                          t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
                          row["time/update_s"],
                          f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
-                if it % cfg.checkpoint_every == 0 and it < iterations:
+                if it % cfg.checkpoint_every == 0 and it < iterations and dist.is_main():
                     _save_state(work_dir, model, optimizer, it, history.rows, critic)
                     log.info("checkpoint written at iteration %d (%s)", it, state_path)
         finally:
             env.close()
             if val_env is not None:
                 val_env.close()
-        # --- final outputs, atomically ---
+        # --- final outputs, atomically (one writer) ---
+        if not dist.is_main():
+            dist.barrier()
+            return
         with rio.atomic_dir(out_dir) as tmp:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
@@ -282,15 +293,17 @@ class AgenticRL:
         rio.write_text(log_csv, history.to_csv())
         shutil.rmtree(work_dir, ignore_errors=True)
         log.info("wrote %s and %s", out_dir, log_csv)
+        dist.barrier()
 
     def _validate(self, env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark) -> dict:
         """Train-time validation on ``val_episodes`` episodes of the benchmark's validation split
         (``eval/val/success_rate``; ALFWorld valid_seen, WebShop its test goals)."""
         rng = np.random.default_rng([seed, it, 1])
         picked = _sample_games(games, cfg.val_episodes, rng)
-        ro = play(env, backend, picked, 1, cfg=cfg, max_steps=cfg.max_steps,
-                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000, bench=bench)
-        return {"eval/val/success_rate": float(ro.won.mean())}
+        ro = play(env, backend, dist.shard(picked), 1, cfg=cfg, max_steps=cfg.max_steps,
+                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000 + 104_729 * dist.rank(),
+                  bench=bench)
+        return {"eval/val/success_rate": float(np.concatenate(dist.all_gather(ro.won)).mean())}
 
     # --- evaluate ----------------------------------------------------------------------------
     def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:

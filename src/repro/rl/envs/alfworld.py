@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from repro.data.alfworld import TASK_TYPES
+from repro.rl.envs import cycle_order
 
 log = logging.getLogger(__name__)
 
@@ -525,12 +526,7 @@ def expert_episodes(data_root: str | os.PathLike, split: str, n_episodes: int,
     pool_games = list(games) if games is not None else list_games(data_root, split)
     if not pool_games:
         raise ValueError(f"no ALFWorld games in {split_dir(data_root, split)}")
-    rng = np.random.RandomState(seed)
-    order: list[str] = []
-    while len(order) < n_episodes:
-        cycle = list(pool_games)
-        rng.shuffle(cycle)
-        order += cycle
+    order = cycle_order(pool_games, n_episodes, seed)
     jobs = [(k, order[k], float(noise), seed, int(max_steps)) for k in range(n_episodes)]
     if num_workers <= 1 or n_episodes < 2:
         results = [_expert_episode(j) for j in jobs]

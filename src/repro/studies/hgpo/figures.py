@@ -23,7 +23,8 @@ MAIN_SETTING = {"hgpo": ("hgpo", 2, 1.0), "gigpo": ("gigpo", 2, None)}
 
 def _scale_note(scale: str) -> str:
     if scale == "embedded":
-        return ("scale: embedded (tiny Qwen2 on generated ALFWorld games, CPU). Reproduced numbers show "
+        return ("scale: embedded (tiny Qwen2 models on generated ALFWorld games and a generated WebShop "
+                "catalog, CPU). Reproduced numbers show "
                 "each method's effect in miniature; they are not comparable in level to the paper's.")
     return "scale: paper (Qwen2.5-Instruct on ALFWorld's release games)."
 
@@ -45,7 +46,8 @@ def _cell(df: pd.DataFrame, bench: str, split: str, metric: str, fmt: str = "{:.
     if not len(g):
         return "n/f"
     mean, std = g["mean" if "mean" in g else "value"].iloc[0], g["std"].iloc[0]
-    return fmt.format(mean) + (f" ± {std:.1f}" if pd.notna(std) else "")
+    one_seed = "n_seeds" in g and g["n_seeds"].iloc[0] < 2  # no spread to show
+    return fmt.format(mean) + (f" ± {std:.1f}" if pd.notna(std) and not one_seed else "")
 
 
 def _model_label(s: pd.DataFrame, scale: str) -> pd.Series:

@@ -43,8 +43,7 @@ import random
 import re
 import time
 
-import numpy as np
-
+from repro.rl.envs import cycle_order
 from repro.rl.envs.webshop.env import (
     PRODUCT_WINDOW,
     SEARCH_MARKER,
@@ -186,12 +185,7 @@ def expert_episodes(data_root: str | os.PathLike, split: str, n_episodes: int,
     pool = [int(g) for g in goals] if goals is not None else split_ids
     if not pool:
         raise ValueError(f"no WebShop goals in split {split!r}")
-    rng = np.random.RandomState(seed)
-    order: list[int] = []
-    while len(order) < n_episodes:
-        cycle = list(pool)
-        rng.shuffle(cycle)
-        order += cycle
+    order = cycle_order(pool, n_episodes, seed)
     episodes: list[list[dict]] = []
     won: list[bool] = []
     t0 = time.perf_counter()
