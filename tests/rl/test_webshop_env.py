@@ -13,12 +13,10 @@ import re
 import numpy as np
 import pytest
 
-from repro.data.webshop import generate_embedded
 from repro.rl.envs.webshop import (
     PRICE_RANGE,
     SEARCH_MARKER,
     BM25Index,
-    Catalog,
     Goal,
     Product,
     SpacyNouns,
@@ -41,11 +39,6 @@ from repro.rl.envs.webshop.catalog import draw_prices, synthetic_goals
 
 ALL_QUERIES = ("running shoes shampoo body lotion wireless headphones cotton t-shirt ground "
                "coffee protein bars office chair nightstand phone case")
-
-
-@pytest.fixture(scope="module")
-def data_root(webshop_root):
-    return webshop_root
 
 
 @pytest.fixture(scope="module")

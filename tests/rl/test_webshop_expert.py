@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from repro.data.webshop import generate_embedded
 from repro.rl.envs.webshop import SEARCH_MARKER, Catalog, WebshopBatchEnv
 from repro.rl.envs.webshop.expert import expert_episodes
 
@@ -17,18 +16,13 @@ MAX_STEPS = 15
 
 
 @pytest.fixture(scope="module")
-def data_root(webshop_root):
-    return webshop_root
-
-
-@pytest.fixture(scope="module")
 def catalog(webshop_catalog):
     return webshop_catalog
 
 
 @pytest.fixture(scope="module")
-def env(data_root, catalog):
-    return WebshopBatchEnv(data_root, catalog=catalog, eval_goals=0.2, max_steps=MAX_STEPS)
+def env(webshop_root, webshop_catalog):
+    return WebshopBatchEnv(webshop_root, catalog=webshop_catalog, eval_goals=0.2, max_steps=MAX_STEPS)
 
 
 def run(catalog, n, **kw):
@@ -180,16 +174,16 @@ def test_no_eval_goal_in_train_demonstrations(catalog, env, noisy):
     assert {int(ep[0]["gamefile"]) for ep in eps} == set(sub)
 
 
-def test_not_found_goal_buys_the_best_guess(data_root, env, monkeypatch):
+def test_not_found_goal_buys_the_best_guess(webshop_root, env, monkeypatch):
     """Without the goal's product in the hits the expert buys a guess from what it sees: on the
     first results page, within the instruction's price bound, most title words shared."""
-    cat = Catalog(data_root)
+    cat = Catalog(webshop_root)
     gid = env.list_games("train")[0]
     goal = env.goals()[gid]
     search = cat.search
     monkeypatch.setattr(cat, "search", lambda kw, rng: [p for p in search(kw, rng)
                                                         if p.asin != goal.asin])
-    episodes, won = expert_episodes(data_root, "train", 1, noise=0.0, goals=[gid], catalog=cat,
+    episodes, won = expert_episodes(webshop_root, "train", 1, noise=0.0, goals=[gid], catalog=cat,
                                     max_steps=MAX_STEPS)
     ep = episodes[0]
     assert won == [False] and ep[-1]["action"] == "click[buy now]" and len(ep) <= 6
