@@ -1,11 +1,11 @@
 """The embedded-scale agent: a tiny Qwen2 warm-started on a benchmark's expert (ALFWorld's
 hand-coded expert; WebShop's goal-following expert).
 
-Registered as model builder ``tiny_qwen2_sft``. Steps: (1) play train-split games with ALFWorld's
-hand-coded expert, taking a random admissible action with probability ``noise`` so the warm start is
-imperfect and RL has room; (2) train the tokenizer (Qwen2 byte-level BPE whose vocabulary holds
-every word of the demonstrations and the object/receptacle class names of every split, as a
-pretrained tokenizer would already know them);
+Registered as model builder ``tiny_qwen2_sft``. Steps: (1) play train-split episodes with the
+benchmark's expert, taking a random admissible action with probability ``noise`` so the warm start
+is imperfect and RL has room; (2) train the tokenizer (Qwen2 byte-level BPE whose vocabulary holds
+every word of the demonstrations and the benchmark's extra words, e.g. ALFWorld's object and
+receptacle class names of every split, as a pretrained tokenizer would already know them);
 (3) build a tiny ``Qwen2ForCausalLM``; (4) supervised fine-tuning on the demonstrations with the
 RL prompt format. Demonstrations never come from the validation splits.
 """
@@ -13,7 +13,6 @@ RL prompt format. Demonstrations never come from the validation splits.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -40,17 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "prompt": {"history_length": 2, "style": "compact", "require_think": False, "max_obs_chars": 200},
     "model": {},                 # Qwen2Config overrides (repro.models.tiny defaults otherwise)
 }
-
-_CLASS_RE = re.compile(r"\((?:objectType|receptacleType) \S+ (\w+?)Type\)")
-
-
-def class_vocabulary(dataset_dir: Path) -> str:
-    """Object and receptacle class names of every split, as display words ("mug 1 … mug 9")."""
-    names = set()
-    for pddl in sorted(Path(dataset_dir).rglob("initial_state.pddl")):
-        names.update(m.lower() for m in _CLASS_RE.findall(pddl.read_text()))
-    return " ".join(f"{n} {i}" for n in sorted(names) for i in range(1, 10))
-
 
 @registry.MODELS.register("tiny_qwen2_sft")
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:

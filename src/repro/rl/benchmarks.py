@@ -84,7 +84,7 @@ def _alfworld_expert(dataset_dir, split, n_episodes, noise, seed, max_steps, **e
 
 
 def _alfworld_vocabulary(dataset_dir: Path) -> str:
-    from repro.models.embedded import class_vocabulary
+    from repro.rl.envs.alfworld import class_vocabulary
 
     return class_vocabulary(dataset_dir)
 

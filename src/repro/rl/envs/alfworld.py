@@ -25,6 +25,7 @@ import logging
 import multiprocessing as mp
 import os
 import random
+import re
 import time
 import traceback
 from collections import OrderedDict
@@ -48,6 +49,18 @@ TASK_PREFIX = "Your task is to: "
 # ------------------------------------------------------------------------------------------
 # Game discovery (AlfredTWEnv.collect_game_files rules)
 # ------------------------------------------------------------------------------------------
+
+
+_CLASS_RE = re.compile(r"\((?:objectType|receptacleType) \S+ (\w+?)Type\)")
+
+
+def class_vocabulary(dataset_dir: str | os.PathLike) -> str:
+    """Object and receptacle class names of every split, as display words ("mug 1 … mug 9"):
+    words a pretrained tokenizer would know, for the embedded tokenizer (``Benchmark.vocabulary``)."""
+    names = set()
+    for pddl in sorted(Path(dataset_dir).rglob("initial_state.pddl")):
+        names.update(m.lower() for m in _CLASS_RE.findall(pddl.read_text()))
+    return " ".join(f"{n} {i}" for n in sorted(names) for i in range(1, 10))
 
 
 def split_dir(data_root: str | os.PathLike, split: str) -> Path:
