@@ -51,6 +51,8 @@ TRAINERS = Registry("trainer family")  # family -> object with .train(...) and .
 ESTIMATORS = Registry("advantage estimator")  # name -> callable(StepBatch, params: dict) -> np.ndarray[N]
 FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...)
 BENCHMARKS = Registry("benchmark")  # benchmark -> repro.rl.benchmarks.Benchmark (env, splits, prompts)
+# sampler -> callable(model, tokenizer, cfg: TrainConfig, model_dir: Path, device) -> GenerationBackend
+ROLLOUT_BACKENDS = Registry("rollout backend")
 
 
 def load_plugins() -> None:
@@ -65,6 +67,7 @@ def load_plugins() -> None:
         "repro.rl.advantages",
         "repro.rl.benchmarks",
         "repro.rl.trainer",
+        "repro.rl.vllm_backend",
         "repro.studies.hgpo.figures",
     ):
         importlib.import_module(mod)

@@ -197,3 +197,31 @@ def test_training_under_torchrun_with_two_processes(inputs):
     assert not (out / "_resume").exists()
     client = mlflow.tracking.MlflowClient(f"sqlite:///{base / 'ddp.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("hgpo").experiment_id])) == 1
+
+
+def test_trainer_releases_the_sampler_after_each_rollout_and_syncs_it_after_each_update(inputs, monkeypatch, tmp_path):
+    """The calls a vLLM engine relies on: ``release`` once per rollout (before the update) and
+    ``sync_weights`` once per update, in that order; validation generates in between."""
+    from types import SimpleNamespace
+
+    import repro.rl.trainer as trainer
+
+    _, data, model, run = inputs
+    calls: list[str] = []
+    real = trainer._backend
+
+    def recording(*args):
+        backend = real(*args)
+        gen = backend.generate
+        backend.generate = lambda *a, **k: (calls.append("generate"), gen(*a, **k))[1]
+        backend.release = lambda: calls.append("release")
+        backend.sync_weights = lambda: calls.append("sync")
+        return backend
+
+    monkeypatch.setattr(trainer, "_backend", recording)
+    trainer.AgenticRL().train({**run, "train": {**run["train"], "iterations": 2, "val_every": 0}},
+                              dataset_dir=data, model_dir=model, out_dir=tmp_path / "ckpt",
+                              log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work",
+                              tracker=SimpleNamespace(log_metrics=lambda *a, **k: None))
+    events = [c for i, c in enumerate(calls) if c != "generate" or i == 0 or calls[i - 1] != "generate"]
+    assert events == ["generate", "release", "sync"] * 2

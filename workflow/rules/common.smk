@@ -97,6 +97,16 @@ def get_train_launcher(wildcards):
     return f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli" if gpus > 1 else "repro"
 
 
+# conda environment per sampler: vLLM pins its own torch and transformers (envs/vllm.yaml)
+TRAIN_ENVS = {"transformers": "../../envs/repro.yaml", "vllm": "../../envs/vllm.yaml"}
+
+
+def get_run_env(wildcards):
+    """The conda env of a run's train/evaluate job, by its `train.rollout_backend`."""
+    train = job_config(LOADED, get_run(wildcards))["train"]
+    return TRAIN_ENVS[train.get("rollout_backend", "transformers")]
+
+
 def get_tracking_uri():
     return config.get("tracking", {}).get("uri") or ""
 

@@ -7,7 +7,7 @@ rule evaluate:
     params:
         run=get_run_config,
     conda:
-        "../../envs/repro.yaml"
+        get_run_env
     log:
         "logs/evaluate/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}.log",
     benchmark:

@@ -26,7 +26,7 @@ rule train:
         work="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/_resume",
         launcher=get_train_launcher,
     conda:
-        "../../envs/repro.yaml"
+        get_run_env
     log:
         "logs/train/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}.log",
     benchmark:

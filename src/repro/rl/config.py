@@ -8,7 +8,7 @@ the reference implementation's (verl-agent ``ppo_trainer.yaml`` and the HGPO rec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ class TrainConfig:
     env_workers: int = 1                  # worker processes stepping the games
     critic_lr: float = 1e-5               # value model (estimators that need values, e.g. gae)
     critic_value_clip: float = 0.5        # verl critic.cliprange_value
+    rollout_backend: str = "transformers" # sampler, repro.registry.ROLLOUT_BACKENDS (transformers, vllm)
+    rollout_engine: dict[str, Any] = field(default_factory=dict)  # vLLM engine args over its defaults
+    # old log-probs of the PPO ratio: a forward pass of the actor after the rollout (verl), or the
+    # sampler's own (same numbers in fp32; 0.01 mean / 0.05 max apart in bf16, docs/performance.md)
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
+    # forward passes: fp32, or bf16 autocast over fp32 weights/grads/optimizer (verl's FSDP mixed
+    # precision). deviation from "defaults = the paper's code": fp32 by default, the CPU scale's choice
+    precision: Literal["float32", "bf16-mixed"] = "float32"
 
     def __post_init__(self) -> None:
         positive = ("iterations", "tasks_per_batch", "group_size", "max_steps", "ppo_epochs",

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import torch
 
+from repro.registry import ROLLOUT_BACKENDS
+
 
 @dataclass
 class Generation:
@@ -26,8 +28,24 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
+    """What the rollout and the trainer need from a sampler (``repro.registry.ROLLOUT_BACKENDS``)."""
+
     def generate(self, prompts: list[str], *, temperature: float, seed: int,
                  allowed: list[list[str]] | None = None) -> list[Generation]: ...
+
+    def release(self) -> None:
+        """The rollout is over: memory the sampler holds may be freed for the update."""
+
+    def sync_weights(self) -> None:
+        """The trainer's weights changed (one optimizer update): sample from the new ones."""
+
+
+def encode_prompts(tok, prompts: list[str], max_prompt_tokens: int) -> list[list[int]]:
+    """Each user message through the chat template with the generation prompt, as token ids,
+    keeping the *last* ``max_prompt_tokens`` (left truncation, as the HGPO scripts configure)."""
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                     add_generation_prompt=True) for p in prompts]
+    return [x[-max_prompt_tokens:] for x in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
 class _PrefixTrie:
@@ -60,13 +78,13 @@ class TransformersBackend:
         self.batch_size, self.device, self.top_p = batch_size, device, top_p
 
     def encode_prompts(self, prompts: list[str]) -> list[list[int]]:
-        texts = [
-            self.tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                         add_generation_prompt=True)
-            for p in prompts
-        ]
-        ids = self.tok(texts, add_special_tokens=False)["input_ids"]
-        return [x[-self.max_prompt_tokens:] for x in ids]
+        return encode_prompts(self.tok, prompts, self.max_prompt_tokens)
+
+    def release(self) -> None:  # the policy itself samples: nothing to free or to copy
+        pass
+
+    def sync_weights(self) -> None:
+        pass
 
     @torch.no_grad()
     def generate(self, prompts: list[str], *, temperature: float, seed: int,
@@ -115,19 +133,33 @@ class TransformersBackend:
                     return_dict_in_generate=True, output_logits=True,
                 )
                 tokens = seqs.sequences[:, width:]
-                # raw logits [B, T, V] -> log-probs of the sampled tokens [B, T] at the temperature
-                logits = torch.stack(seqs.logits, dim=1).float() / (temperature if temperature > 0 else 1.0)
-                logp = torch.gather(torch.log_softmax(logits, -1), -1, tokens.unsqueeze(-1)).squeeze(-1)
+                logp = _sampled_logprobs(seqs.logits, tokens, temperature) if temperature > 0 else None
                 for i, ids in enumerate(chunk):
                     resp = _cut_at_eos(tokens[i].tolist(), self.tok.eos_token_id, pad)
                     out.append(Generation(
                         text=self.tok.decode(resp, skip_special_tokens=True),
                         prompt_ids=ids, response_ids=resp,
-                        logprobs=logp[i, : len(resp)].tolist() if temperature > 0 else None,
+                        logprobs=logp[i, : len(resp)].tolist() if logp is not None else None,
                     ))
         finally:
             self.model.train(was_training)
         return out
+
+
+@ROLLOUT_BACKENDS.register("transformers")
+def transformers_backend(model, tok, cfg, model_dir, device) -> TransformersBackend:
+    """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused)."""
+    return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
+                               max_prompt_tokens=cfg.max_prompt_tokens, device=device)
+
+
+def _sampled_logprobs(step_logits: tuple[torch.Tensor, ...], tokens: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """Log-probs [B, T] of the sampled ``tokens`` [B, T] from generate's raw logits (T tensors
+    [B, V]) at ``temperature``, one step at a time: stacking first would hold 2-3 more copies of
+    B·T·V floats (~10 GB each for 128 x 128 tokens over Qwen2.5's 152k vocabulary)."""
+    return torch.stack([torch.log_softmax(step.float() / temperature, -1).gather(-1, tokens[:, j, None])[:, 0]
+                        for j, step in enumerate(step_logits)], dim=1)
 
 
 def _cut_at_eos(ids: list[int], eos: int, pad: int) -> list[int]:

@@ -23,14 +23,15 @@ import torch
 
 from repro import io as rio
 from repro import registry
-from repro.config import check_dataclass
+from repro.config import ConfigError, check_dataclass
 from repro.rl import benchmarks
 from repro.rl import distributed as dist
 from repro.rl.advantages.context import context_inconsistency
 from repro.rl.benchmarks import Benchmark
 from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
 from repro.rl.critic import Critic
-from repro.rl.generation import TransformersBackend
+from repro.rl.generation import GenerationBackend
+from repro.rl import vllm_backend  # noqa: F401  (registers the vllm rollout backend)
 from repro.rl.losses import policy_loss
 from repro.rl.policy import batched_logprobs, pad_to, response_logprobs, update_plan
 from repro.rl.rollout import PromptOptions, Rollout, run_episodes
@@ -70,9 +71,9 @@ def _prompt_options(cfg: TrainConfig) -> PromptOptions:
                          constrain_to_admissible=cfg.constrain_to_admissible)
 
 
-def _backend(model, tok, cfg: TrainConfig) -> TransformersBackend:
-    return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
-                               max_prompt_tokens=cfg.max_prompt_tokens, device=dist.device())
+def _backend(model, tok, cfg: TrainConfig, model_dir: Path) -> GenerationBackend:
+    """The configured sampler (``rollout_backend``), built around the trainer's policy."""
+    return registry.ROLLOUT_BACKENDS.get(cfg.rollout_backend)(model, tok, cfg, model_dir, dist.device())
 
 
 def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps: int,
@@ -80,8 +81,16 @@ def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps
     """Each game ``repeats`` times; the copies of one game form a group."""
     plays = [g for g in games for _ in range(repeats)]
     groups = [i for i in range(len(games)) for _ in range(repeats)]
-    return run_episodes(env, backend, plays, groups, max_steps=max_steps, temperature=temperature,
-                        seed=seed, prompt=_prompt_options(cfg), bench=bench)
+    with precision(cfg):
+        return run_episodes(env, backend, plays, groups, max_steps=max_steps, temperature=temperature,
+                            seed=seed, prompt=_prompt_options(cfg), bench=bench)
+
+
+def precision(cfg: TrainConfig):
+    """``bf16-mixed``: forward passes autocast to bf16 while weights, gradients and optimizer
+    states stay fp32 (as FSDP mixed precision); ``float32``: no autocast."""
+    return torch.autocast(device_type=torch.device(dist.device()).type, dtype=torch.bfloat16,
+                          enabled=cfg.precision == "bf16-mixed")
 
 
 def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -94,7 +103,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     rows in random mini-batches of ``mini_batch_rows``), gradients accumulated over micro-batches
     of ``micro_batch_rows``. ``adv``: float[N] per step row, or a list of float[L_i] per token."""
     temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
-    if ro.old_logprobs is not None:  # the sampler's, same model and numerics (tested)
+    if cfg.old_logprobs == "sampler" and ro.old_logprobs is not None:  # equal in fp32 (tested)
         old = [torch.tensor(x, dtype=torch.float32) for x in ro.old_logprobs]
     else:
         old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
@@ -184,7 +193,11 @@ class AgenticRL:
     """Trainer family for HGPO, GiGPO, GRPO (and later GraphGPO, Dr. MAS, KPO, PA-MoE)."""
 
     def train_config(self, values: dict, source: str) -> TrainConfig:
-        return check_dataclass(TrainConfig, values, source)
+        cfg = check_dataclass(TrainConfig, values, source)
+        if cfg.rollout_backend not in registry.ROLLOUT_BACKENDS:
+            raise ConfigError(f"{source}.rollout_backend: {cfg.rollout_backend!r} is not a rollout backend; "
+                              f"allowed: {', '.join(registry.ROLLOUT_BACKENDS.names())}")
+        return cfg
 
     def eval_config(self, values: dict, source: str) -> EvalConfig:
         return check_dataclass(EvalConfig, values, source)
@@ -219,7 +232,7 @@ class AgenticRL:
                 critic.load_state_dict(state["critic"])
             start, history = state["iteration"], _Log(state["log"])
             log.info("resuming from checkpoint %s at iteration %d", state_path, start)
-        backend = _backend(model, tok, cfg)
+        backend = _backend(model, tok, cfg, model_dir)
         bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
         env = _env(bench, dataset_dir, bench.train_split, cfg, cfg.max_steps, seed,
                    cfg.tasks_per_batch * cfg.group_size, env_params)
@@ -244,17 +257,20 @@ class AgenticRL:
                           temperature=cfg.train_temperature, seed=seed * 10_007 + it + 104_729 * dist.rank(),
                           bench=bench)
                 ro = Rollout.concat(dist.all_gather(ro))
+                backend.release()  # e.g. vLLM's memory, for the update
                 t_roll = time.perf_counter() - t0
-                # --- advantage ---
-                adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
-                                                  cfg.mini_batch_rows)
-                # --- update: the critic first, on the same mini-batches (as verl) ---
-                t1 = time.perf_counter()
-                plan = _plan(ro, cfg, rng)
-                parts = ({} if critic is None else
-                         critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
-                                       clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
-                parts.update(ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
+                with precision(cfg):
+                    # --- advantage ---
+                    adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
+                                                      cfg.mini_batch_rows)
+                    # --- update: the critic first, on the same mini-batches (as verl) ---
+                    t1 = time.perf_counter()
+                    plan = _plan(ro, cfg, rng)
+                    parts = ({} if critic is None else
+                             critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
+                                           clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
+                    parts.update(ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
+                backend.sync_weights()  # the sampler follows the updated policy
                 flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
                 # HGPO's motivation, measured on every method's batch (same K and params)
                 context = {f"context/{k}": v for k, v in context_inconsistency(ro.batch, est_params).items()}
@@ -311,7 +327,7 @@ class AgenticRL:
         ecfg = self.eval_config(run["evaluate"], "evaluate")
         seed = int(run["seed"])
         model, tok = _load(checkpoint_dir)
-        backend = _backend(model, tok, cfg)
+        backend = _backend(model, tok, cfg, checkpoint_dir)
         bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
         splits: dict[str, Any] = {}
         for split in ecfg.splits:
