@@ -60,9 +60,12 @@ def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
     seen = t[t.split == "valid_seen"].set_index("run")
     assert seen.loc["hgpo_k4", "K"] == 4 and seen.loc["hgpo_k4", "mean"] == 10.0 + METHODS.index("hgpo_k4")
     assert seen.loc["hgpo_a2", "alpha"] == 2.0 and seen.loc["hgpo_a2", "K"] == 2
-    assert seen.loc["hgpo_k4", "reported ALFWorld (1.5B)"] == "94.85"
-    assert seen.loc["hgpo_a0", "reported ALFWorld (1.5B)"] == "n/f"  # no published alpha ablation
-    assert "K=4: 90.64" in (tmp_path / "ablation.md").read_text()
+    assert seen.loc["hgpo_k4", "reported (1.5B)"] == "94.85"
+    assert seen.loc["hgpo_a0", "reported (1.5B)"] == "n/f"  # no published alpha ablation
+    shop = t[t.benchmark == "webshop"].set_index("run")  # the score, not the success rate
+    assert set(shop.metric) == {"score"} and shop.loc["hgpo_k1", "mean"] == 60.0 + METHODS.index("hgpo_k1")
+    assert shop.loc["hgpo_k4", "reported (1.5B)"] == "90.64" and shop.loc["gigpo", "reported (1.5B)"] == "n/f"
+    assert len(t) == 3 * 8 and (tmp_path / "ablation.png").stat().st_size > 0
 
 
 def test_context_figure_averages_over_seeds(tmp_path):

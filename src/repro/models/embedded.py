@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "noise": 0.3,                # probability of a random admissible action (issue 2 prototype)
     "demo_max_steps": 15,
     "sft_targets": "expert",     # label each visited state with the expert's action (see rl.sft)
+    "sft_history_lengths": None, # cycle the prompt's history depth K over episodes (None: prompt's K)
     "sft_epochs": 6,
     "sft_lr": 2e-3,
     "sft_batch_size": 64,
@@ -58,7 +59,8 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     steps = sum(len(e) for e in episodes)
     log.info("collected %d %s expert episodes (%d steps, %.0f%% won) in %.1fs", len(episodes), bench.name,
              steps, 100 * sum(won) / max(len(won), 1), time.perf_counter() - t0)
-    pairs = demonstration_pairs(episodes, opts, p["sft_targets"], bench=bench)
+    pairs = demonstration_pairs(episodes, opts, p["sft_targets"], bench=bench,
+                                history_lengths=p["sft_history_lengths"])
     corpus = [t for pair in pairs for t in pair] + [bench.vocabulary(Path(dataset_dir))]
     with rio.atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch) / "base"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,19 +24,26 @@ log = logging.getLogger(__name__)
 
 
 def demonstration_pairs(episodes: list[list[dict]], opts: PromptOptions,
-                        targets: str = "expert", *, bench: Benchmark) -> list[tuple[str, str]]:
+                        targets: str = "expert", *, bench: Benchmark,
+                        history_lengths: Sequence[int] | None = None) -> list[tuple[str, str]]:
     """(user prompt, response) for the steps of every episode.
 
     ``targets="expert"`` labels every step with the expert's choice in that state, including the
     states a random action led to (so the policy learns to recover; steps where the expert had no
     choice are skipped); ``targets="taken"`` imitates the action actually executed, noise included.
-    The history always holds the executed actions.
+    The history always holds the executed actions. ``history_lengths`` (optional) cycles the
+    prompt's history depth K over the episodes (episode i uses ``history_lengths[i % n]``), so the
+    model reads prompts of every K an RL run may use; default: ``opts.history_length`` throughout.
     """
     if targets not in ("expert", "taken"):
         raise ValueError(f"targets: {targets!r} not allowed; allowed: expert, taken")
+    if history_lengths is not None and (not history_lengths or min(history_lengths) < 0):
+        raise ValueError(f"history_lengths: {history_lengths!r} must be a non-empty list of K >= 0")
     key = "expert_action" if targets == "expert" else "action"
+    depths = list(history_lengths) if history_lengths is not None else [opts.history_length]
     pairs = []
-    for ep in episodes:
+    for i, ep in enumerate(episodes):
+        opts = replace(opts, history_length=depths[i % len(depths)])
         mem = Memory()
         task = bench.task_text(ep[0]["obs"]) if ep else ""
         for step in ep:

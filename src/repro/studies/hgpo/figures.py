@@ -228,55 +228,67 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
     save_figure(fig, out_dir / "context_inconsistency.png")
 
 
+# (benchmark, split, metric) panels of the ablation figure
+ABLATION_PANELS = (("alfworld", "valid_seen", "success_rate_pct"), ("alfworld", "valid_unseen", "success_rate_pct"),
+                   ("webshop", "test", "score"))
+
+
 @registry.FIGURES.register("hgpo/ablation")
 def ablation(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """HGPO's history depth K in {0, 1, 2, 4} and level weight alpha in {0, 1, 2} (plus GiGPO at K = 2
-    and 4): final success per split, reproduced mean ± std beside the reported values."""
+    and 4): final ALFWorld success per split and WebShop score, reproduced mean ± std beside the
+    reported values (ALFWorld: HGPO Table 1 at K = 2, 4; WebShop score vs K: [PN])."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())
-          & (s.benchmark == "alfworld") & (s.metric == "success_rate_pct")]
+    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())]
     rep = pd.read_csv(reported)
     rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")
               & rep.protocol.isin(["hgpo_table1", "hgpo_k_ablation"])]
     rows = []
     for run, (method, k, alpha) in {**MAIN_SETTING, **ABLATION}.items():
-        for split in ("valid_seen", "valid_unseen"):
-            g = s[(s.method == run) & (s.split == split)]
-            r = rep[(rep.method == method) & (rep.history_length == k) & (rep.split == split)]
-            rows.append({"run": run, "method": method, "K": k, "alpha": alpha, "split": split,
+        for bench, split, metric in ABLATION_PANELS:
+            g = s[(s.method == run) & (s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
+            r = rep[(rep.method == method) & (rep.history_length == k) & (rep.benchmark == bench)
+                    & (rep.split == split) & (rep.metric == metric)]
+            rows.append({"run": run, "method": method, "K": k, "alpha": alpha, "benchmark": bench,
+                         "split": split, "metric": metric,
                          "mean": g["mean"].iloc[0] if len(g) else np.nan,
                          "std": g["std"].iloc[0] if len(g) else np.nan,
                          "seeds": int(g.n_seeds.iloc[0]) if len(g) else 0,
-                         "reported ALFWorld (1.5B)": f"{r['value'].iloc[0]:.2f}" if len(r) and alpha in (1.0, None) else "n/f"})
+                         "reported (1.5B)": f"{r['value'].iloc[0]:.2f}" if len(r) and alpha in (1.0, None) else "n/f"})
     table = pd.DataFrame(rows)
-    ws = rep[rep.protocol == "hgpo_k_ablation"].sort_values("history_length")
     write_table(table, out_dir / "ablation.csv", out_dir / "ablation.md",
-                "HGPO ablations: history depth K and level weight alpha (ALFWorld success, %)",
+                "HGPO ablations: history depth K and level weight alpha (ALFWorld success %, WebShop score)",
                 [_scale_note(scale),
                  "reproduced: mean ± std over seeds from eval.json; K is the prompt history and HGPO's "
                  "deepest level together (env.history_length in the recipe); alpha weights level k by "
                  "(k+1)^alpha. The main runs are K = 2, alpha = 1.",
-                 "reported ALFWorld: HGPO Table 1 (K = 2 and 4) via [H]; no published alpha ablation was "
-                 "found (the alpha grid is ours). Reported WebShop score vs K (HGPO, 1.5B, [PN], low "
-                 "confidence): " + ", ".join(f"K={int(k)}: {v:.2f}" for k, v in zip(ws.history_length, ws.value))
-                 + "."])
-    fig, (a, b) = new_figure(9.0, 3.4, ncols=2)
-    for c, split in enumerate(("valid_seen", "valid_unseen")):
-        for method, marker, keep in (("hgpo", "o", table.alpha == 1.0), ("gigpo", "s", table.method == "gigpo")):
-            g = table[(table.method == method) & (table.split == split) & keep].dropna(subset=["mean"]).sort_values("K")
-            a.errorbar(g.K, g["mean"], yerr=g["std"], marker=marker, capsize=3, color=COLORS[c],
-                       linestyle="-" if method == "hgpo" else ":", label=f"{method}, {SPLIT_LABEL[split]}")
-        g = table[(table.method == "hgpo") & (table.K == 2) & (table.split == split)].dropna(subset=["mean", "alpha"])
-        g = g.sort_values("alpha")
-        b.errorbar(g.alpha, g["mean"], yerr=g["std"], marker="o", capsize=3, color=COLORS[c],
-                   label=SPLIT_LABEL[split])
-    a.set_xlabel("history depth K")
-    a.set_ylabel("success (%)")
-    a.set_xticks([0, 1, 2, 4])
-    a.set_title("K (alpha = 1)")
-    a.legend(frameon=False, fontsize=7)
-    b.set_xlabel("alpha")
-    b.set_xticks([0, 1, 2])
-    b.set_title("alpha (K = 2)")
-    b.legend(frameon=False, fontsize=7)
+                 "reported: ALFWorld from HGPO Table 1 (K = 2 and 4) via [H]; WebShop score vs K from [PN] "
+                 "(HGPO, 1.5B; low confidence; its K = 0 row is GiGPO). No published alpha ablation was "
+                 "found (the alpha grid is ours)."])
+    fig, axes = new_figure(13.5, 3.4, ncols=3)
+    k_ax, a_ax, w_ax = axes
+    for c, (bench, split, metric) in enumerate(ABLATION_PANELS):
+        panel = table[(table.benchmark == bench) & (table.split == split)]
+        ax = k_ax if bench == "alfworld" else w_ax
+        label = SPLIT_LABEL.get(split, split)
+        for method, marker, keep in (("hgpo", "o", panel.alpha == 1.0), ("gigpo", "s", panel.method == "gigpo")):
+            g = panel[(panel.method == method) & keep].dropna(subset=["mean"]).sort_values("K")
+            ax.errorbar(g.K, g["mean"], yerr=g["std"], marker=marker, capsize=3, color=COLORS[c],
+                        linestyle="-" if method == "hgpo" else ":", label=f"{method}, {label}")
+        g = panel[(panel.method == "hgpo") & (panel.K == 2)].dropna(subset=["mean", "alpha"]).sort_values("alpha")
+        a_ax.errorbar(g.alpha, g["mean"], yerr=g["std"], marker="o", capsize=3, color=COLORS[c],
+                      label=f"{bench}, {label}")
+    ws = rep[(rep.protocol == "hgpo_k_ablation") & (rep.benchmark == "webshop")].sort_values("history_length")
+    w_ax.plot(ws.history_length, ws.value, marker="x", linestyle="--", color="grey", label="reported (1.5B, [PN])")
+    for ax, title, ylabel in ((k_ax, "ALFWorld: K (alpha = 1)", "success (%)"),
+                              (w_ax, "WebShop: K (alpha = 1)", "score"),
+                              (a_ax, "alpha (K = 2)", "success (%) / score")):
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False, fontsize=7)
+    for ax in (k_ax, w_ax):
+        ax.set_xlabel("history depth K")
+        ax.set_xticks([0, 1, 2, 4])
+    a_ax.set_xlabel("alpha")
+    a_ax.set_xticks([0, 1, 2])
     save_figure(fig, out_dir / "ablation.png")
