@@ -179,26 +179,37 @@ def test_backends_are_registered_and_the_config_names_the_allowed_ones():
     assert ENGINE_DEFAULTS["gpu_memory_utilization"] == 0.6 and not ENGINE_DEFAULTS["enable_sleep_mode"]
 
 
-def test_ppo_update_recomputes_old_logprobs_unless_told_to_use_the_samplers(tiny):
-    """``old_logprobs: recompute`` ignores the sampler's numbers (verl); ``sampler`` uses them."""
+def sampled_rollout(model, tok, seed: int, old_logprobs=None):
+    """(generations, Rollout): one response per prompt from the tiny policy, groups of 2, one step."""
     from repro.rl.batch import StepBatch
-    from repro.rl.config import TrainConfig
     from repro.rl.rollout import Rollout
-    from repro.rl.trainer import ppo_update
 
-    _, base, tok = tiny
-    gens = TransformersBackend(base, tok, max_new_tokens=6, max_prompt_tokens=64).generate(
-        CORPUS * 2, temperature=1.0, seed=0)
+    gens = TransformersBackend(model, tok, max_new_tokens=6, max_prompt_tokens=64).generate(
+        CORPUS * 2, temperature=1.0, seed=seed)
     n = len(gens)
     batch = StepBatch.from_anchor_strings(group=np.arange(n) // 2, traj=np.arange(n), step=np.zeros(n, int),
                                           anchor_obs=["o"] * n, reward=np.arange(n) % 2,
                                           episode_reward=np.arange(n) % 2, valid=np.ones(n, bool))
+    ro = Rollout(batch=batch, prompt_ids=[g.prompt_ids for g in gens], response_ids=[g.response_ids for g in gens],
+                 won=np.zeros(n, bool), lengths=np.ones(n, int), task_types=["t"] * n, games=["g"] * n,
+                 old_logprobs=old_logprobs, scores=np.zeros(n), anchor_obs=["o"] * n)
+    return gens, ro
+
+
+def test_ppo_update_recomputes_old_logprobs_unless_told_to_use_the_samplers(tiny):
+    """``old_logprobs: recompute`` ignores the sampler's numbers (verl); ``sampler`` uses them."""
+    from dataclasses import replace
+
+    from repro.rl.config import TrainConfig
+    from repro.rl.trainer import ppo_update
+
+    _, base, tok = tiny
+    gens, ro0 = sampled_rollout(base, tok, seed=0)
+    n = len(gens)
 
     def update(mode, logprobs):
         model = copy.deepcopy(base)
-        ro = Rollout(batch=batch, prompt_ids=[g.prompt_ids for g in gens], response_ids=[g.response_ids for g in gens],
-                     won=np.zeros(n, bool), lengths=np.ones(n, int), task_types=["t"] * n, games=["g"] * n,
-                     old_logprobs=logprobs, scores=np.zeros(n), anchor_obs=["o"] * n)
+        ro = replace(ro0, old_logprobs=logprobs)
         cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=2, kl_coef=0.0, lr=1e-2, old_logprobs=mode)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # Adam would amplify rounding-level differences
         parts = ppo_update(model, None, opt, ro, np.linspace(-1, 1, n), cfg, tok.pad_token_id,
@@ -218,21 +229,12 @@ def test_ppo_update_recomputes_old_logprobs_unless_told_to_use_the_samplers(tiny
 def test_bf16_mixed_precision_keeps_fp32_weights_and_tracks_the_fp32_update(tiny):
     """``precision: bf16-mixed`` autocasts the forward passes only: parameters, gradients and
     optimizer state stay fp32, and one update lands within bf16 rounding of the fp32 one."""
-    from repro.rl.batch import StepBatch
     from repro.rl.config import TrainConfig
-    from repro.rl.rollout import Rollout
     from repro.rl.trainer import ppo_update, precision
 
     _, base, tok = tiny
-    gens = TransformersBackend(base, tok, max_new_tokens=6, max_prompt_tokens=64).generate(
-        CORPUS * 2, temperature=1.0, seed=1)
+    gens, ro = sampled_rollout(base, tok, seed=1)
     n = len(gens)
-    batch = StepBatch.from_anchor_strings(group=np.arange(n) // 2, traj=np.arange(n), step=np.zeros(n, int),
-                                          anchor_obs=["o"] * n, reward=np.arange(n) % 2,
-                                          episode_reward=np.arange(n) % 2, valid=np.ones(n, bool))
-    ro = Rollout(batch=batch, prompt_ids=[g.prompt_ids for g in gens], response_ids=[g.response_ids for g in gens],
-                 won=np.zeros(n, bool), lengths=np.ones(n, int), task_types=["t"] * n, games=["g"] * n,
-                 old_logprobs=None, scores=np.zeros(n), anchor_obs=["o"] * n)
     out = {}
     for mode in ("float32", "bf16-mixed"):
         model = copy.deepcopy(base)
