@@ -384,3 +384,18 @@ def test_unpack_zip_refuses_paths_outside(tmp_path):
         unpack_zip(tmp_path / "evil.zip", tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out" / "json_2.1.1" / "ok.txt").exists()  # checked before writing
+
+
+def test_a_dot_z_digit_in_the_path_does_not_select_the_z_machine(tmp_path):
+    """TextWorld's GenericEnvironment picks Jericho for any path matching '\\.z[1-8]' (a temporary
+    folder '.embedded.z3ab…' did, once in a test run); generation and play go through PddlEnv."""
+    from repro.rl.envs.alfworld import make_chain
+
+    root = tmp_path / "data.z3"
+    small = {**SMALL, "games": {"train": 2, "valid_seen": 1, "valid_unseen": 1}}
+    generate_embedded(root, small)  # the planner confirms every game under this path
+    game = next(root.rglob("*.tw-pddl"))
+    env, _ = make_chain(max_steps=5)
+    env.load(str(game))
+    obs, infos = env.reset()
+    assert "admissible_commands" in infos and infos["admissible_commands"]

@@ -433,17 +433,19 @@ _PLANNER = None
 
 
 def _planner_env():
-    """A PddlEnv wrapped like AlfredTWEnv's (demangled names), requesting the planner's plan."""
+    """The PDDL engine wrapped like AlfredTWEnv's (demangled names), requesting the planner's plan."""
     global _PLANNER
     if _PLANNER is None:
         import textworld  # noqa: PLC0415
         from alfworld.agents.environment.alfred_tw_env import (  # noqa: PLC0415
             AlfredDemangler, AlfredInfos)
-        from textworld.envs.wrappers import Filter, GenericEnvironment  # noqa: PLC0415
+        from textworld.envs.wrappers import Filter  # noqa: PLC0415
+
+        from repro.rl.envs.alfworld import pddl_engine  # noqa: PLC0415
 
         infos = textworld.EnvInfos(won=True, admissible_commands=True, policy_commands=True,
                                    extras=["gamefile"])
-        env = GenericEnvironment(infos)
+        env = pddl_engine(infos)
         for wrapper in (AlfredDemangler(shuffle=False), AlfredInfos, Filter):
             env = wrapper(env)
         _PLANNER = (env, infos)

@@ -1,10 +1,13 @@
 """ALFWorld as a batched environment, stepped in persistent worker processes.
 
-Every environment slot runs TextWorld's PDDL engine behind exactly the wrapper chain that the
-unmodified ``AlfredTWEnv.init_env`` builds (``textworld.gym`` ``_make_env``)::
+Every environment slot runs TextWorld's PDDL engine behind the wrapper chain that the unmodified
+``AlfredTWEnv.init_env`` builds (``textworld.gym`` ``_make_env``)::
 
     GenericEnvironment(EnvInfos(won, admissible_commands, extras=["gamefile"]))
       -> Limit(max_steps) -> AlfredDemangler(shuffle=False) -> AlfredInfos -> Filter
+
+with ``PddlEnv`` in place of ``GenericEnvironment`` (the engine it picks for ``.tw-pddl`` games,
+without its path guess: ``pddl_engine``)
 
 (plus ``AlfredExpert`` for expert demonstrations, as on AlfredTWEnv's DAgger train split).
 Worker processes persist across resets and keep loaded games in an LRU cache, so replaying a
@@ -116,12 +119,25 @@ def _drop_help(commands: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
+def pddl_engine(request_infos):
+    """TextWorld's PDDL engine, in place of ``GenericEnvironment`` (``AlfredTWEnv``'s choice).
+
+    ``GenericEnvironment`` guesses the engine from the game's path with ``re.search(r"\.z[1-8]",
+    path)`` over the *whole* path, so any folder named like ``.embedded.z4k1.tmp`` (a temporary
+    name, ~0.6% of them) or ``project.z5`` selects the Z-machine engine, which refuses the game.
+    ALFWorld games are always ``.tw-pddl``; ``PddlEnv.load`` replaces the game as Generic's does.
+    """
+    from textworld.envs import PddlEnv  # noqa: PLC0415
+
+    return PddlEnv(request_infos)
+
+
 def make_chain(max_steps: int, expert: bool = False):
     """One TextWorld environment wrapped like ``AlfredTWEnv``; returns ``(env, expert_wrapper)``."""
     import textworld  # noqa: PLC0415  (imported in workers only)
     from alfworld.agents.environment.alfred_tw_env import (  # noqa: PLC0415
         AlfredDemangler, AlfredExpert, AlfredExpertType, AlfredInfos)
-    from textworld.envs.wrappers import Filter, GenericEnvironment, Limit  # noqa: PLC0415
+    from textworld.envs.wrappers import Filter, Limit  # noqa: PLC0415
 
     request_infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
     wrappers: list[Any] = [AlfredDemangler(shuffle=False), AlfredInfos]
@@ -130,7 +146,7 @@ def make_chain(max_steps: int, expert: bool = False):
         expert_wrapper = AlfredExpert(expert_type=AlfredExpertType.HANDCODED)
         wrappers.append(expert_wrapper)
         request_infos.extras.append("expert_plan")
-    env = GenericEnvironment(request_infos)
+    env = pddl_engine(request_infos)
     if max_steps:
         env = Limit(env, max_episode_steps=max_steps)
     for wrapper in wrappers + [Filter]:
