@@ -32,6 +32,19 @@ def test_repo_config_is_valid_and_expands(root, workflow_config):
     assert run_config(loaded, "hgpo", "hgpo", "alfworld")["method_params"]["mode"] == "mean_std_norm"
 
 
+@pytest.mark.parametrize(("seeds", "expected"), [({"hgpo": [4]}, {4}), ({"other": [4]}, {0, 1, 2}),
+                                                 ([5, 6], {5, 6}), (None, {0, 1, 2})])
+def test_seeds_override_per_study_or_for_all(root, workflow_config, seeds, expected):
+    workflow_config["seeds"] = seeds
+    assert {r.seed for r in run_table(load(workflow_config, root)) if r.study == "hgpo"} == expected
+
+
+def test_seeds_map_is_checked(root, workflow_config):
+    workflow_config["seeds"] = {"hgpo": []}
+    with pytest.raises(ConfigError, match="seeds"):
+        load(workflow_config, root)
+
+
 def test_paper_scale_expands_both_models(root, workflow_config):
     workflow_config.update(yaml.safe_load((root / "config" / "paper.yaml").read_text()))
     runs = run_table(load(workflow_config, root))

@@ -47,7 +47,7 @@ def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
 
     versions = {}
     for pkg in ("repro", "alfworld", "textworld", "transformers", "tokenizers", "torch", "numpy",
-                "mlflow", "snakemake"):
+                "scipy", "scikit-learn", "mlflow", "snakemake"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:

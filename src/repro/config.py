@@ -169,11 +169,8 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
                           f"allowed: {', '.join(registry.TRAINERS.names())}")
     family = registry.TRAINERS.get(data["family"])
     for name, m in data["methods"].items():
-        est = m["estimator"]
-        if est is not None and est not in registry.ESTIMATORS:
-            raise ConfigError(f"{src}: methods.{name}.estimator: {est!r} is not registered; "
-                              f"allowed: {', '.join(registry.ESTIMATORS.names())} or null")
-        family.check_method_params(m.get("params", {}), f"{src}: methods.{name}.params")
+        family.check_method(m, f"{src}: methods.{name}")
+        family.check_method_params(m.get("params", {}), f"{src}: methods.{name}.params", method=m)
     for bench, per_scale in data["benchmarks"].items():
         for sc, ds in per_scale.items():
             if sc == scale and ds not in config["datasets"]:
@@ -226,7 +223,7 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
             for name, m in data["methods"].items():
                 family.check_method_params({**m.get("params", {}), **over.get("estimator_params", {}),
                                             **over.get("method_params", {}).get(name, {})},
-                                           f"{bwhere}.method_params.{name}")
+                                           f"{bwhere}.method_params.{name}", method=m)
         for rule in ("train", "evaluate"):
             gpus = s["resources"][rule]["gpus"]
             if isinstance(gpus, dict):
@@ -273,9 +270,18 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
         for bench, per_scale in data["benchmarks"].items():
             for model in scale_models(s, bench):
                 for method in study_methods(loaded, study):
-                    for seed in loaded["config"].get("seeds") or s["seeds"]:
+                    for seed in study_seeds(loaded, study):
                         runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
     return runs
+
+
+def study_seeds(loaded: dict[str, Any], study: str) -> list[int]:
+    """Training seeds of ``study``: the workflow config's ``seeds`` (a list for every study, or a
+    map study -> list) where it names them, else the study's own ``scales.<scale>.seeds``."""
+    over = loaded["config"].get("seeds")
+    if isinstance(over, dict):
+        over = over.get(study)
+    return list(over or loaded["studies"][study]["scales"][loaded["config"]["scale"]]["seeds"])
 
 
 def scale_models(scale_cfg: dict[str, Any], benchmark: str) -> list[str]:
@@ -294,7 +300,7 @@ def run_config(loaded: dict[str, Any], study: str, method: str, benchmark: str |
     over = data["benchmarks"][benchmark].get("overrides", {}).get(scale, {}) if benchmark else {}
     return {
         "scale": scale, "study": study, "family": data["family"], "method": method,
-        "estimator": m["estimator"],
+        "estimator": m.get("estimator"), "learner": m.get("learner"),
         "method_params": {**m.get("params", {}), **over.get("estimator_params", {}),
                           **over.get("method_params", {}).get(method, {})},
         "train": {**s["train"], **over.get("train", {}), **m.get("train", {}).get(scale, {})},

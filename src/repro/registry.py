@@ -53,6 +53,8 @@ FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...)
 BENCHMARKS = Registry("benchmark")  # benchmark -> repro.rl.benchmarks.Benchmark (env, splits, prompts)
 # sampler -> callable(model, tokenizer, cfg: TrainConfig, model_dir: Path, device) -> GenerationBackend
 ROLLOUT_BACKENDS = Registry("rollout backend")
+LEARNERS = Registry("learner")  # name -> repro.classic.family.Learner (the classic studies' methods)
+METRICS = Registry("metric")  # name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
 
 
 def load_plugins() -> None:
@@ -68,6 +70,16 @@ def load_plugins() -> None:
         "repro.rl.benchmarks",
         "repro.rl.trainer",
         "repro.rl.vllm_backend",
-        "repro.studies.hgpo.figures",
+        "repro.models.architecture",
+        "repro.classic.family",
+        "repro.classic.metrics",
     ):
         importlib.import_module(mod)
+    # every study package registers its own learners, datasets and figures from its __init__
+    import pkgutil
+
+    import repro.studies
+
+    for info in pkgutil.iter_modules(repro.studies.__path__):
+        if info.ispkg:
+            importlib.import_module(f"repro.studies.{info.name}")

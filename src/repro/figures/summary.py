@@ -18,15 +18,20 @@ KEYS = ["study", "scale", "benchmark", "model", "method", "split", "temperature"
 
 
 def eval_rows(paths: list[Path]) -> pd.DataFrame:
-    """Long table: one row per (eval file, split, task type, metric): ``success_rate_pct`` (success
-    rate in percent) and, where the benchmark grades tasks (WebShop), ``score`` (mean task score x 100)."""
+    """Long table: one row per (eval file, split, task type, metric). Agentic benchmarks give
+    ``success_rate_pct`` (success rate in percent), per task type, and where tasks are graded
+    (WebShop) ``score`` (mean task score x 100); classic studies give their ``metrics`` as computed."""
     rows = []
     for p in paths:
         e = rio.read_json(p)
         base = {k: e[k] for k in ("study", "scale", "benchmark", "model", "method", "seed")}
         for split, res in e["splits"].items():
             at = {**base, "split": split, "temperature": res.get("temperature")}  # sampling temperature
-            rows.append({**at, "task_type": "all", "metric": "success_rate_pct", "value": 100 * res["success_rate"]})
+            for name, v in res.get("metrics", {}).items():
+                rows.append({**at, "task_type": "all", "metric": name, "value": v})
+            if "success_rate" in res:
+                rows.append({**at, "task_type": "all", "metric": "success_rate_pct",
+                             "value": 100 * res["success_rate"]})
             if "score" in res:
                 rows.append({**at, "task_type": "all", "metric": "score", "value": res["score"]})
             for tt, v in res.get("per_task_type", {}).items():
@@ -36,7 +41,8 @@ def eval_rows(paths: list[Path]) -> pd.DataFrame:
 
 # Packages whose version can change a number (ALFWorld's December 2024 release changed its command
 # grammar and feedback; several agent projects then failed to reproduce their own results).
-NUMERIC_PACKAGES = ("alfworld", "textworld", "torch", "transformers", "tokenizers", "numpy")
+NUMERIC_PACKAGES = ("alfworld", "textworld", "torch", "transformers", "tokenizers", "numpy", "scipy",
+                    "scikit-learn")
 
 
 class ProvenanceError(ValueError):
@@ -96,4 +102,4 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     g = df.groupby(KEYS, sort=True, dropna=False)["value"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
-    return out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 2, "std": 2})
+    return out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 4, "std": 4})

@@ -32,7 +32,7 @@ LOWER_IS_BETTER = ("hamming_loss", "one_error", "coverage", "ranking_loss")
 HIGHER_IS_BETTER = ("average_precision", "macro_f1", "micro_f1")
 
 
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels)
     if scores.ndim != 2 or scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must both be [n_examples, n_labels]")
@@ -124,7 +124,7 @@ THRESHOLD: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 def evaluate(scores, labels, predictions=None, threshold: float = 0.0) -> dict[str, float]:
     """All seven metrics; ``predictions`` default to ``scores > threshold``."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     preds = scores > threshold if predictions is None else np.asarray(predictions, bool)
     if preds.shape != labels.shape:
         raise ValueError(f"predictions {preds.shape} must match labels {labels.shape}")

@@ -202,7 +202,18 @@ class AgenticRL:
     def eval_config(self, values: dict, source: str) -> EvalConfig:
         return check_dataclass(EvalConfig, values, source)
 
-    def check_method_params(self, values: dict, source: str) -> EstimatorParams:
+    def check_method(self, spec: dict, source: str) -> None:
+        if "learner" in spec or "estimator" not in spec:
+            raise ConfigError(f"{source}: an agentic_rl method names an `estimator` (a registered "
+                              f"advantage estimator, or null for no training), not a learner")
+        est = spec["estimator"]
+        if est is not None and est not in registry.ESTIMATORS:
+            raise ConfigError(f"{source}.estimator: {est!r} is not registered; "
+                              f"allowed: {', '.join(registry.ESTIMATORS.names())} or null")
+
+    def check_method_params(self, values: dict, source: str, method: dict | None = None) -> EstimatorParams:
+        """Every estimator's params share one dataclass (each reads its own keys), so ``method``
+        does not matter here."""
         return check_dataclass(EstimatorParams, values, source)
 
     # --- train -------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Study packages: each registers its learners, datasets and figures when imported."""
