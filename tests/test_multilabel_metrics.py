@@ -91,3 +91,13 @@ def test_chunked_pairwise_metrics_equal_one_pass(monkeypatch):
 def test_bad_inputs_are_refused(scores, labels, match):
     with pytest.raises(ValueError, match=match):
         ml.evaluate(scores, labels)
+
+
+def test_ranks_count_labels_scored_at_least_as_high():
+    """The sort-based ranks equal the definition, counted pair by pair, with many ties."""
+    from repro.metrics.multilabel import ranks
+
+    rng = np.random.default_rng(3)
+    for q in (1, 2, 5, 9):
+        s = rng.integers(0, 3, (40, q)).astype(float)
+        assert np.array_equal(ranks(s), (s[:, None, :] >= s[:, :, None]).sum(2))

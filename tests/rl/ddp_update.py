@@ -1,9 +1,10 @@
-"""One PPO actor update and one critic update on a fixed batch, run as ``python ddp_update.py OUT``
-(one process) or under ``torchrun --nproc_per_node 2`` (gloo): rank 0 saves the updated
-parameters and the logged parts to OUT. Used by test_distributed.py."""
+"""One PPO actor update and one critic update on a fixed batch, run as ``python ddp_update.py OUT
+[ddp|fsdp]`` (one process) or under ``torchrun --nproc_per_node 2`` (gloo): rank 0 saves the
+updated parameters and the logged parts to OUT. Used by test_distributed.py."""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from repro.rl import distributed as dist
 from repro.rl.config import TrainConfig
 from repro.rl.critic import Critic
-from repro.rl.policy import batched_logprobs, update_plan
+from repro.rl.policy import HeadAtResponses, batched_logprobs, update_plan
 from repro.rl.rollout import Rollout
 from repro.rl.trainer import ppo_update
 
 
-def main(out: Path) -> None:
+def main(out: Path, parallel: str) -> None:
     dist.init_from_env()
     torch.set_num_threads(1)
     torch.manual_seed(3)
@@ -37,25 +38,46 @@ def main(out: Path) -> None:
     cfg = TrainConfig(mini_batch_rows=6, micro_batch_rows=2, ppo_epochs=2, kl_coef=0.01, lr=1e-3)
     model = Qwen2ForCausalLM(cfg_model)
     model.load_state_dict(base.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    parts = ppo_update(model, base, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+    fsdp = parallel == "fsdp" and dist.world_size() > 1
+    policy = dist.shard_model(HeadAtResponses(model)) if fsdp else model
+    ref = dist.shard_model(HeadAtResponses(copy.deepcopy(base))) if fsdp else base
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr)
+    parts = ppo_update(policy, ref, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+    assert dist.is_sharded(policy) == fsdp
 
     folder = out.parent / "model"
+    whole = dist.full_state_dict(model)  # the trainer's final save of a sharded policy
     if dist.is_main():
         base.save_pretrained(folder)
+        model.save_pretrained(out.parent / "actor", state_dict=whole)
     dist.barrier()
     torch.manual_seed(5)  # the critic's fresh value head
-    critic = Critic(folder, lr=1e-2, weight_decay=0.0)
+    critic = Critic(folder, lr=1e-2, weight_decay=0.0, parallel=parallel)
     returns = [np.full(len(r), float(i % 3)) for i, r in enumerate(responses)]
     values = critic.values(prompts, responses, 0, batch_size=4)
     plan = update_plan([len(r) for r in responses], [len(p) + len(r) for p, r in zip(prompts, responses)],
                        6, 2, 2, np.random.default_rng(1))
     parts.update(critic.update(prompts, responses, returns, values, plan, 0, clip=0.5, grad_clip=1.0))
+    actor, value = dist.full_state_dict(model), dist.full_state_dict(critic.model)  # every rank: gathers
+    state = critic.state_dict()  # the resumable state, gathered under FSDP
+    # resume: every rank reads the whole state back (as the trainer does from state.pt)
     if dist.is_main():
-        torch.save({"parts": parts, "actor": model.state_dict(), "critic": critic.model.state_dict(),
-                    "world": dist.world_size()}, out)
+        torch.save(state, out.parent / "critic_state.pt")
+    dist.barrier()
+    resumed = Critic(folder, lr=1e-2, weight_decay=0.0, parallel=parallel,
+                     state=torch.load(out.parent / "critic_state.pt", weights_only=False))
+    again = resumed.state_dict()
+    if dist.is_main():
+        for k, v in state["model"].items():
+            assert torch.equal(again["model"][k], v), k
+        for pid, st in state["optimizer"]["state"].items():
+            for k, v in st.items():
+                assert torch.equal(torch.as_tensor(again["optimizer"]["state"][pid][k]), torch.as_tensor(v)), (pid, k)
+    if dist.is_main():
+        torch.save({"parts": parts, "actor": actor, "critic": value, "world": dist.world_size(),
+                    "critic_state_keys": sorted(state["optimizer"]["state"])}, out)
     dist.barrier()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "ddp")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("ddp_update.py")
@@ -20,12 +21,15 @@ def _run(cmd: list[str], tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
 
 
-def test_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one(tmp_path, parallel):
+    """Whole model per rank with all-reduced gradients (ddp), or parameters, gradients and AdamW
+    states sharded over the ranks (fsdp, FSDP2 on gloo): the same update as one process."""
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    _run([sys.executable, str(WORKER), str(tmp_path / "one" / "out.pt")], tmp_path)
+    _run([sys.executable, str(WORKER), str(tmp_path / "one" / "out.pt"), parallel], tmp_path)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-          str(WORKER), str(tmp_path / "two" / "out.pt")], tmp_path)
+          str(WORKER), str(tmp_path / "two" / "out.pt"), parallel], tmp_path)
     one, two = (torch.load(tmp_path / d / "out.pt") for d in ("one", "two"))
     assert one["world"] == 1 and two["world"] == 2
     assert one["parts"].keys() == two["parts"].keys()
@@ -34,8 +38,14 @@ def test_two_processes_match_one(tmp_path):
     for net in ("actor", "critic"):
         for name, a in one[net].items():
             assert torch.allclose(a, two[net][name], atol=1e-5), f"{net}.{name}"
-    base = torch.load(tmp_path / "one" / "out.pt")["actor"]
-    assert base.keys() == two["actor"].keys()
+    assert one["critic_state_keys"] == two["critic_state_keys"] or parallel == "fsdp"
+    assert two["critic_state_keys"]  # the resumable optimizer state was gathered
+    # the saved checkpoint (save_pretrained of the gathered weights) is the updated actor
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "actor").state_dict()
+    for name, a in two["actor"].items():
+        assert torch.equal(saved[name], a), name
 
 
 def test_rollout_concat_keeps_groups_apart_and_recodes_anchors():

@@ -172,30 +172,35 @@ def test_training_survives_the_tracking_server_dying_and_sync_completes_it(input
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_training_under_torchrun_with_two_processes(inputs):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_training_under_torchrun_with_two_processes(inputs, parallel):
     """`torchrun --nproc_per_node 2 -m repro.cli train` (gloo, CPU): each rank plays its share of
-    the groups, updates stay in sync, rank 0 alone writes the checkpoint, the log and one MLflow run."""
+    the groups, updates stay in sync, rank 0 alone writes the checkpoint, the log and one MLflow run.
+    With FSDP the ranks sample from a gathered replica and gather the resumable state together."""
     import mlflow
 
     base, data, model, run = inputs
-    out = base / "ddp"
+    run = {**run, "train": {**run["train"], "parallel": parallel, "checkpoint_every": 1}}
+    out = base / parallel
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "repro.cli", "--log-file", str(out / "train.log"), "train", "--run-config", json.dumps(run),
            "--dataset-dir", str(data), "--model-dir", str(model), "--out", str(out / "checkpoint"),
            "--log-csv", str(out / "train_log.csv"), "--work-dir", str(out / "_resume"),
-           "--tracking-uri", f"sqlite:///{base / 'ddp.db'}"]
+           "--tracking-uri", f"sqlite:///{base / f'{parallel}.db'}"]
     env = {**os.environ, "REPRO_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     log = (out / "train.log").read_text()
     assert "rank 0 of 2 (gloo)" in log and "rank 1 of 2 (gloo)" in log
+    assert ("parameters sharded over 2 ranks (FSDP)" in log) == (parallel == "fsdp")
+    assert "checkpoint written at iteration 1" in log
     table = pd.read_csv(out / "train_log.csv")
     assert list(table.iteration) == list(range(run["train"]["iterations"] + 1))
     trained = load_file(out / "checkpoint" / "model.safetensors")
     initial = load_file(model / "model.safetensors")
     assert any(not torch.equal(trained[k], initial[k]) for k in initial)
     assert not (out / "_resume").exists()
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{base / 'ddp.db'}")
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{base / f'{parallel}.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("hgpo").experiment_id])) == 1
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 LOWER_IS_BETTER = ("hamming_loss", "one_error", "coverage", "ranking_loss")
 HIGHER_IS_BETTER = ("average_precision", "macro_f1", "micro_f1")
@@ -44,8 +43,21 @@ def check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
-    """rank[i, j] = number of labels of example i scored >= scores[i, j] (1 = top; ties pessimistic). [n, q]"""
-    return rankdata(-scores, method="max", axis=1).astype(np.int64)
+    """rank[i, j] = number of labels of example i scored >= scores[i, j] (1 = top; ties pessimistic). [n, q]
+
+    Sort each row descending; a position's rank is one past the last position of its run of equal
+    scores (a reversed running minimum of the run ends), scattered back to the labels.
+    """
+    n, q = scores.shape
+    order = np.argsort(-scores, axis=1, kind="stable")
+    desc = np.take_along_axis(scores, order, axis=1)
+    run_end = np.ones((n, q), bool)
+    run_end[:, :-1] = desc[:, :-1] != desc[:, 1:]
+    ends = np.where(run_end, np.arange(q), q)
+    last = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty((n, q), np.int64)
+    np.put_along_axis(out, order, last + 1, axis=1)
+    return out
 
 
 def _pairwise(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], s: np.ndarray, y: np.ndarray) -> np.ndarray:

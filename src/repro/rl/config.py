@@ -52,6 +52,10 @@ class TrainConfig:
     # forward passes: fp32, or bf16 autocast over fp32 weights/grads/optimizer (verl's FSDP mixed
     # precision). deviation from "defaults = the paper's code": fp32 by default, the CPU scale's choice
     precision: Literal["float32", "bf16-mixed"] = "float32"
+    # several processes (torchrun): every rank holds the whole model and gradients are all-reduced
+    # ("ddp"), or parameters, gradients and optimizer states are sharded over the ranks ("fsdp",
+    # FSDP2 fully_shard per decoder layer; verl's actor strategy). One process: no difference.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self) -> None:
         positive = ("iterations", "tasks_per_batch", "group_size", "max_steps", "ppo_epochs",

@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 
 from repro.registry import ROLLOUT_BACKENDS
+from repro.rl import distributed as dist
 
 
 @dataclass
@@ -73,18 +74,24 @@ class TransformersBackend:
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int, max_prompt_tokens: int,
                  batch_size: int = 64, device: str = "cpu", top_p: float = 1.0) -> None:
-        self.model, self.tok = model, tokenizer
+        # a sharded (FSDP) policy cannot sample: each rank plays its own games, so ranks would run
+        # different numbers of forward passes through collectives. It samples from a whole replica.
+        self.source = model if dist.is_sharded(model) else None
+        self.model, self.tok = (_replica(model) if self.source is not None else model), tokenizer
         self.max_new_tokens, self.max_prompt_tokens = max_new_tokens, max_prompt_tokens
         self.batch_size, self.device, self.top_p = batch_size, device, top_p
 
     def encode_prompts(self, prompts: list[str]) -> list[list[int]]:
         return encode_prompts(self.tok, prompts, self.max_prompt_tokens)
 
-    def release(self) -> None:  # the policy itself samples: nothing to free or to copy
+    def release(self) -> None:  # the policy (or its replica) stays: nothing to free
         pass
 
     def sync_weights(self) -> None:
-        pass
+        """The replica of a sharded policy takes its updated weights (every rank calls this);
+        an unsharded policy samples itself: nothing to do."""
+        if self.source is not None:
+            self.model.load_state_dict(dist.full_state_dict(self.source))
 
     @torch.no_grad()
     def generate(self, prompts: list[str], *, temperature: float, seed: int,
@@ -144,6 +151,15 @@ class TransformersBackend:
         finally:
             self.model.train(was_training)
         return out
+
+
+def _replica(model):
+    """A whole, unsharded copy of a sharded model on this rank's device (a gather: every rank)."""
+    whole = dist.full_state_dict(model)
+    replica = type(model)(model.config).to(dist.device())
+    replica.load_state_dict(whole)
+    replica.generation_config = model.generation_config
+    return replica.eval()
 
 
 @ROLLOUT_BACKENDS.register("transformers")

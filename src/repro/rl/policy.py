@@ -64,14 +64,38 @@ def pad_to(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for r in rows])
 
 
-def last_hidden(model, prompt_ids, response_ids, pad_id: int, device: str | torch.device | None = None):
-    """Hidden states at the positions that predict each response token, and the packed
-    ``targets`` and ``mask``: ([B, R, H], [B, R], [B, R]), on ``device`` (default: the model's)."""
+class HeadAtResponses(torch.nn.Module):
+    """Tokens -> the model's ``head`` at the positions that predict response tokens, as one
+    ``forward``: [B, L] ids, [B, L] mask, [B, R] positions -> [B, R, head outputs].
+
+    The LM head only on those positions (prompts are ~10x longer than responses). Being one module
+    call is what lets FSDP shard the model (its root hooks gather the embeddings, final norm and
+    head around this forward); unsharded, the trainer calls it on the bare model the same way.
+    ``head``: ``"lm"`` (the output embeddings) or ``"score"`` (a token-classification value head).
+    """
+
+    def __init__(self, model: torch.nn.Module, head: str = "lm") -> None:
+        super().__init__()
+        if head not in ("lm", "score"):
+            raise ValueError(f"head: {head!r}; allowed: lm, score")
+        self.model, self.head = model, head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        picked = torch.gather(hidden, 1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        head = self.model.get_output_embeddings() if self.head == "lm" else self.model.score
+        return head(picked)
+
+
+def head_at_responses(model, prompt_ids, response_ids, pad_id: int, head: str = "lm",
+                      device: str | torch.device | None = None):
+    """(head outputs [B, R, ...], targets [B, R], mask [B, R]) on ``device`` (default: the
+    model's). ``model``: a bare model, or a (possibly FSDP-sharded) ``HeadAtResponses``."""
     device = device or next(model.parameters()).device
     input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
-    hidden = model.base_model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).last_hidden_state
-    picked = torch.gather(hidden, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-    return picked, targets.to(device), mask.to(device)
+    fwd = model if isinstance(model, HeadAtResponses) else HeadAtResponses(model, head)
+    out = fwd(input_ids.to(device), attn.to(device), pos.to(device))
+    return out, targets.to(device), mask.to(device)
 
 
 def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str | None = None,
@@ -81,9 +105,7 @@ def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str 
     Logits are divided by the sampling ``temperature`` first, so the log-probs are those of the
     distribution the rollout sampled from (verl's actor does the same).
     """
-    # the LM head only on the positions that predict response tokens: prompts are ~10x longer
-    picked, targets, mask = last_hidden(model, prompt_ids, response_ids, pad_id, device)
-    logits = model.get_output_embeddings()(picked)
+    logits, targets, mask = head_at_responses(model, prompt_ids, response_ids, pad_id, "lm", device)
     if temperature != 1.0:
         logits = logits / temperature
     logp, ent = token_logprobs_and_entropy(logits, targets)

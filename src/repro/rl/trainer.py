@@ -33,7 +33,7 @@ from repro.rl.critic import Critic
 from repro.rl.generation import GenerationBackend
 from repro.rl import vllm_backend  # noqa: F401  (registers the vllm rollout backend)
 from repro.rl.losses import policy_loss
-from repro.rl.policy import batched_logprobs, pad_to, response_logprobs, update_plan
+from repro.rl.policy import HeadAtResponses, batched_logprobs, pad_to, response_logprobs, update_plan
 from repro.rl.rollout import PromptOptions, Rollout, run_episodes
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,12 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         plan = _plan(ro, cfg, rng)
     sums: dict[str, float] = {}
     model.train()
+    sharded = dist.is_sharded(model)
     for micro, n_tokens in plan:
         # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
         # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
         optimizer.zero_grad(set_to_none=True)
-        for m in dist.shard(micro):  # data parallel: this rank's micro-batches of the step
+        for m, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
             logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
                                                 [ro.response_ids[i] for i in m], pad_id,
                                                 temperature=temp)
@@ -135,10 +136,10 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
                                       ent, a, mask, clip=cfg.clip_ratio, clip_c=cfg.clip_ratio_c,
                                       kl_coef=cfg.kl_coef, entropy_coeff=cfg.entropy_coeff)
             share = float(mask.sum()) / n_tokens
-            (loss * share).backward()
+            (loss * (share * weight)).backward()
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v * share
-        dist.all_reduce_grads(list(model.parameters()))
+                sums[k] = sums.get(k, 0.0) + v * share * (weight > 0)
+        dist.sync_grads(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
     sums = dist.all_reduce_sum(sums)
@@ -179,14 +180,19 @@ class _Log:
         return buf.getvalue()
 
 
-def _save_state(work_dir: Path, model, optimizer, iteration: int, log_rows: list,
+def _save_state(work_dir: Path, model, policy, optimizer, iteration: int, log_rows: list,
                 critic: Critic | None = None) -> None:
+    """The resumable state, written by rank 0; every rank calls this (FSDP gathers the shards)."""
+    state = {"model": dist.full_state_dict(model), "optimizer": dist.optimizer_state(policy, optimizer),
+             "iteration": iteration, "log": log_rows,
+             "critic": critic.state_dict() if critic is not None else None}
+    if not dist.is_main():
+        return
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = work_dir / "state.pt.tmp"
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "iteration": iteration, "log": log_rows,
-                "critic": critic.state_dict() if critic is not None else None}, tmp)
+    torch.save(state, tmp)
     os.replace(tmp, work_dir / "state.pt")
+    log.info("checkpoint written at iteration %d (%s)", iteration, work_dir / "state.pt")
 
 
 class AgenticRL:
@@ -229,18 +235,25 @@ class AgenticRL:
         seed = int(run["seed"])
         torch.manual_seed(seed)
         model, tok = _load(model_dir)
-        ref_model = copy.deepcopy(model).eval() if cfg.kl_coef > 0 and estimator else None
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay)
+        ref_model = copy.deepcopy(model).eval() if cfg.kl_coef > 0 and estimator else None  # the base model
+        state_path = work_dir / "state.pt"
+        state = torch.load(state_path, weights_only=False) if estimator and state_path.exists() else None
+        if state is not None:
+            model.load_state_dict(state["model"])  # whole weights, before any sharding
+        # what the update runs: the model itself, or (fsdp, several ranks) its sharded forward
+        fsdp = cfg.parallel == "fsdp" and dist.world_size() > 1
+        policy = dist.shard_model(HeadAtResponses(model, "lm")) if fsdp else model
+        if fsdp and ref_model is not None:
+            ref_model = dist.shard_model(HeadAtResponses(ref_model, "lm"))
+        if fsdp:
+            log.info("parameters sharded over %d ranks (FSDP)", dist.world_size())
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
+                         state=state["critic"] if state is not None else None)
                   if getattr(estimator, "needs_values", False) else None)
         start, history = 0, _Log()
-        state_path = work_dir / "state.pt"
-        if estimator and state_path.exists():
-            state = torch.load(state_path, weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if critic is not None:
-                critic.load_state_dict(state["critic"])
+        if state is not None:
+            dist.load_optimizer_state(policy, optimizer, state["optimizer"])
             start, history = state["iteration"], _Log(state["log"])
             log.info("resuming from checkpoint %s at iteration %d", state_path, start)
         backend = _backend(model, tok, cfg, model_dir)
@@ -280,7 +293,7 @@ class AgenticRL:
                     parts = ({} if critic is None else
                              critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                            clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
-                    parts.update(ppo_update(model, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
+                    parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
                 backend.sync_weights()  # the sampler follows the updated policy
                 flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
                 # HGPO's motivation, measured on every method's batch (same K and params)
@@ -300,19 +313,19 @@ class AgenticRL:
                          t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
                          row["time/update_s"],
                          f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
-                if it % cfg.checkpoint_every == 0 and it < iterations and dist.is_main():
-                    _save_state(work_dir, model, optimizer, it, history.rows, critic)
-                    log.info("checkpoint written at iteration %d (%s)", it, state_path)
+                if it % cfg.checkpoint_every == 0 and it < iterations:  # every rank: gathers under FSDP
+                    _save_state(work_dir, model, policy, optimizer, it, history.rows, critic)
         finally:
             env.close()
             if val_env is not None:
                 val_env.close()
         # --- final outputs, atomically (one writer) ---
+        whole = {"state_dict": dist.full_state_dict(model)} if fsdp else {}  # every rank: a gather
         if not dist.is_main():
             dist.barrier()
             return
         with rio.atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, **whole)
             tok.save_pretrained(tmp)
             rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
                                                         "seed": seed,

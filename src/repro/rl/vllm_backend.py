@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from repro.registry import ROLLOUT_BACKENDS
+from repro.rl import distributed as dist
 from repro.rl.generation import Generation, _cut_at_eos, encode_prompts
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def weight_buckets(named: Iterable[tuple[str, torch.Tensor]], bucket_bytes: int,
     for name, p in named:
         if skip(name):
             continue
-        t = p.detach().to(dtype)
+        t = dist.full_tensor(p).detach().to(dtype)  # a shard's whole tensor under FSDP (every rank)
         nbytes = t.numel() * t.element_size()
         if bucket and size + nbytes > bucket_bytes:
             yield bucket
@@ -201,10 +202,23 @@ class VLLMBackend:
         self.llm = LLM(model=str(model_dir), seed=seed, **args)
         self.sync = WeightSync(bucket_bytes=bucket_bytes)
         self.asleep = False
+        if dist.is_sharded(model):  # every rank gathers together, whether or not it has prompts
+            self._push()
 
     def sync_weights(self) -> None:
-        """Called by the trainer after each optimizer update: the next generation pushes."""
+        """Called by the trainer after each optimizer update: the next generation pushes; a
+        sharded (FSDP) policy pushes now, since gathering its weights needs every rank at once."""
         self.sync.mark_updated()
+        if dist.is_sharded(self.model):
+            self._push()
+
+    def _push(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+        if self.sync.maybe_push(self.model, self._load):
+            self.llm.reset_prefix_cache()  # cached prefixes hold the old weights' keys/values
+            log.info("pushed weights v%d to vLLM (%s)", self.sync.version, self.sync.history[-1])
 
     def release(self) -> None:
         """Called by the trainer when a rollout ends: with sleep mode, free the engine's GPU memory
@@ -226,12 +240,7 @@ class VLLMBackend:
             return []
         from vllm import SamplingParams
 
-        if self.asleep:
-            self.llm.wake_up()
-            self.asleep = False
-        if self.sync.maybe_push(self.model, self._load):
-            self.llm.reset_prefix_cache()  # cached prefixes hold the old weights' keys/values
-            log.info("pushed weights v%d to vLLM (%s)", self.sync.version, self.sync.history[-1])
+        self._push()
         ids = encode_prompts(self.tok, prompts, self.max_prompt_tokens)
         requests, params = build_requests(ids, temperature=temperature, top_p=self.top_p,
                                           max_tokens=self.max_new_tokens, seed=seed,

@@ -120,7 +120,7 @@ def _drop_help(commands: list[str]) -> list[str]:
 
 
 def pddl_engine(request_infos):
-    """TextWorld's PDDL engine, in place of ``GenericEnvironment`` (``AlfredTWEnv``'s choice).
+    r"""TextWorld's PDDL engine, in place of ``GenericEnvironment`` (``AlfredTWEnv``'s choice).
 
     ``GenericEnvironment`` guesses the engine from the game's path with ``re.search(r"\.z[1-8]",
     path)`` over the *whole* path, so any folder named like ``.embedded.z4k1.tmp`` (a temporary
