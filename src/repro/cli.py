@@ -107,8 +107,8 @@ def _tracker(run: dict, tracking_uri: str | None):
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    registry.load_plugins()
     run = a.run_config
+    registry.load_plugins(run["study"])
     family = registry.TRAINERS.get(run["family"])
     t0 = time.perf_counter()
     with _tracker(run, a.tracking_uri) as tracker:
@@ -120,8 +120,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    registry.load_plugins()
     run = a.run_config
+    registry.load_plugins(run["study"])
     family = registry.TRAINERS.get(run["family"])
     t0 = time.perf_counter()
     result = family.evaluate(run, dataset_dir=Path(a.dataset_dir), checkpoint_dir=Path(a.checkpoint))
@@ -164,7 +164,7 @@ def cmd_summarize(a: argparse.Namespace) -> None:
 
 
 def cmd_plot_figure(a: argparse.Namespace) -> None:
-    registry.load_plugins()
+    registry.load_plugins(a.figure.split("/", 1)[0])
     fn = registry.FIGURES.get(a.figure)
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
     fn(summary=Path(a.summary), train_logs=[Path(p) for p in a.train_logs],

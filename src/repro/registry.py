@@ -57,20 +57,31 @@ LEARNERS = Registry("learner")  # name -> repro.classic.family.Learner (the clas
 METRICS = Registry("metric")  # name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
 
 
-def load_plugins() -> None:
-    """Import every module that registers something, so the registries are complete."""
+def load_plugins(study: str | None = None) -> None:
+    """Import what registers things, so the registries are complete: everything (config
+    validation, datasets, models), or only ``study``'s package, which imports its trainer family,
+    methods and figures itself (a job of one study then skips the others' imports: torch and
+    transformers cost the classic studies' short jobs seconds each)."""
     import importlib
 
+    if study is not None:
+        try:
+            importlib.import_module(f"repro.studies.{study}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"repro.studies.{study}":
+                raise
+            raise KeyError(f"no study package repro.studies.{study}") from None
+        return
     for mod in (
         "repro.data.alfworld",
         "repro.data.webshop",
         "repro.models.embedded",
         "repro.models.hub",
+        "repro.models.architecture",
         "repro.rl.advantages",
         "repro.rl.benchmarks",
         "repro.rl.trainer",
         "repro.rl.vllm_backend",
-        "repro.models.architecture",
         "repro.classic.family",
         "repro.classic.metrics",
     ):

@@ -23,6 +23,7 @@ import numpy as np
 
 from repro import io as rio
 from repro import registry
+from repro.classic import metrics as _metrics  # noqa: F401  (the shared metrics every study names)
 from repro.classic.data import ArrayDataset, load_dataset
 from repro.config import ConfigError, check_dataclass
 

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from repro import io as rio  # noqa: E402
+from repro import io as rio
 
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, imported when a figure is drawn (~1 s: jobs that
+    only import a study's package, e.g. to train, do not pay it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def new_figure(width: float = 6.0, height: float = 3.6, ncols: int = 1):
     """(figure, axes): one axes, or an array of ``ncols`` side by side."""
+    plt = pyplot()
     plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
     return plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True)
 
@@ -24,7 +32,7 @@ def new_figure(width: float = 6.0, height: float = 3.6, ncols: int = 1):
 def save_figure(fig, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=150)
-    plt.close(fig)
+    pyplot().close(fig)
     tmp.replace(path)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from repro import io as rio
 from repro import registry
-from repro.rl.rollout import PromptOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     """``params["benchmark"]`` (default: the dataset's folder, ``resources/datasets/<benchmark>/<variant>``)
     picks the expert and prompt format (``repro.registry.BENCHMARKS``)."""
     from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer
+    from repro.rl.rollout import PromptOptions  # torch: only when a model is built
     from repro.rl.sft import demonstration_pairs, sft
 
     if dataset_dir is None:
