@@ -141,6 +141,18 @@ class Tracker:
                      if v is not None and v == v]  # NaN dropped
             self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch)
 
+    def log_history(self, rows: list[dict[str, float]], step_key: str) -> None:
+        """Many steps at once (``rows``: one dict per step, its step under ``step_key``), in
+        batches of MLflow's limit: one call for a short run instead of a round trip per epoch."""
+        if self._client is not None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            batch = [Metric(k, float(v), now, int(row[step_key])) for row in rows for k, v in row.items()
+                     if k != step_key and v is not None and v == v]  # NaN dropped
+            for lo in range(0, len(batch), 1000):
+                self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch[lo:lo + 1000])
+
     def set_tags(self, tags: dict[str, str]) -> None:
         if self._client is not None:
             from mlflow.entities import RunTag
@@ -156,7 +168,7 @@ class Tracker:
 
 def sync_run(uri: str, experiment: str, run_name: str, log_csv: str | Path,
              tags: dict[str, str] | None = None) -> int:
-    """Send to MLflow the metrics of ``log_csv`` (one row per iteration, as ``train_log.csv``)
+    """Send to MLflow the metrics of ``log_csv`` (one row per iteration or epoch, as ``train_log.csv``)
     that run ``run_name`` lacks: after a tracking outage, the results/ files are complete and the
     store is not. Uses the newest run of that name (created if none) and marks it FINISHED.
     Returns the number of metric values sent.
@@ -175,11 +187,12 @@ def sync_run(uri: str, experiment: str, run_name: str, log_csv: str | Path,
     run_id = runs[0].info.run_id if runs else client.create_run(eid, run_name=run_name,
                                                                   tags=tags or {}).info.run_id
     table = pd.read_csv(log_csv)
+    step_key = "iteration" if "iteration" in table else "epoch"  # agentic RL / classic studies
     now = int(time.time() * 1000)
     missing = []
-    for key in (c for c in table.columns if c != "iteration"):
+    for key in (c for c in table.columns if c != step_key):
         have = {m.step for m in client.get_metric_history(run_id, key)}
-        for step, value in zip(table["iteration"], table[key]):
+        for step, value in zip(table[step_key], table[key]):
             if not (isinstance(value, float) and math.isnan(value)) and int(step) not in have:
                 missing.append(Metric(key, float(value), now, int(step)))
     for lo in range(0, len(missing), 1000):  # MLflow's batch limit

@@ -46,7 +46,7 @@ if "test_nearest_mean" not in registry.LEARNERS:
 
 
 class NoTracking:
-    def log_metrics(self, metrics, step):
+    def log_history(self, rows, step_key):
         pass
 
 
@@ -155,3 +155,18 @@ def test_dataset_errors(tmp_path):
     write_dataset(tmp_path / "d", {"X_train": np.zeros((2, 1)), "Y_train": np.zeros(2)}, {"task": "multiclass"}, {})
     with pytest.raises(KeyError, match="no split 'test'; splits: train"):
         load_dataset(tmp_path / "d").split("test")
+
+
+def test_epoch_rows_reach_mlflow_in_one_batch(inputs):
+    import mlflow
+
+    from repro.tracking import Tracker
+
+    uri = f"sqlite:///{inputs / 'mlflow.db'}"
+    with Tracker("classic-test", "blobs/none/nm/seed0", params={"x": 1}, tags={}, uri=uri) as tracker:
+        registry.TRAINERS.get("classic").train(_run(), dataset_dir=inputs / "data", model_dir=inputs / "model",
+                                               out_dir=inputs / "ckpt", log_csv=inputs / "log.csv",
+                                               work_dir=inputs / "work", tracker=tracker)
+    client = mlflow.tracking.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("classic-test").experiment_id])
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "n_train")] == [(1, 200.0)]
