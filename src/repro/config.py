@@ -173,7 +173,7 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
         family.check_method_params(m.get("params", {}), f"{src}: methods.{name}.params", method=m)
     for bench, per_scale in data["benchmarks"].items():
         for sc, ds in per_scale.items():
-            if sc == scale and ds not in config["datasets"]:
+            if sc == scale and ds is not None and ds not in config["datasets"]:  # null: not run at sc
                 raise ConfigError(f"{src}: benchmarks.{bench}.{sc}: dataset {ds!r} is not in config "
                                   f"`datasets`; allowed: {', '.join(config['datasets'])}")
     for fig, key in [(f, "figures") for f in data.get("figures", [])] + [
@@ -268,6 +268,8 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
     for study, data in loaded["studies"].items():
         s = data["scales"][scale]
         for bench, per_scale in data["benchmarks"].items():
+            if per_scale[scale] is None:  # the benchmark has no runs at this scale
+                continue
             for model in scale_models(s, bench):
                 for method in study_methods(loaded, study):
                     for seed in study_seeds(loaded, study):
