@@ -1,0 +1,176 @@
+"""NRPR tables and figures: the main comparison (accuracy, Macro-F1, AUC per dataset and method) and
+the negative-risk diagnostic (how often the risk term r goes negative, with and without the
+penalty). Reproduced numbers come from ``summary.csv`` (``eval.json``) and ``train_log.csv``;
+reported numbers from ``paper_figures/reported/nrpr.csv``, shown beside them, never instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from repro import registry
+from repro.figures.style import COLORS, new_figure, save_figure, write_table
+
+METRICS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc_ovr", "AUC")]
+ORDER = ["ure", "nrpr", "ure_true_prior", "nrpr_true_prior", "eulac", "ure_ce", "nrpr_ce"]
+#: (with, without, what): the paper's claims as paired method comparisons, where both ran
+CLAIMS = [("nrpr", "ure", "the risk penalty (GCE, θ by KM1)"),
+          ("nrpr_true_prior", "ure_true_prior", "the risk penalty (GCE, true θ)"),
+          ("nrpr_ce", "ure_ce", "the risk penalty (CE, θ by KM1)"),
+          ("nrpr", "eulac", "NRPR over EULAC (one-vs-rest URE)")]
+PENALTY_CLAIMS = CLAIMS[:3]
+
+
+def _scale_note(scale: str) -> str:
+    if scale == "embedded":
+        return ("scale: embedded (sklearn's bundled digits = UCI Optdigits test part, 5 known + 5 augmented "
+                "classes, 250 labelled / 500 unlabelled / 500 test, linear model, CPU). Numbers show each "
+                "method's effect in miniature; they are not the paper's Optdigits numbers.")
+    return "scale: paper (the authors' UCI .mat files and MNIST-format sets, the authors' splits)."
+
+
+def _order(methods) -> list[str]:
+    return sorted(set(methods), key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if n > 1 else "")
+
+
+def claim_lines(s: pd.DataFrame, metric: str, label: str) -> list[str]:
+    """One line per claim in CLAIMS whose two methods both ran: the measured difference of means
+    (percentage points) ± its standard error from the two methods' seed spreads."""
+    lines = []
+    for bench in sorted(s.benchmark.unique()):
+        g = s[(s.benchmark == bench) & (s.metric == metric)].set_index("method")
+        for with_, without, what in CLAIMS:
+            if with_ not in g.index or without not in g.index:
+                continue
+            a, b = g.loc[with_], g.loc[without]
+            delta = 100 * (a["mean"] - b["mean"])
+            se = 100 * np.sqrt(a["std"] ** 2 / a["n_seeds"] + b["std"] ** 2 / b["n_seeds"])
+            verdict = "yes" if round(delta, 2) > 0 else ("no" if round(delta, 2) < 0 else "tie")
+            noise = ", within 2 standard errors" if abs(delta) < 2 * se else ""
+            lines.append(f"{bench}: {what} improves {label}: {verdict}, {delta:+.2f} ± {se:.2f} points{noise} "
+                         f"({with_} vs {without}, {int(min(a['n_seeds'], b['n_seeds']))} seeds; ± = standard "
+                         f"error of the difference of means)")
+    return lines
+
+
+@registry.FIGURES.register("nrpr/main_table")
+def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
+    """Accuracy, Macro-F1 and AUC (%) on the test set per dataset and method, mean ± std over seeds,
+    beside the reported values, with the paper's claims as measured differences."""
+    s = pd.read_csv(summary)
+    s = s[(s.task_type == "all") & (s.split == "test") & s.metric.isin([m for m, _ in METRICS])]
+    rep = pd.read_csv(reported)
+    rep = rep[rep["value"].notna()] if "value" in rep else rep.iloc[0:0]
+    rows = []
+    for bench in sorted(s.benchmark.unique()):
+        for method in _order(s[s.benchmark == bench].method):
+            g = s[(s.benchmark == bench) & (s.method == method)].set_index("metric")
+            row = {"benchmark": bench, "method": method, "seeds": int(g.n_seeds.max())}
+            for metric, label in METRICS:
+                row[f"{label} reproduced"] = _fmt(g.loc[metric, "mean"], g.loc[metric, "std"],
+                                                  int(g.loc[metric, "n_seeds"])) if metric in g.index else ""
+            for metric, label in METRICS:
+                r = rep[(rep.benchmark == bench) & (rep.method == method) & (rep.metric == metric)]
+                row[f"{label} reported"] = (f"{r['value'].iloc[0]:.2f}" + (f" ± {r['std'].iloc[0]:.2f}" if pd.notna(
+                    r["std"].iloc[0]) else "")) if len(r) else "n/f"
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    claims = [line for metric, label in METRICS[:2] for line in claim_lines(s, metric, label)]
+    write_table(df, out_dir / "main_table.csv", out_dir / "main_table.md",
+                "NRPR: test accuracy, Macro-F1 and AUC (%) with augmented classes",
+                [_scale_note(scale),
+                 "reproduced: mean ± std over training seeds, from eval.json (test split; K+1 classes, the "
+                 "augmented classes merged into one; each run's predictor averages the class probabilities of "
+                 "its last epochs' models, see the README). AUC = macro mean of per-class one-vs-rest AUCs, "
+                 "the number the authors' evaluation code computes.",
+                 "reported: paper_figures/reported/nrpr.csv; 'n/f' = not found (the paper's tables were not "
+                 "reachable; other-papers.md §1.3).",
+                 *claims])
+    fig, axes = new_figure(4.0 * len(METRICS), 3.6, ncols=len(METRICS))
+    benches = sorted(s.benchmark.unique())
+    methods = _order(s.method)
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(benches))
+    for ax, (metric, label) in zip(np.atleast_1d(axes), METRICS):
+        for k, m in enumerate(methods):
+            g = s[(s.method == m) & (s.metric == metric)].set_index("benchmark").reindex(benches)
+            ax.bar(x + (k - (len(methods) - 1) / 2) * width, 100 * g["mean"], width, yerr=100 * g["std"],
+                   capsize=3, color=COLORS[k % len(COLORS)], label=m)
+        lo = 100 * s[s.metric == metric]["mean"].min() if (s.metric == metric).any() else 0
+        ax.set_ylim(max(0, lo - 10), 100)
+        ax.set_xticks(x, benches)
+        ax.set_title(f"{label} (%), {scale} scale")
+    np.atleast_1d(axes)[-1].legend(loc="lower right", fontsize=7, framealpha=0.9)
+    save_figure(fig, out_dir / "main_table.png")
+
+
+def _read_logs(train_logs: list[Path]) -> pd.DataFrame:
+    frames = []
+    for p in train_logs:
+        df = pd.read_csv(p)
+        parts = Path(p).parts  # results/<scale>/<study>/<benchmark>/<model>/<method>/seed<seed>/train_log.csv
+        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+@registry.FIGURES.register("nrpr/negative_risk")
+def negative_risk(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
+    """How often the risk term r = Ê_U[ℓ(·,K)] − θ·Ê_L[ℓ(·,K)] is negative during training (share of
+    epochs with a negative batch, share of batches), per dataset and method, mean ± std over seeds;
+    the plot shows r per epoch (mean over seeds)."""
+    logs = _read_logs(train_logs)
+    col = "train/negative_risk_frac"
+    if col not in logs:
+        logs = pd.DataFrame(columns=["benchmark", "method", "seed", "epoch", col, "train/risk_term"])
+    per_seed = (logs.groupby(["benchmark", "method", "seed"])
+                .agg(neg_epochs=(col, lambda v: float(np.mean(v > 0))), neg_batches=(col, "mean"),
+                     final_r=("train/risk_term", "last"), epochs=("epoch", "max")).reset_index())
+    agg = per_seed.groupby(["benchmark", "method"]).agg(
+        seeds=("seed", "nunique"), epochs=("epochs", "max"),
+        neg_epochs_mean=("neg_epochs", "mean"), neg_epochs_std=("neg_epochs", "std"),
+        neg_batches_mean=("neg_batches", "mean"), final_r_mean=("final_r", "mean"),
+        final_r_std=("final_r", "std")).reset_index()
+    agg = agg.iloc[np.argsort([(ORDER.index(m) if m in ORDER else len(ORDER)) for m in agg.method], kind="stable")]
+    table = pd.DataFrame({
+        "benchmark": agg.benchmark, "method": agg.method, "seeds": agg.seeds, "epochs": agg.epochs,
+        "epochs with r < 0 (%)": [f"{100 * m:.1f} ± {100 * (0 if pd.isna(sd) else sd):.1f}"
+                                  for m, sd in zip(agg.neg_epochs_mean, agg.neg_epochs_std)],
+        "batches with r < 0 (%)": (100 * agg.neg_batches_mean).round(1),
+        "final r": [f"{m:.4f} ± {(0 if pd.isna(sd) else sd):.4f}"
+                    for m, sd in zip(agg.final_r_mean, agg.final_r_std)]})
+    notes = [_scale_note(scale),
+             "from train_log.csv: r is computed on each training batch before the update (the quantity the "
+             "penalty acts on); an epoch counts when any of its batches has r < 0.",
+             "r estimates (1 − θ)·E_ac[ℓ(f(x), K)] >= 0; a negative r is the overfitting symptom NRPR penalises."]
+    for bench in sorted(agg.benchmark.unique()):
+        g = agg[agg.benchmark == bench].set_index("method")
+        for with_, without, what in PENALTY_CLAIMS:
+            if with_ in g.index and without in g.index:
+                a, b = 100 * g.loc[with_, "neg_epochs_mean"], 100 * g.loc[without, "neg_epochs_mean"]
+                notes.append(f"{bench}: {what} makes r negative less often: {'yes' if a < b else 'no'} "
+                             f"({with_} {a:.1f}% vs {without} {b:.1f}% of epochs)")
+    write_table(table, out_dir / "negative_risk.csv", out_dir / "negative_risk.md",
+                "NRPR: how often the augmented-class risk term goes negative", notes)
+    benches = sorted(logs.benchmark.unique()) or ["(no runs)"]
+    fig, axes = new_figure(5.0 * len(benches), 3.6, ncols=len(benches))
+    for ax, bench in zip(np.atleast_1d(axes), benches):
+        lb = logs[logs.benchmark == bench]
+        for k, m in enumerate(_order(lb.method)):
+            c = lb[lb.method == m].groupby("epoch")["train/risk_term"].agg(["mean", "std"]).reset_index()
+            ax.plot(c.epoch, c["mean"], color=COLORS[k % len(COLORS)], label=m)
+            ax.fill_between(c.epoch, c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0),
+                            color=COLORS[k % len(COLORS)], alpha=0.2)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("risk term r")
+        ax.set_title(f"{bench} ({scale} scale)")
+        ax.legend(frameon=False, fontsize=7)
+    save_figure(fig, out_dir / "negative_risk.png")
