@@ -1,0 +1,5 @@
+"""CAMEL (Feng, An, He; AAAI 2019): the ``camel`` learner and the study's figures. Binary relevance
+and the datasets come from ``repro.studies.multilabel``."""
+
+from repro.studies import multilabel  # noqa: F401  (datasets, binary relevance)
+from repro.studies.camel import figures, method  # noqa: F401  (register the learner and figures)
