@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from repro import io as rio
+from repro.figures.claims import paired_difference, verdict
 from repro.figures.style import COLORS, new_figure, pyplot, save_figure
 
 # (metric, label, higher is better), in the order of CAMEL's tables
@@ -82,7 +83,7 @@ def per_seed(train_logs: list[Path], split: str = "test") -> pd.DataFrame:
 
 def paired_claim(seeds: pd.DataFrame, a: str, b: str, metric: str, text: str) -> list[str]:
     """One line per (benchmark, model): does ``a`` beat ``b`` on ``metric``, as measured: the mean and
-    sample std of the per-seed difference a - b over the seeds both ran."""
+    standard error of the per-seed difference a - b over the seeds both ran (``repro.figures.claims``)."""
     out = []
     if not len(seeds):
         return [f"{text}: no runs"]
@@ -92,12 +93,11 @@ def paired_claim(seeds: pd.DataFrame, a: str, b: str, metric: str, text: str) ->
             out.append(f"{text} ({bench}): not measured ({a} or {b} not run)")
             continue
         d = (wide[a] - wide[b]).dropna().to_numpy()
-        mean, sd = float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0
-        better = mean > 0 if HIGHER[metric] else mean < 0
+        mean, se, n = paired_difference(d)
         wins = int(np.sum(d > 0 if HIGHER[metric] else d < 0))
-        out.append(f"{text} ({bench}, {model}): {'yes' if better else 'no'}, Δ {metric} = {mean:+.4f} ± {sd:.4f} "
-                   f"(mean ± sd over {len(d)} seeds of {a} − {b}; {'higher' if HIGHER[metric] else 'lower'} is "
-                   f"better; {a} better on {wins} of {len(d)} seeds)")
+        out.append(f"{text} ({bench}, {model}): {verdict(mean, se, HIGHER[metric])}, Δ {metric} = {mean:+.4f} ± "
+                   f"{se:.4f} (mean ± standard error over {n} seeds of {a} − {b}; "
+                   f"{'higher' if HIGHER[metric] else 'lower'} is better; {a} better on {wins} of {n} seeds)")
     return out
 
 

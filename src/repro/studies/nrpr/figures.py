@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
+from repro.figures.claims import mean_difference, verdict
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
 
 METRICS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc_ovr", "AUC")]
@@ -49,14 +50,10 @@ def claim_lines(s: pd.DataFrame, metric: str, label: str) -> list[str]:
         for with_, without, what in CLAIMS:
             if with_ not in g.index or without not in g.index:
                 continue
-            a, b = g.loc[with_], g.loc[without]
-            delta = 100 * (a["mean"] - b["mean"])
-            se = 100 * np.sqrt(a["std"] ** 2 / a["n_seeds"] + b["std"] ** 2 / b["n_seeds"])
-            verdict = "yes" if round(delta, 2) > 0 else ("no" if round(delta, 2) < 0 else "tie")
-            noise = ", within 2 standard errors" if abs(delta) < 2 * se else ""
-            lines.append(f"{bench}: {what} improves {label}: {verdict}, {delta:+.2f} ± {se:.2f} points{noise} "
-                         f"({with_} vs {without}, {int(min(a['n_seeds'], b['n_seeds']))} seeds; ± = standard "
-                         f"error of the difference of means)")
+            delta, se, n = mean_difference(g.loc[with_], g.loc[without])
+            lines.append(f"{bench}: {what} improves {label}: {verdict(delta, se)}, {100 * delta:+.2f} ± "
+                         f"{100 * se:.2f} points ({with_} vs {without}, {n} seeds; ± = standard error of the "
+                         f"difference of means)")
     return lines
 
 

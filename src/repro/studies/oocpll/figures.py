@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
+from repro.figures.claims import mean_difference, verdict
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
 
 ORDER = ["oocpll", "proden", "cc"]
@@ -52,11 +53,9 @@ def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
 def _claim(a: pd.Series, b: pd.Series, what: str) -> str:
     """'what: yes/no, +d ± se (n seeds)' from two summary rows (difference of means in points,
     standard error of the difference from the seeds' standard deviations)."""
-    d = 100 * (a["mean"] - b["mean"])
-    se = 100 * np.sqrt(a["std"] ** 2 / a["n_seeds"] + b["std"] ** 2 / b["n_seeds"]) if a["n_seeds"] > 1 else np.nan
-    verdict = "yes" if d > 0 else "no"
-    spread = f" ± {se:.1f}" if pd.notna(se) else ""
-    return f"{what}: {verdict}, {d:+.1f}{spread} points ({int(min(a['n_seeds'], b['n_seeds']))} seeds)"
+    d, se, n = mean_difference(a, b)
+    spread = f" ± {100 * se:.1f}" if pd.notna(se) else ""
+    return f"{what}: {verdict(d, se)}, {100 * d:+.1f}{spread} points ({n} seeds)"
 
 
 @registry.FIGURES.register("oocpll/main_table")
