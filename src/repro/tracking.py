@@ -166,6 +166,20 @@ class Tracker:
             self._guard("end", self._client.set_terminated, self._run_id, status)
 
 
+class NullTracker:
+    """A tracker that records nothing: for calling a trainer family's ``train`` outside the
+    workflow (notebooks, tests), where ``train_log.csv`` is the record."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_history(self, rows: list[dict[str, float]], step_key: str) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+
 def sync_run(uri: str, experiment: str, run_name: str, log_csv: str | Path,
              tags: dict[str, str] | None = None) -> int:
     """Send to MLflow the metrics of ``log_csv`` (one row per iteration or epoch, as ``train_log.csv``)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import load_dataset, write_dataset
 from repro.classic.family import Fitted, cv_subsets
@@ -45,10 +46,6 @@ if "test_nearest_mean" not in registry.LEARNERS:
     registry.LEARNERS.register("test_nearest_mean")(NearestMean())
 
 
-class NoTracking:
-    def log_history(self, rows, step_key):
-        pass
-
 
 def _blobs(rng, n, centre_scale=3.0):
     y = rng.integers(0, 3, n)
@@ -75,7 +72,7 @@ def test_train_then_evaluate(inputs):
     family = registry.TRAINERS.get("classic")
     run = _run()
     family.train(run, dataset_dir=inputs / "data", model_dir=inputs / "model", out_dir=inputs / "ckpt",
-                 log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NoTracking())
+                 log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NullTracker())
     state = json.loads((inputs / "ckpt/trainer_state.json").read_text())
     assert state["learner"] == "test_nearest_mean" and state["arch"] == {"kind": "none"}
     assert state["base_model"]["manifest_sha256"]
@@ -97,7 +94,7 @@ def test_cross_validation_picks_the_better_candidate(inputs):
     family = registry.TRAINERS.get("classic")
     run = _run(cv_folds=4, cv_grid={"shrink": [0.95, 0.0]}, cv_metric="accuracy")
     family.train(run, dataset_dir=inputs / "data", model_dir=inputs / "model", out_dir=inputs / "ckpt",
-                 log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NoTracking())
+                 log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NullTracker())
     state = json.loads((inputs / "ckpt/trainer_state.json").read_text())
     assert [c["params"] for c in state["cv"]] == [{"shrink": 0.95}, {"shrink": 0.0}]
     assert all(len(c["fold_scores"]) == 4 for c in state["cv"])

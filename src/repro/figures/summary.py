@@ -103,3 +103,15 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     return out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 4, "std": 4})
+
+
+def read_train_logs(train_logs: list[Path]) -> pd.DataFrame:
+    """Every ``train_log.csv`` in one table, with ``benchmark``, ``method`` and ``seed`` columns
+    read from its path (``results/<scale>/<study>/<benchmark>/<model>/<method>/seed<k>/``)."""
+    frames = []
+    for p in train_logs:
+        df = pd.read_csv(p)
+        parts = Path(p).parts
+        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

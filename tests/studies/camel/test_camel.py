@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import ArrayDataset
 from repro.models.architecture import build_architecture
@@ -28,13 +29,6 @@ from repro.studies.multilabel.features import fit_design, sign_labels
 
 registry.load_plugins()
 
-
-class NoTracking:
-    def log_history(self, rows, step_key):  # the classic family's one call
-        pass
-
-    def log_metrics(self, metrics, step):
-        pass
 
 
 def _labels(n=300, seed=0):
@@ -141,7 +135,7 @@ def test_camel_through_the_family(tmp_path):
            "learner": "camel", "method_params": {"lambda1": 1.0}, "seed": 0, "method": "camel",
            "evaluate": {"splits": ["test"], "metrics": metrics}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
-                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NoTracking())
+                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())
     state = json.loads((tmp_path / "ckpt" / "trainer_state.json").read_text())
     assert [c["params"] for c in state["cv"]] == [{"alpha": a, "lambda2": b} for a in (0.0, 0.5) for b in (0.1, 1.0)]
     best = max(state["cv"], key=lambda c: c["score"])["params"]

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import ArrayDataset
 from repro.config import ConfigError
@@ -18,13 +19,6 @@ from repro.studies.multilabel.data import generate_embedded
 
 registry.load_plugins()
 
-
-class NoTracking:
-    def log_history(self, rows, step_key):  # the classic family's one call
-        pass
-
-    def log_metrics(self, metrics, step):
-        pass
 
 
 def test_kmeans_recovers_separated_blobs():
@@ -106,7 +100,7 @@ def test_mcc_through_the_family(tmp_path, arch, method_params):
            "learner": "mcc", "method_params": method_params, "seed": 1, "method": "mcc",
            "evaluate": {"splits": ["test", "train"], "metrics": ["ranking_loss", "micro_f1"]}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
-                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NoTracking())
+                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())
     state = json.loads((tmp_path / "ckpt" / "trainer_state.json").read_text())
     best = min(state["cv"], key=lambda c: c["score"])  # ranking loss: lower is better
     assert state["params"]["lambda1"] == best["params"]["lambda1"]

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import ArrayDataset
 from repro.models.architecture import build_architecture
@@ -17,13 +18,6 @@ from repro.studies.multilabel.learners import BinaryRelevance, BRParams, br_obje
 
 registry.load_plugins()
 
-
-class NoTracking:
-    def log_history(self, rows, step_key):  # the classic family's one call
-        pass
-
-    def log_metrics(self, metrics, step):
-        pass
 
 
 def _toy(n=120, d=5, q=3, seed=0):
@@ -90,7 +84,7 @@ def test_br_through_the_family(tmp_path):
            "learner": "binary_relevance", "method_params": {}, "seed": 0, "method": "br",
            "evaluate": {"splits": ["test"], "metrics": metrics}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
-                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NoTracking())
+                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())
     state = json.loads((tmp_path / "ckpt" / "trainer_state.json").read_text())
     assert len(state["cv"]) == 2 and state["params"]["lam"] in (0.01, 1.0)
     res = family.evaluate(run, dataset_dir=tmp_path / "data", checkpoint_dir=tmp_path / "ckpt")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import load_dataset
 from repro.classic.family import Fitted, TrainConfig
@@ -20,13 +21,6 @@ from repro.studies.nrpr.learner import UREParams
 
 registry.load_plugins()
 
-
-class NoTracking:
-    def log_history(self, rows, step_key):  # the classic family's one call
-        pass
-
-    def log_metrics(self, metrics, step):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def _run(method_params, **train):
 def _train_eval(root, run, model="linear", name="ckpt"):
     family = registry.TRAINERS.get("classic")
     family.train(run, dataset_dir=root / "data", model_dir=root / model, out_dir=root / name,
-                 log_csv=root / f"{name}.csv", work_dir=root / "work", tracker=NoTracking())
+                 log_csv=root / f"{name}.csv", work_dir=root / "work", tracker=NullTracker())
     res = family.evaluate(run, dataset_dir=root / "data", checkpoint_dir=root / name)
     return res["splits"]["test"]["metrics"], pd.read_csv(root / f"{name}.csv"), root / name
 

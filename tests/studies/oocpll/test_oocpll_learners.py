@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from repro.tracking import NullTracker
 from repro import registry
 from repro.classic.data import load_dataset, write_dataset
 from repro.classic.family import TrainConfig
@@ -27,13 +28,6 @@ MLP = {"kind": "mlp", "hidden": [256], "augment": {"kind": "jitter", "std": 0.1}
 # runs on a barely trained network and accuracy collapses after the switch)
 TRAIN = {"epochs": 20, "batch_size": 256, "lr": 0.1, "weight_decay": 0.001, "momentum": 0.9, "optimizer": "sgd"}
 
-
-class NoTracking:
-    def log_history(self, rows, step_key):  # the classic family's one call
-        pass
-
-    def log_metrics(self, metrics, step):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +47,7 @@ def _train(inputs: Path, run: dict, tag: str, data: Path | None = None) -> Path:
     out = inputs / tag
     registry.TRAINERS.get("classic").train(run, dataset_dir=data or inputs / "data", model_dir=inputs / "mlp",
                                            out_dir=out / "ckpt", log_csv=out / "log.csv", work_dir=out / "work",
-                                           tracker=NoTracking())
+                                           tracker=NullTracker())
     return out
 
 
@@ -173,7 +167,7 @@ def test_resnet_learner_on_tiny_images(tmp_path):
            "train": {**TRAIN, "epochs": 2, "batch_size": 16, "lr": 0.01}}
     family = registry.TRAINERS.get("classic")
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
-                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work", tracker=NoTracking())
+                 log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work", tracker=NullTracker())
     log = pd.read_csv(tmp_path / "log.csv")
     assert list(log["train/warmup"]) == [1.0, 0.0] and np.isfinite(log["train/loss"]).all()
     z = np.load(tmp_path / "ckpt" / "fitted.npz")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from repro import registry
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.figures.summary import read_train_logs
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
 MAIN_ORDER = ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]
@@ -111,21 +112,11 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     save_figure(fig, out_dir / "main_table.png")
 
 
-def _read_logs(train_logs: list[Path]) -> pd.DataFrame:
-    frames = []
-    for p in train_logs:
-        df = pd.read_csv(p)
-        parts = p.parts  # results/<scale>/<study>/<benchmark>/<model>/<method>/seed<seed>/train_log.csv
-        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 @registry.FIGURES.register("hgpo/eval_curve")
 def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Train-time validation success vs iteration (ALFWorld valid_seen, WebShop test goals):
     mean ± band over seeds per method, one panel per benchmark."""
-    logs = _read_logs(train_logs)
+    logs = read_train_logs(train_logs)
     col = "eval/val/success_rate"
     v = logs.dropna(subset=[col]) if col in logs else logs.iloc[0:0]
     keys = ["benchmark", "method", "iteration"]
@@ -190,7 +181,7 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
     """HGPO's motivation measured: per iteration, the share of GiGPO step groups whose members saw
     different K-step histories, and how far GiGPO's step advantage is from HGPO's advantage in
     inconsistent vs consistent groups (mean over seeds; each method's own rollout batches)."""
-    logs = _read_logs(train_logs)
+    logs = read_train_logs(train_logs)
     cols = [c for c in CONTEXT if c in logs]
     logs = logs.dropna(subset=cols[:1]) if cols else logs.iloc[0:0]
     keys = ["benchmark", "method", "iteration"]

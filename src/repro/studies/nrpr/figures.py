@@ -14,6 +14,7 @@ import pandas as pd
 from repro import registry
 from repro.figures.claims import mean_difference, verdict
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.figures.summary import read_train_logs
 
 METRICS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc_ovr", "AUC")]
 ORDER = ["ure", "nrpr", "ure_true_prior", "nrpr_true_prior", "eulac", "ure_ce", "nrpr_ce"]
@@ -108,22 +109,12 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     save_figure(fig, out_dir / "main_table.png")
 
 
-def _read_logs(train_logs: list[Path]) -> pd.DataFrame:
-    frames = []
-    for p in train_logs:
-        df = pd.read_csv(p)
-        parts = Path(p).parts  # results/<scale>/<study>/<benchmark>/<model>/<method>/seed<seed>/train_log.csv
-        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 @registry.FIGURES.register("nrpr/negative_risk")
 def negative_risk(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """How often the risk term r = Ê_U[ℓ(·,K)] − θ·Ê_L[ℓ(·,K)] is negative during training (share of
     epochs with a negative batch, share of batches), per dataset and method, mean ± std over seeds;
     the plot shows r per epoch (mean over seeds)."""
-    logs = _read_logs(train_logs)
+    logs = read_train_logs(train_logs)
     col = "train/negative_risk_frac"
     if col not in logs:
         logs = pd.DataFrame(columns=["benchmark", "method", "seed", "epoch", col, "train/risk_term"])

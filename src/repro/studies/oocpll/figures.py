@@ -16,6 +16,7 @@ import pandas as pd
 from repro import registry
 from repro.figures.claims import mean_difference, verdict
 from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.figures.summary import read_train_logs
 
 ORDER = ["oocpll", "proden", "cc"]
 GROUP_LABEL = {"normal": "normal", "closed": "closed-set OOC", "open": "open-set OOC"}
@@ -27,16 +28,6 @@ def _scale_note(scale: str) -> str:
                 "cs_rate = 0.2, os_rate = 0.4; an MLP on CPU). It shows each method's effect in miniature; "
                 "the level is not comparable to the paper's CIFAR-10 numbers.")
     return "scale: paper (CIFAR-10 with SVHN / CIFAR-100 / ImageNet32 open-set examples, ResNet-18, 300 epochs)."
-
-
-def _read_logs(train_logs: list[Path]) -> pd.DataFrame:
-    frames = []
-    for p in train_logs:
-        df = pd.read_csv(p)
-        parts = p.parts  # results/<scale>/<study>/<benchmark>/<model>/<method>/seed<seed>/train_log.csv
-        df["benchmark"], df["method"], df["seed"] = parts[-5], parts[-3], int(parts[-2].removeprefix("seed"))
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _order(methods) -> list[str]:
@@ -65,7 +56,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     s = pd.read_csv(summary)
     s = s[(s.metric == "accuracy") & (s.split == "test")]
     rep = pd.read_csv(reported)
-    logs = _read_logs(train_logs)
+    logs = read_train_logs(train_logs)
     last10 = (logs.sort_values("epoch").groupby(["benchmark", "method", "seed"])["eval/test_accuracy"]
               .apply(lambda v: v.tail(10).mean()).groupby(["benchmark", "method"]).agg(["mean", "std", "count"])
               if len(logs) else pd.DataFrame(columns=["mean", "std", "count"]))
@@ -118,7 +109,7 @@ def selection_precision(*, summary: Path, train_logs: list[Path], reported: Path
     """Per-group precision of the wooden-CE OOC selection per epoch (mean ± std over seeds) for each
     method, beside chance (the group's share of the training set). Only ``oocpll`` trains on its
     selection; the baselines' curves show what the rule would select from their outputs."""
-    logs = _read_logs(train_logs)
+    logs = read_train_logs(train_logs)
     groups = list(GROUP_LABEL)
     long = []
     for g in groups:
