@@ -57,6 +57,7 @@ def shrink(root: Path, wd: Path, benchmarks: tuple[str, ...] = ("alfworld", "web
     shutil.copytree(root / "config", wd / "config")
     shutil.copytree(root / "paper_figures" / "reported", wd / "paper_figures" / "reported")
     cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())
+    cfg["studies"] = ["hgpo"]  # the classic studies have smoke runs of their own (tests/studies)
     cfg["datasets"]["alfworld/embedded"] = SMOKE_DATASET
     cfg["datasets"]["webshop/embedded"] = SMOKE_WEBSHOP_DATASET
     cfg["models"]["tiny-qwen2-alfworld"]["params"] = SMOKE_MODEL
