@@ -265,43 +265,51 @@ class OocPll(_Base):
         return _finish(s, test_acc, row)
 
 
-class Proden(_Base):
-    """PRODEN-only control: the OOC-PLL warm-up for every epoch (§2.4); the selection is logged only."""
+class _Baseline(_Base):
+    """A PLL baseline with OOC-PLL's network, views and schedule: ``epoch(session, state)`` trains
+    one epoch and returns its losses (``state``: what ``start`` made for the run); the OOC-PLL
+    selection is computed from its outputs and logged only."""
 
     Params = BaselineParams
+    warmup = 0.0  # the ``train/warmup`` flag its rows carry
+
+    def start(self, s: Session) -> Any:
+        return None
+
+    def epoch(self, s: Session, state: Any) -> dict[str, float]:
+        raise NotImplementedError
 
     def fit(self, data, arch, params: BaselineParams, cfg: TrainConfig, seed: int, log_row) -> Fitted:
         s = Session(data, arch, cfg, seed, params.lr_min_factor, params.eval_batch_size)
-        conf = s.S / s.S.sum(dim=1, keepdim=True)
-        test_acc, row = [], {}
+        state, test_acc, row = self.start(s), [], {}
         for epoch in range(cfg.epochs):
             lr = s.set_lr(epoch)
-            losses = proden_epoch(s, conf)
+            losses = self.epoch(s, state)
             _, diag = s.select(s.logits(s.X))
             test_acc.append(s.test_accuracy())
-            row = {"epoch": epoch + 1, "train/lr": lr, "train/warmup": 1.0, **losses, **diag,
+            row = {"epoch": epoch + 1, "train/lr": lr, "train/warmup": self.warmup, **losses, **diag,
                    "eval/test_accuracy": test_acc[-1]}
             log_row(row)
         return _finish(s, test_acc, row)
 
 
-class CC(_Base):
-    """CC baseline with the same network, views and schedule; the selection is logged only."""
+class Proden(_Baseline):
+    """PRODEN-only control: the OOC-PLL warm-up for every epoch (§2.4)."""
 
-    Params = BaselineParams
+    warmup = 1.0
 
-    def fit(self, data, arch, params: BaselineParams, cfg: TrainConfig, seed: int, log_row) -> Fitted:
-        s = Session(data, arch, cfg, seed, params.lr_min_factor, params.eval_batch_size)
-        test_acc, row = [], {}
-        for epoch in range(cfg.epochs):
-            lr = s.set_lr(epoch)
-            losses = cc_epoch(s)
-            _, diag = s.select(s.logits(s.X))
-            test_acc.append(s.test_accuracy())
-            row = {"epoch": epoch + 1, "train/lr": lr, "train/warmup": 0.0, **losses, **diag,
-                   "eval/test_accuracy": test_acc[-1]}
-            log_row(row)
-        return _finish(s, test_acc, row)
+    def start(self, s: Session) -> torch.Tensor:
+        return s.S / s.S.sum(dim=1, keepdim=True)  # confidences: uniform over each candidate set
+
+    def epoch(self, s: Session, state: torch.Tensor) -> dict[str, float]:
+        return proden_epoch(s, state)
+
+
+class CC(_Baseline):
+    """CC baseline (Feng et al., NeurIPS 2020)."""
+
+    def epoch(self, s: Session, state: Any) -> dict[str, float]:
+        return cc_epoch(s)
 
 
 LEARNERS.register("oocpll")(OocPll())
