@@ -27,9 +27,10 @@ def test_camel_embedded_workflow(root, tmp_path):
     rep = table[table.source == "reported"]
     assert set(rep.benchmark) == {"image", "yeast", "scene", "enron"}
     assert rep.loc[rep.benchmark == "yeast", "Avg. precision↑"].iloc[0] == "0.775 ± 0.013"
-    assert list(table[table.source == "reproduced"].method) == ["camel", "camel_alpha0", "br"]
+    assert list(table[table.source == "reproduced"].method) == ["camel", "camel_alpha0", "br", "mlknn"]
     md = (tmp_path / "paper_figures/embedded/camel/main_table.md").read_text()
     assert "claim: CAMEL beats BR on average precision (synthetic, ml-rbf): " in md
+    assert "claim: CAMEL beats ML-kNN on average precision (synthetic, ml-rbf): " in md
     conv = pd.read_csv(tmp_path / "paper_figures/embedded/camel/convergence.csv")
     assert set(conv.method) == {"camel", "camel_alpha0"} and (conv.relative_mean <= 1 + 1e-9).all()
     assert "objective non-increasing in every run: yes (4 runs)" in (
@@ -42,5 +43,5 @@ def test_camel_paper_dry_run_lists_the_mulan_runs(root, tmp_path):
     proc = snakemake(root, tmp_path, "-n", "--config", f"studies=[{STUDY}]", "--configfile",
                      str(tmp_path / "config" / "paper.yaml"))
     for bench in ("image", "yeast", "scene", "enron"):
-        for method in ("camel", "camel_alpha0", "br"):
+        for method in ("camel", "camel_alpha0", "br", "mlknn"):
             assert f"results/paper/camel/{bench}/ml-rbf/{method}/seed0/eval.json" in proc.stdout
