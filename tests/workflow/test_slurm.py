@@ -62,7 +62,7 @@ def slurm_args(partition: str) -> tuple[str, ...]:
             "--set-resources", "get_model:mem_mb=4000", "fetch_dataset:mem_mb=2000",
             "--slurm-status-command", "squeue",
             "--slurm-init-seconds-before-status-checks", "5",
-            "--set-threads", "get_model=2", "--jobs", "2")
+            "--set-threads", "get_model=1", "--jobs", "2")
 
 
 @pytest.fixture(scope="module")
