@@ -9,6 +9,8 @@ rule fetch_dataset:
         "logs/fetch_dataset/{dataset}/{variant}.log",
     benchmark:
         "benchmarks/fetch_dataset/{dataset}/{variant}.tsv"
+    # data gates the warm starts (get_model, also 20): fetch it before any ready training
+    priority: 20
     shell:
         "repro --log {log} fetch-dataset --name {wildcards.dataset}/{wildcards.variant} "
         "--params {params.spec:q} --out {output}"
