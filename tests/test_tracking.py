@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import mlflow
+import pytest
 
-from repro.tracking import Tracker, init_store, tracking_uri
+from repro.tracking import SPOOL_ID_TAG, Tracker, init_store, replay_spool, tracking_uri
 
 
 def test_tracking_uri_precedence(tmp_path, monkeypatch):
@@ -35,6 +37,64 @@ def test_run_params_and_metrics_are_recorded(tmp_path, monkeypatch):
     hist = client.get_metric_history(run.info.run_id, "rollout/success_rate")
     assert [(m.step, m.value) for m in hist] == [(1, 0.25), (2, 0.5)]
     assert len(client.get_metric_history(run.info.run_id, "train/kl")) == 1  # NaN dropped
+
+
+def _record(tracker: Tracker, fail: bool = False) -> None:
+    """The calls a training makes, the same for live and spooled runs."""
+    with tracker as tr:
+        tr.set_tags({"provenance": "{}"})
+        tr.log_metrics({"rollout/success_rate": 0.25, "train/kl": 0.01}, step=1)
+        tr.log_history([{"epoch": 2, "rollout/success_rate": 0.5, "train/kl": float("nan")},
+                        {"epoch": 3, "rollout/success_rate": 0.75}], step_key="epoch")
+        if fail:
+            raise RuntimeError("diverged")
+
+
+def _runs(uri: str, experiment: str) -> list:
+    client = mlflow.tracking.MlflowClient(uri)
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+
+
+def _content(uri: str, run) -> tuple:
+    client = mlflow.tracking.MlflowClient(uri)
+    hist = {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)]
+            for k in ("rollout/success_rate", "train/kl")}
+    tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.") and k != SPOOL_ID_TAG}
+    return run.info.run_name, run.info.status, run.data.params, tags, hist
+
+
+def test_spooled_run_replays_as_the_live_run_would_have_logged_it_and_only_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init_store(uri)
+    params = {"study": "nrpr", "train": {"lr": 0.03}}
+    spool = tmp_path / "run" / "mlflow_run.json"
+    spool.parent.mkdir()
+    _record(Tracker("live", "digits/lin/nrpr/seed0", params=params, tags={"scale": "embedded"}, uri=uri))
+    _record(Tracker("spooled", "digits/lin/nrpr/seed0", params=params, tags={"scale": "embedded"}, uri=uri,
+                    spool=spool))
+    assert not _runs(uri, "live")[0].data.tags.get(SPOOL_ID_TAG)
+    assert mlflow.tracking.MlflowClient(uri).get_experiment_by_name("spooled") is None  # nothing sent yet
+    rec = json.loads(spool.read_text())
+    assert rec["status"] == "FINISHED" and rec["params"]["train.lr"] == "0.03" and rec["end_ms"] >= rec["start_ms"]
+    assert replay_spool(uri, spool) is True
+    assert replay_spool(uri, spool) is False  # summarize reruns: no duplicate run
+    (live,), (replayed,) = _runs(uri, "live"), _runs(uri, "spooled")
+    assert _content(uri, replayed) == _content(uri, live)
+    assert _content(uri, replayed)[4]["rollout/success_rate"] == [(1, 0.25), (2, 0.5), (3, 0.75)]
+    assert replayed.data.tags[SPOOL_ID_TAG] == rec["spool_id"]
+    assert replayed.info.start_time == rec["start_ms"] and replayed.info.end_time == rec["end_ms"]
+
+
+def test_failed_spooled_run_is_written_and_replays_as_failed(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spool = tmp_path / "mlflow_run.json"
+    with pytest.raises(RuntimeError, match="diverged"):
+        _record(Tracker("s", "b/m/x/seed0", params={}, tags={}, uri=uri, spool=spool), fail=True)
+    assert json.loads(spool.read_text())["status"] == "FAILED"
+    replay_spool(uri, spool)
+    assert _runs(uri, "s")[0].info.status == "FAILED"
 
 
 def test_unreachable_server_warns_once_and_does_not_raise(monkeypatch, caplog):
@@ -127,3 +187,16 @@ def test_server_down_mid_run_then_sync_tracking_completes_the_run(tmp_path, monk
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     assert main(["--log", str(log), "sync-tracking", "--results", str(tmp_path / "results")]) == 0
     assert "sent 0 metric values" in log.read_text().splitlines()[-2]  # idempotent
+
+
+def test_spooled_run_never_imports_mlflow(tmp_path):
+    """The point of deferring: a spooled training process pays no MLflow import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from repro.tracking import Tracker\n"
+            f"with Tracker('s', 'r', params={{'a': 1}}, tags={{}}, spool={str(tmp_path / 'm.json')!r}) as t:\n"
+            "    t.log_metrics({'x': 1.0}, step=1); t.set_tags({'k': 'v'})\n"
+            "assert 'mlflow' not in sys.modules, 'mlflow imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"][0][:2] == ["x", 1.0]

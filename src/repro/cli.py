@@ -98,11 +98,11 @@ def cmd_get_model(a: argparse.Namespace) -> None:
     log.info("model ready in %.1fs", time.perf_counter() - t0)
 
 
-def _tracker(run: dict, tracking_uri: str | None):
+def _tracker(run: dict, tracking_uri: str | None, spool: str | None):
     from repro.tracking import Tracker, git_commit
 
     name = f"{run['benchmark']}/{run['model']}/{run['method']}/seed{run['seed']}"
-    return Tracker(run["study"], name, params=run, uri=tracking_uri,
+    return Tracker(run["study"], name, params=run, uri=tracking_uri, spool=spool,
                    tags={"scale": run["scale"], "git_commit": git_commit(), "rule": "train"})
 
 
@@ -111,7 +111,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     registry.load_plugins(run["study"])
     family = registry.TRAINERS.get(run["family"])
     t0 = time.perf_counter()
-    with _tracker(run, a.tracking_uri) as tracker:
+    with _tracker(run, a.tracking_uri, a.tracking_spool) as tracker:
         tracker.set_tags({"provenance": json.dumps(provenance(Path(a.dataset_dir), Path(a.model_dir), run))[:5000]})
         family.train(run, dataset_dir=Path(a.dataset_dir), model_dir=Path(a.model_dir),
                      out_dir=Path(a.out), log_csv=Path(a.log_csv), work_dir=Path(a.work_dir),
@@ -153,6 +153,18 @@ def cmd_sync_tracking(a: argparse.Namespace) -> None:
         sent = sync_run(uri, study, name, csv_path, tags={"scale": scale, "rule": "train"})
         log.info("%s %s: sent %d metric values", study, name, sent)
     log.info("synced %d runs to %s", len(logs), uri)
+
+
+def cmd_replay_tracking(a: argparse.Namespace) -> None:
+    """Send the spooled MLflow runs (``train --tracking-spool``) beside the given eval.json files."""
+    from repro.tracking import SPOOL_FILE, replay_spool, tracking_uri
+
+    uri = tracking_uri(a.tracking_uri)
+    spools = [Path(e).parent / SPOOL_FILE for e in a.evals]
+    found = [p for p in spools if p.exists()]
+    sent = sum(replay_spool(uri, p) for p in found)
+    log.info("replayed %d spooled runs to %s (%d already there, %d runs without a spool)",
+             sent, uri, len(found) - sent, len(spools) - len(found))
 
 
 def cmd_summarize(a: argparse.Namespace) -> None:
@@ -209,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--log-csv", required=True)
             s.add_argument("--work-dir", required=True, help="resumable intermediate checkpoints")
             s.add_argument("--tracking-uri", default=None)
+            s.add_argument("--tracking-spool", default=None,
+                           help="record the MLflow run in this JSON file for replay-tracking instead")
         else:
             s.add_argument("--checkpoint", required=True)
             s.add_argument("--out", required=True, help="eval.json")
@@ -218,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results", help="the results/ folder (default: results)")
     s.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
     s.set_defaults(fn=cmd_sync_tracking)
+
+    s = sub.add_parser("replay-tracking", help="send to MLflow the runs spooled beside these eval.json "
+                                               "files (train --tracking-spool), each once")
+    s.add_argument("--evals", nargs="+", required=True)
+    s.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
+    s.set_defaults(fn=cmd_replay_tracking)
 
     s = sub.add_parser("summarize", help="mean ± std over seeds of every eval.json of a study")
     s.add_argument("--evals", nargs="+", required=True)

@@ -4,6 +4,11 @@ Experiment = study; run name = ``<benchmark>/<model>/<method>/seed<seed>``; para
 run config; metrics ``<phase>/<name>``. The default store is ``sqlite:///<workdir>/mlflow.db``;
 ``MLFLOW_TRACKING_URI`` wins. Tracking never stops training: the first failure is logged as a
 warning and later calls become no-ops (the files in ``results/`` are the record).
+
+Deferred mode (``spool``): a run records params, tags and metrics into a JSON file instead and
+``replay_spool`` sends it to MLflow later, in one process for many runs. The embedded scale uses it
+(``tracking.deferred``): importing MLflow and opening its store cost ~2 s per job, more than
+most classic runs themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,22 +88,34 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+SPOOL_ID_TAG = "repro.spool_id"
+SPOOL_FILE = "mlflow_run.json"  # beside eval.json and train_log.csv in a run folder
+
+
+def _metric_rows(metrics: dict[str, float], step: int, now: int) -> list[tuple[str, float, int, int]]:
+    """(key, value, timestamp ms, step) per metric; None and NaN dropped."""
+    return [(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None and v == v]
+
+
 class Tracker:
     """A best-effort MLflow run. Use as a context manager.
 
     Talks to the store through an ``MlflowClient`` and an explicit run id (no fluent "active
     run"), so a failed store leaves nothing behind that MLflow would retry at interpreter exit.
     After the first failure it stops calling MLflow; ``repro sync-tracking`` later sends what is
-    missing from ``train_log.csv``.
+    missing from ``train_log.csv``. With ``spool`` set it never imports MLflow: everything goes to
+    that JSON file (written atomically when the run ends) for ``replay_spool``.
     """
 
     def __init__(self, experiment: str, run_name: str, *, params: dict[str, Any],
-                 tags: dict[str, str], uri: str | None = None) -> None:
+                 tags: dict[str, str], uri: str | None = None, spool: str | Path | None = None) -> None:
         self.experiment, self.run_name = experiment, run_name
         self.params, self.tags = params, tags
         self.uri = uri or tracking_uri()
+        self.spool = Path(spool) if spool else None
         self._client = None
         self._run_id: str | None = None
+        self._record: dict[str, Any] | None = None  # the spooled run (deferred mode)
         self._failed = False
 
     def _guard(self, what: str, fn, *args, **kwargs) -> None:
@@ -113,57 +131,94 @@ class Tracker:
     def __enter__(self) -> "Tracker":
         if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 records the run
             return self
+        tags = dict(self.tags)
+        if os.environ.get("SLURM_JOB_ID"):
+            tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        params = {k: str(v)[:500] for k, v in _flatten(self.params).items()}
+        if self.spool is not None:
+            self._record = {"experiment": self.experiment, "run_name": self.run_name, "tags": tags,
+                            "params": params, "metrics": [], "spool_id": uuid.uuid4().hex,
+                            "start_ms": int(time.time() * 1000)}
+            return self
 
         def start() -> None:
             import mlflow
             from mlflow.entities import Param
 
             client = mlflow.tracking.MlflowClient(self.uri)
-            tags = dict(self.tags)
-            if os.environ.get("SLURM_JOB_ID"):
-                tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
             run = client.create_run(experiment_id(self.uri, self.experiment), run_name=self.run_name,
                                     tags=tags)
-            params = [Param(k, str(v)[:500]) for k, v in _flatten(self.params).items()]
-            for lo in range(0, len(params), 100):  # MLflow's per-batch limit for params
-                client.log_batch(run.info.run_id, params=params[lo:lo + 100])
+            batch = [Param(k, v) for k, v in params.items()]
+            for lo in range(0, len(batch), 100):  # MLflow's per-batch limit for params
+                client.log_batch(run.info.run_id, params=batch[lo:lo + 100])
             self._client, self._run_id = client, run.info.run_id
 
         self._guard("start", start)
         return self
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        if self._client is not None:
+    def _send(self, rows: list[tuple[str, float, int, int]]) -> None:
+        if self._record is not None:
+            self._record["metrics"].extend(rows)
+        elif self._client is not None:
             from mlflow.entities import Metric
 
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                     if v is not None and v == v]  # NaN dropped
-            self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch)
+            batch = [Metric(*row) for row in rows]
+            for lo in range(0, len(batch), 1000):  # MLflow's per-batch limit for metrics
+                self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch[lo:lo + 1000])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self._send(_metric_rows(metrics, step, int(time.time() * 1000)))
 
     def log_history(self, rows: list[dict[str, float]], step_key: str) -> None:
         """Many steps at once (``rows``: one dict per step, its step under ``step_key``), in
         batches of MLflow's limit: one call for a short run instead of a round trip per epoch."""
-        if self._client is not None:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, int(row[step_key])) for row in rows for k, v in row.items()
-                     if k != step_key and v is not None and v == v]  # NaN dropped
-            for lo in range(0, len(batch), 1000):
-                self._guard("log_metrics", self._client.log_batch, self._run_id, metrics=batch[lo:lo + 1000])
+        now = int(time.time() * 1000)
+        self._send([m for row in rows
+                    for m in _metric_rows({k: v for k, v in row.items() if k != step_key}, row[step_key], now)])
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        if self._client is not None:
+        if self._record is not None:
+            self._record["tags"].update({k: str(v) for k, v in tags.items()})
+        elif self._client is not None:
             from mlflow.entities import RunTag
 
             self._guard("set_tags", self._client.log_batch, self._run_id,
                         tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._client is not None:
-            status = "FINISHED" if exc_type is None else "FAILED"
+        status = "FINISHED" if exc_type is None else "FAILED"
+        if self._record is not None:
+            from repro import io as rio
+
+            rio.write_json(self.spool, {**self._record, "status": status, "end_ms": int(time.time() * 1000)})
+        elif self._client is not None:
             self._guard("end", self._client.set_terminated, self._run_id, status)
+
+
+def replay_spool(uri: str, spool: str | Path) -> bool:
+    """Send one spooled run (``Tracker(spool=...)``) to MLflow as it would have been logged live:
+    name, tags, params, every metric with its step and time, status, start and end times. A run
+    already replayed (same ``repro.spool_id`` tag) is skipped; returns whether it was sent."""
+    import json
+
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    rec = json.loads(Path(spool).read_text())
+    client = mlflow.tracking.MlflowClient(uri)
+    eid = experiment_id(uri, rec["experiment"])
+    if client.search_runs([eid], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{rec['spool_id']}'", max_results=1):
+        return False
+    run_id = client.create_run(eid, run_name=rec["run_name"], start_time=rec["start_ms"],
+                               tags={**rec["tags"], SPOOL_ID_TAG: rec["spool_id"]}).info.run_id
+    params = [Param(k, v) for k, v in rec["params"].items()]
+    for lo in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[lo:lo + 100])
+    metrics = [Metric(*row) for row in rec["metrics"]]
+    for lo in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[lo:lo + 1000])
+    client.set_terminated(run_id, rec["status"], end_time=rec["end_ms"])
+    return True
 
 
 class NullTracker:

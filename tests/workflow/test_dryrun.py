@@ -51,6 +51,8 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
         # one trainer process per GPU
         assert all(f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli --log-file" in b for b in jobs)
     assert "results/paper/hgpo/alfworld/qwen2.5-7b-instruct/hgpo/seed2/eval.json" in out
+    # day-long runs log to MLflow live (config/paper.yaml); the embedded scale defers
+    assert "--tracking-spool" not in out and "replay-tracking" not in out
 
 
 def test_embedded_dag(root, clean_dir):
@@ -58,6 +60,8 @@ def test_embedded_dag(root, clean_dir):
     assert p.returncode == 0, p.stderr[-3000:]
     # 2 benchmarks x 6 methods x 1 seed (config.yaml), no ablations; both tiny models and datasets
     assert _jobs(p.stdout, "train") == 12 and _jobs(p.stdout, "plot_figure") == 4
+    trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:")]  # every study's
+    assert all("--tracking-spool results/embedded/" in b for b in trains) and "replay-tracking" in p.stdout
     for path in ("resources/models/tiny-qwen2-alfworld", "resources/models/tiny-qwen2-webshop",
                  "resources/datasets/alfworld/embedded", "resources/datasets/webshop/embedded"):
         assert path in p.stdout

@@ -102,6 +102,8 @@ def test_mlflow_recorded_the_training_runs(smoke):
     runs = client.search_runs([exp.experiment_id])
     names = {r.info.run_name for r in runs}
     assert names == {f"{b}/tiny-qwen2-{b}/{m}/seed0" for b in ("alfworld", "webshop") for m in ("warmstart", "hgpo")}
+    # deferred tracking (config.yaml): summarize sent the spooled runs, once, though it reran
+    assert len(runs) == len(names) and all(r.data.tags.get("repro.spool_id") for r in runs)
     hgpo = next(r for r in runs if r.info.run_name == "alfworld/tiny-qwen2-alfworld/hgpo/seed0")
     assert hgpo.data.params["method"] == "hgpo" and hgpo.data.tags["scale"] == "embedded"
     assert [m.step for m in client.get_metric_history(hgpo.info.run_id, "rollout/success_rate")] == [1, 2]
@@ -139,3 +141,15 @@ def test_dvc_push_pull_round_trip_then_nothing_reruns(root, smoke, tmp_path):
     touched = snakemake(root, smoke, "--touch", "--cores", "1")
     assert "repro " not in touched.stdout  # no rule command ran
     assert "Nothing to be done" in snakemake(root, smoke, "-n").stdout
+
+
+def test_job_times_report_reads_the_runs_benchmarks(root, smoke):
+    """scripts/job_times.py (the README's time breakdown) on the smoke run's real benchmark files."""
+    proc = subprocess.run([sys.executable, str(root / "scripts/job_times.py"), str(smoke)],
+                          capture_output=True, text=True, check=True)
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in proc.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| rule")}
+    assert ("train", "hgpo/alfworld") in rows and ("get_model", "tiny-qwen2-webshop") in rows
+    n_train = len(list((smoke / "benchmarks/train").rglob("*.tsv")))
+    assert f"| {n_train // 2} |" in rows[("train", "hgpo/alfworld")]  # two benchmarks, same methods
+    assert "Per study (train + evaluate job time): hgpo " in proc.stdout and "Wall time of the newest run" in proc.stdout

@@ -1,8 +1,10 @@
 # Load + validate the configuration, build the run table, and the get_*/is_* helpers the rules use.
 # Logic that grows belongs in src/repro (repro.config), not here.
 import json
+import os
 
 from repro.config import ConfigError, job_config, load, run_table, study_figures
+from repro.tracking import SPOOL_FILE
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -109,6 +111,17 @@ def get_run_env(wildcards):
 
 def get_tracking_uri():
     return config.get("tracking", {}).get("uri") or ""
+
+
+def tracking_deferred():
+    return bool(config.get("tracking", {}).get("deferred"))
+
+
+def get_tracking_spool_arg(wildcards, output):
+    """`--tracking-spool <run folder>/mlflow_run.json` when tracking is deferred, else nothing."""
+    if not tracking_deferred():
+        return ""
+    return f"--tracking-spool {os.path.join(os.path.dirname(output.log_csv), SPOOL_FILE)}"
 
 
 def get_study_evals(wildcards):

@@ -1,6 +1,7 @@
 rule summarize:
     input:
-        get_study_evals,
+        evals=get_study_evals,
+        tracking="results/mlflow_uri.txt",
     output:
         "results/{scale}/{study}/summary.csv",
     conda:
@@ -10,7 +11,13 @@ rule summarize:
     log:
         "logs/summarize/{scale}/{study}.log",
     shell:
-        "repro --log {log} summarize --evals {input} --out {output} {params.allow_mixed}"
+        # deferred tracking: the study's spooled training runs go to MLflow first, each once
+        (
+            'repro --log {log} replay-tracking --tracking-uri "$(cat {input.tracking})" --evals {input.evals} && '
+            if tracking_deferred()
+            else ""
+        )
+        + "repro --log {log} summarize --evals {input.evals} --out {output} {params.allow_mixed}"
 
 
 rule plot_figure:

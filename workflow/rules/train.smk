@@ -25,6 +25,7 @@ rule train:
         run=get_run_config,
         work="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/_resume",
         launcher=get_train_launcher,
+        spool=get_tracking_spool_arg,
     conda:
         get_run_env
     log:
@@ -41,4 +42,4 @@ rule train:
     shell:
         "{params.launcher} --log-file {log} train --run-config {params.run:q} --dataset-dir {input.dataset} "
         "--model-dir {input.model} --out {output.checkpoint} --log-csv {output.log_csv} "
-        '--work-dir {params.work} --tracking-uri "$(cat {input.tracking})"'
+        '--work-dir {params.work} --tracking-uri "$(cat {input.tracking})" {params.spool}'
