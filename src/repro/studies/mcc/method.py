@@ -39,9 +39,8 @@ import numpy as np
 from repro.classic.family import Fitted
 from repro.registry import LEARNERS
 from repro.studies.multilabel.features import (
-    Scaler,
-    check_arch,
     design,
+    fit_scaler,
     linear_features,
     mean_distance,
     rbf,
@@ -143,9 +142,8 @@ class MCC:
     Params = MCCParams
 
     def fit(self, data, arch, params: MCCParams, cfg, seed, log_row) -> Fitted:
-        check_arch(arch)
         X, Y = data.split("train")
-        sc = Scaler.fit(X, bool(arch.get("standardize", True)))
+        sc = fit_scaler(X, arch)
         Z, T = sc(X), sign_labels(Y)
         use_virtual = params.lambda1 > 0 or params.lambda2 > 0
         if use_virtual:

@@ -83,6 +83,12 @@ def sign_labels(Y: np.ndarray) -> np.ndarray:
     return 2.0 * np.asarray(Y, float) - 1.0
 
 
+def fit_scaler(X: np.ndarray, arch: dict[str, Any]) -> Scaler:
+    """The spec's checked, train-fitted standardisation (identity with ``standardize: false``)."""
+    check_arch(arch)
+    return Scaler.fit(X, bool(arch.get("standardize", True)))
+
+
 def fit_design(X: np.ndarray, arch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Training design of a model f(x) = phi(x) W under ``arch``.
 
@@ -90,8 +96,7 @@ def fit_design(X: np.ndarray, arch: dict[str, Any]) -> tuple[np.ndarray, np.ndar
     rbf: Phi = K(Z, Z) [n, n], R = K (so tr(W^T K W) = ||W||^2 in the RKHS, W = the dual
     coefficients). ``state`` (arrays, saved in the checkpoint) is what ``design`` needs at test time.
     """
-    check_arch(arch)
-    sc = Scaler.fit(X, bool(arch.get("standardize", True)))
+    sc = fit_scaler(X, arch)
     Z = sc(X)
     state = {"mu": sc.mu, "sd": sc.sd}
     if arch["kind"] == "linear":

@@ -25,7 +25,7 @@ import numpy as np
 
 from repro.classic.family import Fitted
 from repro.registry import LEARNERS
-from repro.studies.multilabel.features import Scaler, check_arch, sq_dists
+from repro.studies.multilabel.features import fit_scaler, sq_dists
 
 
 def neighbours(Q: np.ndarray, B: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
@@ -79,9 +79,8 @@ class MLkNN:
     Params = MLkNNParams
 
     def fit(self, data, arch, params: MLkNNParams, cfg, seed, log_row) -> Fitted:
-        check_arch(arch)
         X, Y = data.split("train")
-        sc = Scaler.fit(X, bool(arch.get("standardize", True)))
+        sc = fit_scaler(X, arch)
         Z, Y = sc(X), np.asarray(Y, np.int8)
         k, s, m = params.k, params.smooth, len(Y)
         C = label_counts(Y[neighbours(Z, Z, k, exclude_self=True)])
