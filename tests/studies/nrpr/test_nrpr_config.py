@@ -14,7 +14,7 @@ from repro.studies.nrpr.learner import UREParams
 
 @pytest.mark.parametrize(("scale", "benchmarks", "n_methods"), [
     ("embedded", {"optdigits"}, 4),
-    ("paper", {"optdigits", "msplice", "normal", "texture", "mnist", "fashion_mnist", "kmnist"}, 7),
+    ("paper", {"optdigits", "msplice", "normal", "texture", "har", "usps", "mnist", "fashion_mnist", "kmnist"}, 7),
 ])
 def test_run_table_per_scale(workflow_config, root, scale, benchmarks, n_methods):
     cfg = {**workflow_config, "scale": scale, "studies": ["nrpr"], "seeds": None,

@@ -160,3 +160,71 @@ def test_mnist_fetcher_from_a_file_mirror(idx_mirror, tmp_path):
     recs = json.loads((out / "MANIFEST.json").read_text())["downloads"]
     assert sorted(recs) == sorted(IDX_FILES)
     assert all(recs[f]["sha256"] == _sha(idx_mirror / f) for f in IDX_FILES)
+
+
+# --- Har and Usps from their public releases -------------------------------------------------------
+SMALL = {"n_labeled": 60, "n_unlabeled": 120, "n_test": 100}
+
+
+def _clusters(n_classes, n_per_class, d, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return rng.normal(size=(len(y), d)) + 3.0 * np.eye(n_classes, d)[y], y
+
+
+def test_usps_fetcher_from_a_libsvm_mirror(tmp_path):
+    """A folder laid out like LIBSVM's multiclass page: usps.bz2 and usps.t.bz2, labels 1-10."""
+    import bz2
+
+    from sklearn.datasets import dump_svmlight_file
+
+    mirror = tmp_path / "libsvm"
+    mirror.mkdir()
+    x, y = _clusters(10, 40, 256)
+    for name, rows in (("usps", slice(0, 300)), ("usps.t", slice(300, 400))):
+        plain = tmp_path / name
+        dump_svmlight_file(x[rows], y[rows] + 1, str(plain), zero_based=False)
+        (mirror / f"{name}.bz2").write_bytes(bz2.compress(plain.read_bytes()))
+    out = tmp_path / "out"
+    DATASETS.get("lac_uci/usps")(out, {"base_url": mirror.as_uri(), **SMALL})
+    d = load_dataset(out)
+    assert d.meta["n_classes"] == 6 and d.meta["splits"] == {"train": 60, "unlabeled": 120, "test": 100}
+    assert d.arrays["X_train"].shape[1] == 256  # (10 + 1) // 2 = 5 known classes + the augmented one
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["downloads"]["usps.t.bz2"]["sha256"] == _sha(mirror / "usps.t.bz2")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_har_fetcher_reads_the_uci_zip_plain_or_nested(tmp_path, nested):
+    """UCI's HAR download: ``UCI HAR Dataset/{train,test}/{X,y}_*.txt``, possibly zipped inside the zip."""
+    import io
+    import zipfile
+
+    x, y = _clusters(6, 60, 8)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        for part, rows in (("train", slice(0, 250)), ("test", slice(250, 360))):
+            zf.writestr(f"UCI HAR Dataset/{part}/X_{part}.txt", "\n".join(" ".join(f"{v:.6e}" for v in r) for r in x[rows]))
+            zf.writestr(f"UCI HAR Dataset/{part}/y_{part}.txt", "\n".join(str(v + 1) for v in y[rows]))
+    url = tmp_path / "har.zip"
+    if nested:
+        with zipfile.ZipFile(url, "w") as zf:
+            zf.writestr("UCI HAR Dataset.zip", inner.getvalue())
+            zf.writestr("UCI HAR Dataset.names", "description")
+    else:
+        url.write_bytes(inner.getvalue())
+    out = tmp_path / "out"
+    DATASETS.get("lac_uci/har")(out, {"base_url": url.as_uri(), **SMALL})
+    d = load_dataset(out)
+    assert d.meta["n_classes"] == 4 and d.meta["n_known"] == 3  # (6 + 1) // 2 known activities
+    assert d.arrays["X_test"].shape == (100, 8)
+
+
+def test_har_fetcher_names_a_wrong_archive(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("README.txt", "not HAR")
+    with pytest.raises(ValueError, match="no train/X_train.txt inside"):
+        DATASETS.get("lac_uci/har")(tmp_path / "out", {"base_url": (tmp_path / "other.zip").as_uri(), **SMALL})
+    assert not (tmp_path / "out").exists()
