@@ -79,7 +79,7 @@ WORKFLOW_CASES = [
     ("models.tiny-qwen2-alfworld.builder", "magic", "models.tiny-qwen2-alfworld.builder: 'magic' is not a registered model builder"),
     ("models.tiny-qwen2-alfworld.dataset", "alfworld/nope", "models.tiny-qwen2-alfworld.dataset: 'alfworld/nope' is not in `datasets`"),
     ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
-    ("tracking.port", 5000, "tracking: unknown key(s) 'port'; allowed: uri"),
+    ("tracking.port", 5000, "tracking: unknown key(s) 'port'; allowed: deferred, uri"),
     ("models", _DELETE, "'models' is a required property"),
 ]
 
