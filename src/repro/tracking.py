@@ -17,7 +17,6 @@ import logging
 import os
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +136,7 @@ class Tracker:
         params = {k: str(v)[:500] for k, v in _flatten(self.params).items()}
         if self.spool is not None:
             self._record = {"experiment": self.experiment, "run_name": self.run_name, "tags": tags,
-                            "params": params, "metrics": [], "spool_id": uuid.uuid4().hex,
-                            "start_ms": int(time.time() * 1000)}
+                            "params": params, "metrics": [], "start_ms": int(time.time() * 1000)}
             return self
 
         def start() -> None:
@@ -188,9 +186,15 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         status = "FINISHED" if exc_type is None else "FAILED"
         if self._record is not None:
+            import hashlib
+            import json
+
             from repro import io as rio
 
-            rio.write_json(self.spool, {**self._record, "status": status, "end_ms": int(time.time() * 1000)})
+            rec = {**self._record, "status": status, "end_ms": int(time.time() * 1000)}
+            # the id replay deduplicates by: a digest of the run's own content, not a random draw
+            rec["spool_id"] = hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:32]
+            rio.write_json(self.spool, rec)
         elif self._client is not None:
             self._guard("end", self._client.set_terminated, self._run_id, status)
 
