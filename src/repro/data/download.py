@@ -139,6 +139,55 @@ def download(
     return digest
 
 
+def _checked_member(name: str, archive) -> PurePosixPath:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"unsafe path {name!r} in {archive}")
+    return p
+
+
+def unpack_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
+    """Extract a ``.zip`` or ``.rar`` ``archive`` (by its suffix) into ``dest_dir``; return the
+    extracted member names. RAR goes through ``rarfile``: stored entries are read in Python,
+    compressed ones need one of the tools it drives (``unrar``, ``unar``, ``bsdtar``, ``7z``) on the
+    PATH; without one the ``RuntimeError`` says which to install."""
+    suffix = Path(archive).suffix.lower()
+    if suffix == ".zip":
+        return unpack_zip(archive, dest_dir)
+    if suffix == ".rar":
+        return unpack_rar(archive, dest_dir)
+    raise ValueError(f"{archive}: unknown archive type {suffix!r} (allowed: .zip, .rar)")
+
+
+def unpack_rar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
+    """``unpack_zip`` for RAR archives (see ``unpack_archive``)."""
+    import rarfile  # noqa: PLC0415  (only the paper-scale Mulan fetchers read RAR)
+
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    try:
+        with rarfile.RarFile(archive) as rf:
+            members = [(info, _checked_member(info.filename, archive)) for info in rf.infolist()]
+            for info, p in members:
+                target = dest_dir.joinpath(*p.parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with rf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+                names.append(str(p))
+    except rarfile.NotRarFile as exc:
+        raise ValueError(f"{archive} is not a RAR archive (an error page instead of the file?)") from exc
+    except rarfile.RarCannotExec as exc:
+        raise RuntimeError(f"{archive}: its entries are compressed and no RAR tool was found; install one "
+                           "of unrar, unar, bsdtar (Debian: libarchive-tools) or 7z and retry") from exc
+    except rarfile.Error as exc:
+        raise ValueError(f"{archive}: cannot read the RAR archive: {exc}") from exc
+    return names
+
+
 def unpack_zip(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
     """Extract ``archive`` into ``dest_dir``; return the extracted member names.
 
@@ -151,9 +200,7 @@ def unpack_zip(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[
     names = []
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            p = PurePosixPath(info.filename)
-            if p.is_absolute() or ".." in p.parts:
-                raise ValueError(f"unsafe path {info.filename!r} in {archive}")
+            _checked_member(info.filename, archive)
         for info in zf.infolist():
             target = dest_dir.joinpath(*PurePosixPath(info.filename).parts)
             if info.is_dir():

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -190,8 +193,10 @@ def test_fetch_mulan_errors(tmp_path):
     _write_mulan(tmp_path / "mirror", "scene", 10, 5)
     url = (tmp_path / "mirror").as_uri()
     fetch = DATASETS.get("mulan/scene")
-    with pytest.raises(ValueError, match="set datasets.mulan/scene.base_url"):
+    with pytest.raises(ValueError, match="set exactly one of datasets.mulan/scene.url .* got neither"):
         fetch(tmp_path / "out", {"base_url": None})
+    with pytest.raises(ValueError, match="got both"):
+        fetch(tmp_path / "out", {"base_url": url, "url": url + "/scene.rar"})
     with pytest.raises(ValueError, match="sha256 mismatch for scene.xml"):
         fetch(tmp_path / "out", {"base_url": url, "sha256": {"scene.xml": "0" * 64}})
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.downloads").exists()
@@ -205,3 +210,71 @@ def test_fetch_mulan_errors(tmp_path):
     with pytest.raises(ValueError, match="expected 294 features and 6 labels, got 103 features and 14 labels"):
         fetch(tmp_path / "out", {"base_url": (tmp_path / "y").as_uri()})
     assert not (tmp_path / "out").exists()
+
+
+def _rar4(path, files: dict, method: int = 0x30):
+    """A RAR 4.x archive of ``files`` (name -> bytes), entries *stored* (method 0x30) unless
+    ``method`` says otherwise (the bytes are then not really compressed: only tools would notice).
+    Layout (RAR 4 technote): marker block, archive header, one file header + data per file, end block;
+    each header starts with the low 16 bits of the CRC-32 of the rest of the header."""
+    def block(kind, flags, body, data=b""):
+        head = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head + data
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, b"\x00" * 6)
+    dos_time = ((2009 - 1980) << 25) | (1 << 21) | (1 << 16)  # 2009-01-01 00:00
+    for name, data in files.items():
+        raw = name.encode()
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 2, zlib.crc32(data), dos_time, 20, method,
+                           len(raw), 0x20) + raw
+        out += block(0x74, 0x8000, body, data)
+    path.write_bytes(out + block(0x7B, 0x4000, b""))
+    return path
+
+
+def test_fetch_mulan_from_a_rar_release(tmp_path):
+    """Mulan's own release: one .rar per set holding the ARFF and XML files (here in a folder)."""
+    data = _write_mulan(tmp_path / "files", "yeast", 30, 20)
+    files = {f"yeast/{f}": (tmp_path / "files" / f).read_bytes() for f in MULAN["yeast"][:3]}
+    rar = _rar4(tmp_path / "yeast.rar", {"yeast/readme.txt": b"fixture", **files})
+    digest = hashlib.sha256(rar.read_bytes()).hexdigest()
+    DATASETS.get("mulan/yeast")(tmp_path / "out", {"url": rar.as_uri(), "sha256": {"yeast.rar": digest}})
+    ds = load_dataset(tmp_path / "out")
+    assert np.allclose(ds.split("train")[0], data["yeast-train.arff"][0])
+    assert np.array_equal(ds.split("test")[1], data["yeast-test.arff"][1])
+    manifest = json.loads((tmp_path / "out" / "MANIFEST.json").read_text())
+    assert manifest["downloads"] == {"yeast.rar": {"url": rar.as_uri(), "sha256": digest}}
+    assert manifest["source"] == rar.as_uri() and not (tmp_path / ".out.downloads").exists()
+    # a wrong digest: nothing written, nothing left behind
+    with pytest.raises(ValueError, match="sha256 mismatch for yeast.rar"):
+        DATASETS.get("mulan/yeast")(tmp_path / "bad", {"url": rar.as_uri(), "sha256": {"yeast.rar": "0" * 64}})
+    assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.downloads").exists()
+    with pytest.raises(KeyError, match="sha256 names unknown file.*yeast.rar"):
+        DATASETS.get("mulan/yeast")(tmp_path / "bad", {"url": rar.as_uri(), "sha256": {"yeast.xml": digest}})
+
+
+def test_fetch_mulan_archive_errors(tmp_path):
+    _write_mulan(tmp_path / "files", "scene", 10, 5)
+    fetch = DATASETS.get("mulan/scene")
+    for sub in ("page", "partial", "unsafe", "gz"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "page" / "scene.rar").write_text("<html>Problems downloading?</html>")  # a mirror's error page
+    with pytest.raises(ValueError, match="is not a RAR archive"):
+        fetch(tmp_path / "out", {"url": (tmp_path / "page" / "scene.rar").as_uri()})
+    partial = _rar4(tmp_path / "partial" / "scene.rar", {"scene.xml": (tmp_path / "files" / "scene.xml").read_bytes()})
+    with pytest.raises(ValueError, match="holds 0 files named scene-train.arff"):
+        fetch(tmp_path / "out", {"url": partial.as_uri()})
+    unsafe = _rar4(tmp_path / "unsafe" / "scene.rar", {"../x.arff": b"1"})
+    with pytest.raises(ValueError, match="unsafe path"):
+        fetch(tmp_path / "out", {"url": unsafe.as_uri()})
+    (tmp_path / "gz" / "scene.tar.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"unknown archive type '\.gz'"):
+        fetch(tmp_path / "out", {"url": (tmp_path / "gz" / "scene.tar.gz").as_uri()})
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.downloads").exists()
+
+
+@pytest.mark.skipif(any(shutil.which(t) for t in ("unrar", "unar", "bsdtar", "7z", "7zz")),
+                    reason="a RAR tool is installed: it would try to decompress the fake entries")
+def test_compressed_rar_without_a_tool_says_what_to_install(tmp_path):
+    rar = _rar4(tmp_path / "yeast.rar", {"yeast.xml": b"not really compressed"}, method=0x33)
+    with pytest.raises(RuntimeError, match="no RAR tool was found; install one of unrar, unar, bsdtar"):
+        DATASETS.get("mulan/yeast")(tmp_path / "out", {"url": rar.as_uri()})

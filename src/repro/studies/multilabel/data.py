@@ -29,8 +29,9 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import urllib.parse
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -233,39 +234,58 @@ MULAN = {
     "enron": ("enron-train.arff", "enron-test.arff", "enron.xml", 1001, 53),
     "image": ("image.arff", None, "image.xml", 294, 5),
 }
-FETCH_KEYS = {"base_url", "sha256", "test_fraction", "split_seed", "download_dir"}
+FETCH_KEYS = {"url", "base_url", "sha256", "test_fraction", "split_seed", "download_dir"}
+
+
+def _download_mulan(name: str, params: dict, dl: Path) -> tuple[dict, str]:
+    """Put ``name``'s files into ``dl`` from ``url`` (a .rar/.zip archive holding them, e.g. Mulan's
+    release) or ``base_url`` (a folder holding them); (download records, source)."""
+    from repro.data.download import download, unpack_archive  # noqa: PLC0415
+
+    files = [f for f in MULAN[name][:3] if f]
+    url, base = params.get("url"), params.get("base_url")
+    if bool(url) == bool(base):
+        raise ValueError(f"mulan/{name}: set exactly one of datasets.mulan/{name}.url (a .rar or .zip archive "
+                         f"holding {', '.join(files)}, e.g. Mulan's release) and .base_url (a folder holding "
+                         f"them; file:// or https://) in config/config.yaml; got {'both' if url else 'neither'}")
+    names = [PurePosixPath(urllib.parse.urlparse(str(url)).path).name] if url else files
+    expected = {k: v.lower() for k, v in (params.get("sha256") or {}).items()}
+    bad = sorted(set(expected) - set(names))
+    if bad:
+        raise KeyError(f"mulan/{name}: sha256 names unknown file(s) {bad}; files: {names}")
+    if base:
+        records = {}
+        for f in files:
+            u = f"{str(base).rstrip('/')}/{f}"
+            records[f] = {"url": u, "sha256": download(u, dl / f, expected.get(f), progress=False)}
+        return records, str(base)
+    archive = dl / names[0]
+    records = {names[0]: {"url": url, "sha256": download(str(url), archive, expected.get(names[0]))}}
+    found: dict[str, list[str]] = {}
+    for member in unpack_archive(archive, dl / "unpacked"):
+        found.setdefault(PurePosixPath(member).name, []).append(member)
+    for f in files:  # by base name, wherever the archive keeps it
+        if len(found.get(f, [])) != 1:
+            raise ValueError(f"mulan/{name}: {url} holds {len(found.get(f, []))} files named {f} (need exactly "
+                             f"one); its files: {sorted(found)[:20]}")
+        shutil.move(dl / "unpacked" / found[f][0], dl / f)
+    return records, str(url)
 
 
 def fetch_mulan(name: str, out_dir: Path, params: dict) -> None:
-    """Download ``name``'s ARFF and XML files from ``base_url`` (a folder holding them by their Mulan
-    names: ``file://`` or ``http(s)://``), check digests (``sha256``: {file: hex}; recorded either
-    way) and shapes, and write the array dataset. Without a test file, a seeded random
-    ``test_fraction`` split (``split_seed``) is made."""
-    from repro.data.download import download  # noqa: PLC0415
-
+    """Download ``name``'s ARFF and XML files (``_download_mulan``: from an archive ``url`` or a folder
+    ``base_url``), check digests (``sha256``: {file: hex}; recorded either way) and shapes, and write
+    the array dataset. Without a test file, a seeded random ``test_fraction`` split (``split_seed``)
+    is made."""
     params = dict(params or {})
     unknown = sorted(set(params) - FETCH_KEYS)
     if unknown:
         raise KeyError(f"unknown mulan/{name} params {unknown}; known: {sorted(FETCH_KEYS)}")
-    base = params.get("base_url")
-    if not base:
-        raise ValueError(f"mulan/{name}: set datasets.mulan/{name}.base_url in config/config.yaml to a folder "
-                         f"(file:// or https://) holding {', '.join(f for f in MULAN[name][:3] if f)}; Mulan "
-                         "publishes its sets as .rar archives (sourceforge.net/projects/mulan/files/datasets), "
-                         "which must be unpacked into such a folder first")
     train_f, test_f, xml_f, d, q = MULAN[name]
-    files = [f for f in (train_f, test_f, xml_f) if f]
-    expected = {k: v.lower() for k, v in (params.get("sha256") or {}).items()}
-    bad = sorted(set(expected) - set(files))
-    if bad:
-        raise KeyError(f"mulan/{name}: sha256 names unknown file(s) {bad}; files: {files}")
     out_dir = Path(out_dir)
     dl = Path(params.get("download_dir") or out_dir.parent / f".{out_dir.name}.downloads")
-    records = {}
     try:
-        for f in files:
-            url = f"{str(base).rstrip('/')}/{f}"
-            records[f] = {"url": url, "sha256": download(url, dl / f, expected.get(f), progress=False)}
+        records, source = _download_mulan(name, params, dl)
         labels = read_label_names(dl / xml_f)
         Xtr, Ytr = mulan_arrays(dl / train_f, labels)
         if test_f:
@@ -288,7 +308,7 @@ def fetch_mulan(name: str, out_dir: Path, params: dict) -> None:
     write_dataset(out_dir, {"X_train": Xtr, "Y_train": Ytr, "X_test": Xte, "Y_test": Yte},
                   {"task": "multilabel", "n_classes": q, "n_labels": q, "n_features": d, "label_names": labels,
                    "split": split, "label_cardinality": float(np.vstack([Ytr, Yte]).sum(1).mean())},
-                  {"dataset": f"mulan/{name}", "source": base, "downloads": records, "split": split,
+                  {"dataset": f"mulan/{name}", "source": source, "downloads": records, "split": split,
                    "license": "Mulan datasets: see mulan.sourceforge.net/datasets-mlc.html for each set's origin"})
     shutil.rmtree(dl, ignore_errors=True)
     log.info("mulan/%s: %d train, %d test (%s) -> %s", name, len(Xtr), len(Xte), split, out_dir)
