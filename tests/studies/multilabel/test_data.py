@@ -250,6 +250,12 @@ def test_fetch_mulan_from_a_rar_release(tmp_path):
     assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.downloads").exists()
     with pytest.raises(KeyError, match="sha256 names unknown file.*yeast.rar"):
         DATASETS.get("mulan/yeast")(tmp_path / "bad", {"url": rar.as_uri(), "sha256": {"yeast.xml": digest}})
+    # SourceForge's form of the address: .../yeast.rar/download
+    sf = tmp_path / "sf" / "yeast.rar" / "download"
+    sf.parent.mkdir(parents=True)
+    sf.write_bytes(rar.read_bytes())
+    DATASETS.get("mulan/yeast")(tmp_path / "sf_out", {"url": sf.as_uri(), "sha256": {"yeast.rar": digest}})
+    assert load_dataset(tmp_path / "sf_out").split("train")[0].shape == (30, 103)
 
 
 def test_fetch_mulan_archive_errors(tmp_path):

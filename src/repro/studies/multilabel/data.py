@@ -237,6 +237,13 @@ MULAN = {
 FETCH_KEYS = {"url", "base_url", "sha256", "test_fraction", "split_seed", "download_dir"}
 
 
+def _archive_name(url: str) -> str:
+    """The archive's file name in ``url``: its last path part, or the last one with an archive suffix
+    (SourceForge's ``.../yeast.rar/download``)."""
+    parts = PurePosixPath(urllib.parse.urlparse(url).path).parts
+    return next((p for p in reversed(parts) if p.lower().endswith((".rar", ".zip"))), parts[-1] if parts else url)
+
+
 def _download_mulan(name: str, params: dict, dl: Path) -> tuple[dict, str]:
     """Put ``name``'s files into ``dl`` from ``url`` (a .rar/.zip archive holding them, e.g. Mulan's
     release) or ``base_url`` (a folder holding them); (download records, source)."""
@@ -248,7 +255,7 @@ def _download_mulan(name: str, params: dict, dl: Path) -> tuple[dict, str]:
         raise ValueError(f"mulan/{name}: set exactly one of datasets.mulan/{name}.url (a .rar or .zip archive "
                          f"holding {', '.join(files)}, e.g. Mulan's release) and .base_url (a folder holding "
                          f"them; file:// or https://) in config/config.yaml; got {'both' if url else 'neither'}")
-    names = [PurePosixPath(urllib.parse.urlparse(str(url)).path).name] if url else files
+    names = [_archive_name(str(url))] if url else files
     expected = {k: v.lower() for k, v in (params.get("sha256") or {}).items()}
     bad = sorted(set(expected) - set(names))
     if bad:
