@@ -139,11 +139,28 @@ def download(
     return digest
 
 
-def _checked_member(name: str, archive) -> PurePosixPath:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"unsafe path {name!r} in {archive}")
-    return p
+def _extract(archive, handle, dest_dir: str | os.PathLike) -> list[str]:
+    """Write every member of an open ``zipfile.ZipFile`` / ``rarfile.RarFile`` ``handle`` under
+    ``dest_dir``; return the file members' names. All names are checked before anything is written."""
+    members = []
+    for info in handle.infolist():
+        p = PurePosixPath(info.filename.replace("\\", "/"))
+        if p.is_absolute() or ".." in p.parts:
+            raise ValueError(f"unsafe path {info.filename!r} in {archive}")
+        members.append((info, p))
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for info, p in members:
+        target = dest_dir.joinpath(*p.parts)
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with handle.open(info) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+        names.append(info.filename)
+    return names
 
 
 def unpack_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
@@ -163,21 +180,9 @@ def unpack_rar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[
     """``unpack_zip`` for RAR archives (see ``unpack_archive``)."""
     import rarfile  # noqa: PLC0415  (only the paper-scale Mulan fetchers read RAR)
 
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    names = []
     try:
         with rarfile.RarFile(archive) as rf:
-            members = [(info, _checked_member(info.filename, archive)) for info in rf.infolist()]
-            for info, p in members:
-                target = dest_dir.joinpath(*p.parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with rf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                names.append(str(p))
+            return _extract(archive, rf, dest_dir)
     except rarfile.NotRarFile as exc:
         raise ValueError(f"{archive} is not a RAR archive (an error page instead of the file?)") from exc
     except rarfile.RarCannotExec as exc:
@@ -185,7 +190,6 @@ def unpack_rar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[
                            "of unrar, unar, bsdtar (Debian: libarchive-tools) or 7z and retry") from exc
     except rarfile.Error as exc:
         raise ValueError(f"{archive}: cannot read the RAR archive: {exc}") from exc
-    return names
 
 
 def unpack_zip(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
@@ -195,19 +199,5 @@ def unpack_zip(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[
     cannot write outside ``dest_dir``. Callers wanting atomicity extract into a
     ``repro.io.atomic_dir``.
     """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    names = []
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            _checked_member(info.filename, archive)
-        for info in zf.infolist():
-            target = dest_dir.joinpath(*PurePosixPath(info.filename).parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
-            names.append(info.filename)
-    return names
+        return _extract(archive, zf, dest_dir)
