@@ -13,6 +13,8 @@ most classic runs themselves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -186,9 +188,6 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         status = "FINISHED" if exc_type is None else "FAILED"
         if self._record is not None:
-            import hashlib
-            import json
-
             from repro import io as rio
 
             rec = {**self._record, "status": status, "end_ms": int(time.time() * 1000)}
@@ -203,8 +202,6 @@ def replay_spool(uri: str, spool: str | Path) -> bool:
     """Send one spooled run (``Tracker(spool=...)``) to MLflow as it would have been logged live:
     name, tags, params, every metric with its step and time, status, start and end times. A run
     already replayed (same ``repro.spool_id`` tag) is skipped; returns whether it was sent."""
-    import json
-
     import mlflow
     from mlflow.entities import Metric, Param
 
