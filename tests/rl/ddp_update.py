@@ -1,6 +1,8 @@
 """One PPO actor update and one critic update on a fixed batch, run as ``python ddp_update.py OUT
-[ddp|fsdp]`` (one process) or under ``torchrun --nproc_per_node 2`` (gloo): rank 0 saves the
-updated parameters and the logged parts to OUT. Used by test_distributed.py."""
+[ddp|fsdp] [no-allreduce]`` (one process) or under ``torchrun --nproc_per_node 2`` (gloo): rank 0
+saves the updated parameters and the logged parts to OUT. ``no-allreduce`` removes the gradient
+all-reduce (each rank steps on its own gradients), to show that the test notices. Used by
+test_distributed.py."""
 
 from __future__ import annotations
 
@@ -42,7 +44,10 @@ def main(out: Path, parallel: str) -> None:
     policy = dist.shard_model(HeadAtResponses(model)) if fsdp else model
     ref = dist.shard_model(HeadAtResponses(copy.deepcopy(base))) if fsdp else base
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr)
-    parts = ppo_update(policy, ref, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0))
+    lengths = [len(p) + len(r) for p, r in zip(prompts, responses)]
+    actor_plan = update_plan([len(r) for r in responses], lengths, cfg.mini_batch_rows, cfg.micro_batch_rows,
+                             cfg.ppo_epochs, np.random.default_rng(0))
+    parts = ppo_update(policy, ref, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0), plan=actor_plan)
     assert dist.is_sharded(policy) == fsdp
 
     folder = out.parent / "model"
@@ -53,10 +58,10 @@ def main(out: Path, parallel: str) -> None:
     dist.barrier()
     torch.manual_seed(5)  # the critic's fresh value head
     critic = Critic(folder, lr=1e-2, weight_decay=0.0, parallel=parallel)
+    critic0 = {k: v.clone() for k, v in dist.full_state_dict(critic.model).items()}  # before its update
     returns = [np.full(len(r), float(i % 3)) for i, r in enumerate(responses)]
     values = critic.values(prompts, responses, 0, batch_size=4)
-    plan = update_plan([len(r) for r in responses], [len(p) + len(r) for p, r in zip(prompts, responses)],
-                       6, 2, 2, np.random.default_rng(1))
+    plan = update_plan([len(r) for r in responses], lengths, 6, 2, 2, np.random.default_rng(1))
     parts.update(critic.update(prompts, responses, returns, values, plan, 0, clip=0.5, grad_clip=1.0))
     actor, value = dist.full_state_dict(model), dist.full_state_dict(critic.model)  # every rank: gathers
     state = critic.state_dict()  # the resumable state, gathered under FSDP
@@ -74,10 +79,17 @@ def main(out: Path, parallel: str) -> None:
             for k, v in st.items():
                 assert torch.equal(torch.as_tensor(again["optimizer"]["state"][pid][k]), torch.as_tensor(v)), (pid, k)
     if dist.is_main():
-        torch.save({"parts": parts, "actor": actor, "critic": value, "world": dist.world_size(),
+        # what one token's clip decision weighs in a logged clip fraction: 1 / (its step's tokens
+        # x steps), the largest over the steps
+        element = {"train/clipfrac": max(1.0 / (n * len(actor_plan)) for _, n in actor_plan),
+                   "critic/value_clipfrac": max(1.0 / (n * len(plan)) for _, n in plan)}
+        torch.save({"parts": parts, "element": element, "world": dist.world_size(),
+                    "actor": actor, "actor0": base.state_dict(), "critic": value, "critic0": critic0,
                     "critic_state_keys": sorted(state["optimizer"]["state"])}, out)
     dist.barrier()
 
 
 if __name__ == "__main__":
+    if "no-allreduce" in sys.argv[3:]:
+        dist.all_reduce_grads = lambda params: None
     main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "ddp")

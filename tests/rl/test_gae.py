@@ -88,6 +88,18 @@ def test_value_loss_is_clipped_around_the_old_values():
     assert loss.item() == pytest.approx(0.5 * (0.25 + 3.61) / 2) and frac.item() == 0.5
 
 
+def test_value_loss_counts_only_values_outside_the_clip_range():
+    """A value inside V_old ± clip is kept bit for bit, so it never counts as clipped (computing it
+    as V_old + clamp(V - V_old) rounds, and about half of such values then counted as clipped)."""
+    g = torch.Generator().manual_seed(0)
+    v, old, ret = (torch.randn(64, 32, generator=g) * 0.3 for _ in range(3))
+    inside = ((v - old).abs() < 0.5).float()  # the test counts only these tokens
+    assert inside.sum() > 1000
+    loss, frac = value_loss(v, old, ret, inside, clip=0.5)
+    assert frac.item() == 0.0
+    assert loss.item() == pytest.approx(0.5 * (((v - ret) ** 2) * inside).sum().item() / inside.sum().item())
+
+
 def test_critic_learns_the_returns(tmp_path):
     """A few value-loss steps on fixed rows bring the critic's values towards the returns."""
     from repro.rl.critic import Critic

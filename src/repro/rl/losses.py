@@ -37,8 +37,11 @@ def value_loss(vpred: torch.Tensor, old_values: torch.Tensor, returns: torch.Ten
     """Clipped value loss and its clip fraction (verl ``compute_value_loss``, token-mean). [B, T].
 
     0.5 * max((V - R)^2, (clip(V, V_old ± clip) - R)^2), V_old the values the advantages used.
+    V is clamped into [V_old - clip, V_old + clip] itself (verl's ``clip_by_value``), so an
+    unclipped value is V bit for bit and never counts as clipped: ``V_old + clamp(V - V_old)``
+    differs from V by rounding, which made the clip fraction flip with the CPU's kernels.
     """
-    clipped = old_values + (vpred - old_values).clamp(-clip, clip)
+    clipped = torch.clamp(vpred, old_values - clip, old_values + clip)
     l1, l2 = (vpred - returns) ** 2, (clipped - returns) ** 2
     return 0.5 * masked_mean(torch.maximum(l1, l2), mask), masked_mean((l2 > l1).float(), mask)
 
