@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from repro import io as rio
 from repro import registry
+from repro.provenance import TRAIN_RECORD, cpu_tags, provenance
 
 log = logging.getLogger("repro")
 
@@ -35,35 +37,6 @@ def _json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
-
-
-def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
-               run_config: dict | None = None) -> dict[str, Any]:
-    """What produced a result: package versions, data and model digests, git commit, config hash."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from repro.config import config_hash
-    from repro.tracking import git_commit
-
-    versions = {}
-    for pkg in ("repro", "alfworld", "textworld", "transformers", "tokenizers", "torch", "numpy",
-                "scipy", "scikit-learn", "mlflow", "snakemake"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    out: dict[str, Any] = {"versions": versions, "git_commit": git_commit()}
-    if dataset_dir is not None and (record := rio.manifest_record(dataset_dir)):
-        out["dataset"] = record
-    if model_dir is not None:
-        state = Path(model_dir) / "trainer_state.json"  # a trained checkpoint names its base model
-        record = rio.manifest_record(model_dir) or (
-            rio.read_json(state).get("base_model") if state.exists() else None)
-        if record:
-            out["model"] = record
-    if run_config is not None:
-        out["config_hash"] = config_hash(run_config)
-    return out
 
 
 # --- verbs ----------------------------------------------------------------------------------------
@@ -112,10 +85,15 @@ def cmd_train(a: argparse.Namespace) -> None:
     family = registry.TRAINERS.get(run["family"])
     t0 = time.perf_counter()
     with _tracker(run, a.tracking_uri, a.tracking_spool) as tracker:
-        tracker.set_tags({"provenance": json.dumps(provenance(Path(a.dataset_dir), Path(a.model_dir), run))[:5000]})
         family.train(run, dataset_dir=Path(a.dataset_dir), model_dir=Path(a.model_dir),
                      out_dir=Path(a.out), log_csv=Path(a.log_csv), work_dir=Path(a.work_dir),
                      tracker=tracker)
+        # after training: the CPU record then names the kernels the training loaded
+        prov = provenance(Path(a.dataset_dir), Path(a.model_dir), run)
+        if os.environ.get("RANK", "0") == "0":
+            rio.write_json(Path(a.out) / TRAIN_RECORD, prov)  # evaluate copies it into eval.json
+        tracker.set_tags({"provenance": json.dumps({k: v for k, v in prov.items() if k != "cpu"})[:5000],
+                          **cpu_tags(prov["cpu"])})
     log.info("train finished in %.1fs", time.perf_counter() - t0)
 
 

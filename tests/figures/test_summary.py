@@ -82,3 +82,25 @@ def test_cli_exits_2_with_the_reason_and_writes_nothing(tmp_path):
     assert main(["--log", str(log), "summarize", "--evals", *map(str, paths), "--out", str(out),
                  "--allow-mixed-provenance"]) == 0
     assert out.exists() and "mixed provenance allowed: alfworld versions differ" in log.read_text()
+
+
+def test_a_table_of_mixed_cpu_kernels_says_so(tmp_path, caplog):
+    """Runs computed with other CPU kernels (here: torch dispatching AVX512 in one training, AVX2
+    in the other) still summarize, and the log names both kernel sets and the CPU models."""
+    import torch  # noqa: F401  (the record then describes torch's kernels)
+
+    from repro.provenance import cpu_record
+
+    cpu = cpu_record()
+    other = copy.deepcopy(cpu)
+    other["torch"]["capability"] = "AVX512" if cpu["torch"]["capability"] != "AVX512" else "AVX2"
+    other["model"] = "Some Other CPU"
+    same = [_write(tmp_path / "a", s, **{"provenance.cpu": cpu, "provenance.train": {"cpu": cpu}}) for s in (0, 1)]
+    with caplog.at_level("WARNING"):
+        summarize(same)
+    assert "CPU kernels" not in caplog.text
+    mixed = [same[0], _write(tmp_path / "b", 1, **{"provenance.cpu": cpu, "provenance.train": {"cpu": other}})]
+    with caplog.at_level("WARNING"):
+        assert len(summarize(mixed)) > 0
+    assert "mixes results computed with different CPU kernels" in caplog.text
+    assert f"torch {cpu['torch']['capability']}" in caplog.text and "on Some Other CPU" in caplog.text

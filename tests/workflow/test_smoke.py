@@ -41,6 +41,9 @@ def test_outputs_are_complete(smoke):
         # the base model the checkpoint was trained from (its MANIFEST.json digest)
         base = smoke / "resources/models/tiny-qwen2-alfworld/MANIFEST.json"
         assert ev["provenance"]["model"]["manifest_sha256"] == sha256_file(base)
+        # the workflow's CPU pins were in force in the training and in the evaluation
+        for cpu in (ev["provenance"]["cpu"], ev["provenance"]["train"]["cpu"]):
+            assert cpu["torch"]["capability"] == "AVX2" and cpu["env"]["MKL_CBWR"] == "AVX2", cpu
     assert json.loads((smoke / RUN.format(method="hgpo") / "eval.json").read_text())["checkpoint_iteration"] == 2
     log = pd.read_csv(smoke / RUN.format(method="hgpo") / "train_log.csv")
     assert list(log.iteration) == [0, 1, 2]

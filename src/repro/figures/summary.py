@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro import io as rio
+from repro.provenance import kernel_signature
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,23 @@ def provenance_conflicts(paths: list[Path]) -> list[str]:
     return lines
 
 
+def kernel_mixture(paths: list[Path]) -> list[str]:
+    """One line per CPU kernel set when the runs' training or evaluation ran on different ones
+    (``repro.provenance.kernel_signature``: torch's capability and BLAS, MKL's reproducibility
+    mode, OpenBLAS's kernels), naming the CPU models; [] when all agree. Such a table mixes
+    numbers that differ in their last bits (and, through a chaotic training, by more)."""
+    seen: dict[str, dict[str, list[str]]] = {}  # signature -> CPU model -> files
+    for p in paths:
+        prov = rio.read_json(p).get("provenance") or {}
+        for cpu in (prov.get("cpu"), (prov.get("train") or {}).get("cpu")):
+            if cpu:
+                seen.setdefault(kernel_signature(cpu), {}).setdefault(cpu.get("model", "?"), []).append(str(p))
+    if len(seen) < 2:
+        return []
+    return [f"kernels [{sig}] on {', '.join(sorted(models))}: {sum(map(len, models.values()))} record(s), "
+            f"e.g. {next(iter(models.values()))[0]}" for sig, models in sorted(seen.items())]
+
+
 def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.DataFrame:
     """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type.
 
@@ -90,6 +108,10 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     different dataset or base-model digests unless ``allow_mixed_provenance``, which logs each difference.
     """
     conflicts = provenance_conflicts(paths)
+    mixture = kernel_mixture(paths)
+    if mixture:  # allowed (the numbers are of one method), but said: they are not bit-comparable
+        log.warning("this table mixes results computed with different CPU kernels:\n  %s",
+                    "\n  ".join(mixture))
     for line in conflicts if allow_mixed_provenance else []:
         log.warning("mixed provenance allowed: %s", line)
     if conflicts and not allow_mixed_provenance:
