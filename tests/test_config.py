@@ -81,6 +81,8 @@ WORKFLOW_CASES = [
     ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
     ("tracking.port", 5000, "tracking: unknown key(s) 'port'; allowed: deferred, uri"),
     ("models", _DELETE, "'models' is a required property"),
+    ("cpu_pins", {"ATEN_CPU_CAPABILTY": "avx2"}, "cpu_pins: 'ATEN_CPU_CAPABILTY' is not allowed; allowed: ATEN_CPU_CAPABILITY, MKL_CBWR"),
+    ("cpu_pins", {"MKL_CBWR": ""}, "cpu_pins.MKL_CBWR"),
 ]
 
 

@@ -4,6 +4,7 @@ import json
 import os
 
 from repro.config import ConfigError, job_config, load, run_table, study_figures
+from repro.provenance import apply_cpu_pins
 from repro.tracking import SPOOL_FILE
 from snakemake.exceptions import WorkflowError
 
@@ -13,6 +14,8 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 SCALE = config["scale"]
+# every job inherits these (a SLURM job re-reads this file): set before any job imports torch
+CPU_PINS = apply_cpu_pins(config.get("cpu_pins", {}))
 RUNS = run_table(LOADED)
 RUN_INDEX = {(r.study, r.benchmark, r.model, r.method, r.seed): r for r in RUNS}
 
