@@ -204,7 +204,8 @@ def test_failed_build_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("temperature", [1.0, 0.4])
 @pytest.mark.parametrize("constrained", [False, True])
 def test_sampler_logprobs_equal_a_fresh_forward(model_dir, temperature, constrained):
-    """The backend's per-token log-probs (used as PPO's old log-probs) equal a padded forward pass."""
+    """The backend's per-token log-probs (used as PPO's old log-probs) equal a padded forward pass
+    of the distribution it sampled from: renormalised over the allowed tokens when constrained."""
     from repro.rl.generation import TransformersBackend
     from repro.rl.policy import batched_logprobs
 
@@ -218,10 +219,17 @@ def test_sampler_logprobs_equal_a_fresh_forward(model_dir, temperature, constrai
     prompts = [short, long, short]  # different lengths: left padding inside the batch
     allowed = [[f"<action>{a}</action>" for a in ADMISSIBLE]] * 3 if constrained else None
     gens = backend.generate(prompts, temperature=temperature, seed=3, allowed=allowed)
-    ref = batched_logprobs(model, [g.prompt_ids for g in gens], [g.response_ids for g in gens],
-                           tok.pad_token_id, batch_size=2, temperature=temperature)
+    rows = (model, [g.prompt_ids for g in gens], [g.response_ids for g in gens], tok.pad_token_id)
+    ref = batched_logprobs(*rows, batch_size=2, temperature=temperature,
+                           allowed_ids=[g.allowed_ids for g in gens], eos_id=tok.eos_token_id)
     for g, r in zip(gens, ref):
         assert len(g.logprobs) == len(g.response_ids) == len(r)
         assert torch.allclose(torch.tensor(g.logprobs), r, atol=1e-4)
     if constrained:
         assert all(g.text in allowed[0] for g in gens)
+        assert all(len(g.allowed_ids) == len(ADMISSIBLE) for g in gens)
+        # the full-vocabulary distribution is another one: the mask moves every response's log-prob
+        free = batched_logprobs(*rows, batch_size=2, temperature=temperature)
+        assert all(float((r - f).sum()) > 0.01 for r, f in zip(ref, free))
+    else:
+        assert all(g.allowed_ids is None for g in gens)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -106,3 +107,56 @@ def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
         for a, b in zip(params, results[0][1]):
             assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(results[0][1][0], base.model.embed_tokens.weight)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_first_ppo_step_has_ratio_exactly_one_with_and_without_the_constraint(monkeypatch, constrained):
+    """Old, new and reference log-probs come from one distribution: on the first optimizer step
+    of the first epoch (the policy is the one that acted) every token's ratio is exactly 1 and the
+    KL to the reference (the same weights) exactly 0. With ``constrain_to_admissible`` that is the
+    distribution renormalised over the allowed tokens, which differs from the full one (checked:
+    the constraint is not vacuous); an update that masked only some of the three would fail."""
+    import numpy as np
+
+    from repro.rl import trainer
+    from repro.rl.config import TrainConfig
+    from repro.rl.rollout import Rollout
+
+    torch.manual_seed(3)
+    base = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=4,
+                                        num_key_value_heads=2, max_position_embeddings=64))
+    gen = torch.Generator().manual_seed(1)
+    eos = 1
+    # distinct lengths: every batching sorts the rows the same way, so the padding is the same
+    sizes = [(9, 2), (3, 4), (14, 1), (5, 3), (7, 2), (12, 1)]
+    prompts = [torch.randint(2, 50, (p,), generator=gen).tolist() for p, _ in sizes]
+    responses = [torch.randint(2, 50, (r - 1,), generator=gen).tolist() + [eos] for _, r in sizes]
+    # each row's allowed responses: its own and three others sharing its first token
+    allowed = [[r[:-1]] + [r[:1] + torch.randint(2, 50, (k,), generator=gen).tolist() for k in (1, 2, 3)]
+               for r in responses] if constrained else None
+    ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
+                 lengths=np.zeros(0, int), task_types=[], games=[], allowed_ids=allowed)
+    seen = []
+    real_loss = trainer.policy_loss
+
+    def spy(logp, old_logp, ref_logp, *args, **kw):
+        seen.append((logp.detach().clone(), old_logp.clone(), ref_logp.clone(), args[-1].clone()))
+        return real_loss(logp, old_logp, ref_logp, *args, **kw)
+
+    monkeypatch.setattr(trainer, "policy_loss", spy)
+    n = len(sizes)
+    cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=n, kl_coef=0.01, lr=1e-3)
+    model = Qwen2ForCausalLM(base.config)
+    model.load_state_dict(base.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    adv = np.linspace(-1.0, 1.0, n)
+    parts = trainer.ppo_update(model, base, opt, ro, adv, cfg, pad_id=0, rng=np.random.default_rng(0), eos_id=eos)
+    logp, old, ref, mask = seen[0]
+    on = mask.bool()
+    assert torch.equal(torch.exp(logp - old)[on], torch.ones(int(on.sum())))
+    assert torch.equal(logp[on], ref[on]) and parts["train/kl"] == 0.0 and parts["train/clipfrac"] == 0.0
+    free = batched_logprobs(base, prompts, responses, 0, batch_size=n)
+    order = sorted(range(n), key=lambda i: len(prompts[i]) + len(responses[i]))  # the micro-batch's rows
+    gap = [float((logp[j][on[j]] - free[i]).abs().max()) for j, i in enumerate(order)]
+    assert all(d > 1e-3 for d in gap) if constrained else all(d < 1e-5 for d in gap)

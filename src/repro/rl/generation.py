@@ -2,9 +2,10 @@
 
 ``TransformersBackend`` batches prompts (left padding), samples with ``model.generate`` (KV cache
 on) at the temperature of the phase, and returns the response token ids together with their
-log-probs under the sampling distribution (full vocabulary, logits / temperature, before any
-admissible-prefix masking). The PPO update uses these as the old log-probs; a backend that cannot
-report them returns ``None`` and the trainer recomputes them with a forward pass (as verl does).
+log-probs under the distribution it sampled from (logits / temperature; with ``allowed``
+responses, renormalised over the tokens that continue one of them). The PPO update uses these as
+the old log-probs; a backend that cannot report them returns ``None`` and the trainer recomputes
+them with a forward pass (as verl does).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Generation:
     prompt_ids: list[int]
     response_ids: list[int]
     logprobs: list[float] | None = None  # per response token, at the sampling temperature
+    #: the token ids of the responses it was restricted to (``allowed``), else None
+    allowed_ids: list[list[int]] | None = None
 
 
 class GenerationBackend(Protocol):
@@ -49,8 +52,9 @@ def encode_prompts(tok, prompts: list[str], max_prompt_tokens: int) -> list[list
     return [x[-max_prompt_tokens:] for x in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
-class _PrefixTrie:
-    """Allowed next tokens given the tokens generated so far, for a set of allowed responses."""
+class PrefixTrie:
+    """Allowed next tokens given the tokens generated so far, for a set of allowed responses
+    (each followed by EOS; past the end of every one, only EOS)."""
 
     def __init__(self, sequences: list[list[int]], eos: int) -> None:
         self.next: dict[tuple[int, ...], set[int]] = {}
@@ -105,10 +109,10 @@ class TransformersBackend:
         if not prompts:
             return []
         encoded = self.encode_prompts(prompts)
-        tries = None
+        tries = allowed_ids = None
         if allowed is not None:
-            tries = [_PrefixTrie(self.tok(texts, add_special_tokens=False)["input_ids"] if texts else [],
-                                 self.tok.eos_token_id) for texts in allowed]
+            allowed_ids = [self.tok(texts, add_special_tokens=False)["input_ids"] if texts else [] for texts in allowed]
+            tries = [PrefixTrie(ids, self.tok.eos_token_id) for ids in allowed_ids]
         out: list[Generation] = []
         was_training = self.model.training
         self.model.eval()
@@ -137,16 +141,17 @@ class TransformersBackend:
                     max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
                     temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,
                     pad_token_id=pad, eos_token_id=self.tok.eos_token_id, use_cache=True,
-                    return_dict_in_generate=True, output_logits=True,
+                    return_dict_in_generate=True, output_scores=True,
                 )
                 tokens = seqs.sequences[:, width:]
-                logp = _sampled_logprobs(seqs.logits, tokens, temperature) if temperature > 0 else None
+                logp = _sampled_logprobs(seqs.scores, tokens) if temperature > 0 else None
                 for i, ids in enumerate(chunk):
                     resp = _cut_at_eos(tokens[i].tolist(), self.tok.eos_token_id, pad)
                     out.append(Generation(
                         text=self.tok.decode(resp, skip_special_tokens=True),
                         prompt_ids=ids, response_ids=resp,
                         logprobs=logp[i, : len(resp)].tolist() if logp is not None else None,
+                        allowed_ids=allowed_ids[lo + i] if allowed_ids is not None else None,
                     ))
         finally:
             self.model.train(was_training)
@@ -169,13 +174,13 @@ def transformers_backend(model, tok, cfg, model_dir, device) -> TransformersBack
                                max_prompt_tokens=cfg.max_prompt_tokens, device=device)
 
 
-def _sampled_logprobs(step_logits: tuple[torch.Tensor, ...], tokens: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
-    """Log-probs [B, T] of the sampled ``tokens`` [B, T] from generate's raw logits (T tensors
-    [B, V]) at ``temperature``, one step at a time: stacking first would hold 2-3 more copies of
-    B·T·V floats (~10 GB each for 128 x 128 tokens over Qwen2.5's 152k vocabulary)."""
-    return torch.stack([torch.log_softmax(step.float() / temperature, -1).gather(-1, tokens[:, j, None])[:, 0]
-                        for j, step in enumerate(step_logits)], dim=1)
+def _sampled_logprobs(step_scores: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> torch.Tensor:
+    """Log-probs [B, T] of the sampled ``tokens`` [B, T] from generate's processed scores (T
+    tensors [B, V]: logits / temperature, −inf where ``allowed`` masks a token, exactly what it
+    sampled from), one step at a time: stacking first would hold 2-3 more copies of B·T·V floats
+    (~10 GB each for 128 x 128 tokens over Qwen2.5's 152k vocabulary)."""
+    return torch.stack([torch.log_softmax(step.float(), -1).gather(-1, tokens[:, j, None])[:, 0]
+                        for j, step in enumerate(step_scores)], dim=1)
 
 
 def _cut_at_eos(ids: list[int], eos: int, pad: int) -> list[int]:

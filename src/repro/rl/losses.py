@@ -52,9 +52,17 @@ def low_var_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return (torch.exp(d) - d - 1.0).clamp(-10.0, 10.0)
 
 
-def token_logprobs_and_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-prob of each target token and the entropy of each distribution. logits [B,T,V] → [B,T]."""
+def token_logprobs_and_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                               allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of each target token and the entropy of each distribution. logits [B,T,V] → [B,T].
+
+    ``allowed`` (bool [B, T, V], optional): the distribution is renormalised over these tokens,
+    as a sampler that masks the others draws from (a masked logit takes the dtype's lowest value:
+    its probability is exactly 0 and the entropy stays finite).
+    """
     logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
     logz = torch.logsumexp(logits, dim=-1)
     logp = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1) - logz
     p = torch.softmax(logits, dim=-1)

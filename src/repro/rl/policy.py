@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from repro.rl.generation import PrefixTrie
 from repro.rl.losses import token_logprobs_and_entropy
 
 
@@ -98,24 +99,50 @@ def head_at_responses(model, prompt_ids, response_ids, pad_id: int, head: str = 
     return out, targets.to(device), mask.to(device)
 
 
+def allowed_token_mask(allowed_ids: Sequence[list[list[int]] | None], response_ids: Sequence[list[int]],
+                       width: int, vocab: int, eos: int) -> torch.Tensor | None:
+    """Bool [B, width, V]: at each response position, the tokens that continue one of the row's
+    allowed responses (``generation.PrefixTrie``, what a constrained sampler lets through); every
+    token for a row without constraint (None). None when no row is constrained."""
+    if all(a is None for a in allowed_ids):
+        return None
+    out = torch.ones((len(response_ids), width, vocab), dtype=torch.bool)
+    for i, (allowed, resp) in enumerate(zip(allowed_ids, response_ids)):
+        if allowed is None:
+            continue
+        trie = PrefixTrie(allowed, eos)
+        out[i, : len(resp)] = False
+        for j in range(len(resp)):
+            out[i, j, trie.allowed(tuple(resp[:j]))] = True
+    return out
+
+
 def response_logprobs(model, prompt_ids, response_ids, pad_id: int, device: str | None = None,
-                      temperature: float = 1.0):
+                      temperature: float = 1.0, allowed_ids: Sequence[list[list[int]] | None] | None = None,
+                      eos_id: int | None = None):
     """(logp [B, R], entropy [B, R], mask [B, R]) of each response token; grads flow if enabled.
 
     Logits are divided by the sampling ``temperature`` first, so the log-probs are those of the
-    distribution the rollout sampled from (verl's actor does the same).
+    distribution the rollout sampled from (verl's actor does the same). ``allowed_ids`` (one entry
+    per row: the token ids of the responses it was restricted to, or None) renormalises each
+    position over the tokens the constrained sampler allowed (needs ``eos_id``).
     """
     logits, targets, mask = head_at_responses(model, prompt_ids, response_ids, pad_id, "lm", device)
     if temperature != 1.0:
         logits = logits / temperature
-    logp, ent = token_logprobs_and_entropy(logits, targets)
+    allowed = (None if allowed_ids is None else
+               allowed_token_mask(allowed_ids, response_ids, logits.shape[1], logits.shape[-1], eos_id))
+    logp, ent = token_logprobs_and_entropy(logits, targets, None if allowed is None else allowed.to(logits.device))
     return logp, ent, mask
 
 
 @torch.no_grad()
 def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: int,
-                     device: str | None = None, temperature: float = 1.0) -> list[torch.Tensor]:
-    """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies.
+                     device: str | None = None, temperature: float = 1.0,
+                     allowed_ids: Sequence[list[list[int]] | None] | None = None,
+                     eos_id: int | None = None) -> list[torch.Tensor]:
+    """Per-row response log-probs (list of 1-D tensors) without gradients, e.g. old/ref policies
+    (``allowed_ids``, ``eos_id``: as :func:`response_logprobs`).
 
     Rows are batched in order of length (results come back in input order), so each batch pads to
     a length close to its rows' own: prompts of one rollout vary ~2x in length.
@@ -128,7 +155,8 @@ def batched_logprobs(model, prompt_ids, response_ids, pad_id: int, batch_size: i
         for lo in range(0, len(order), batch_size):
             idx = order[lo:lo + batch_size]
             p, r = [prompt_ids[i] for i in idx], [response_ids[i] for i in idx]
-            logp, _, _ = response_logprobs(model, p, r, pad_id, device, temperature)
+            allowed = None if allowed_ids is None else [allowed_ids[i] for i in idx]
+            logp, _, _ = response_logprobs(model, p, r, pad_id, device, temperature, allowed, eos_id)
             for j, i in enumerate(idx):
                 out[i] = logp[j, : len(r[j])].cpu()
     finally:

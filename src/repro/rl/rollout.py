@@ -50,6 +50,10 @@ class Rollout:
     scores: np.ndarray | None = None
     #: per step row, the raw observation (the anchor), kept so that rollouts can be concatenated
     anchor_obs: list[str] | None = None
+    #: per step row, the token ids of the responses its sampling was restricted to
+    #: (``constrain_to_admissible``); None when sampling was free. The update's log-probs are
+    #: then those of the same restricted distribution.
+    allowed_ids: list[list[list[int]]] | None = None
 
     @classmethod
     def concat(cls, parts: list["Rollout"]) -> "Rollout":
@@ -71,13 +75,14 @@ class Rollout:
                                               **{k: np.concatenate(v) for k, v in cols.items()})
         flat = lambda attr: [x for ro in parts for x in getattr(ro, attr)]  # noqa: E731
         logps = None if any(ro.old_logprobs is None for ro in parts) else flat("old_logprobs")
+        allowed = None if any(ro.allowed_ids is None for ro in parts) else flat("allowed_ids")
         return cls(batch=batch, prompt_ids=flat("prompt_ids"), response_ids=flat("response_ids"),
                    won=np.concatenate([ro.won for ro in parts]),
                    lengths=np.concatenate([ro.lengths for ro in parts]), task_types=flat("task_types"),
                    games=flat("games"), seconds={k: max(ro.seconds.get(k, 0.0) for ro in parts)
                                                  for k in parts[0].seconds},
                    old_logprobs=logps, scores=np.concatenate([ro.scores for ro in parts]),
-                   anchor_obs=flat("anchor_obs"))
+                   anchor_obs=flat("anchor_obs"), allowed_ids=allowed)
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -113,7 +118,7 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     memories = [Memory() for _ in range(n)]
     active = np.ones(n, dtype=bool)
     won = np.zeros(n, dtype=bool)
-    rows: list[list[tuple]] = [[] for _ in range(n)]  # (obs, reward, valid, prompt, response, logp)
+    rows: list[list[tuple]] = [[] for _ in range(n)]  # (obs, reward, valid, prompt, response, logp, allowed)
     task_types = [info["task_type"] for info in infos]
     for t in range(max_steps):
         idx = np.flatnonzero(active)
@@ -136,7 +141,7 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
         for j, i in enumerate(idx):
             action, valid = parsed[j]
             rows[i].append((obs[i], float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids,
-                            gens[j].logprobs))
+                            gens[j].logprobs, gens[j].allowed_ids))
             memories[i].add(obs[i], action)
             if dones[i]:
                 active[i] = False
@@ -161,4 +166,5 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,
                    seconds={"env": t_env, "generate": t_gen}, anchor_obs=[x[0] for x in flat],
-                   old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat])
+                   old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat],
+                   allowed_ids=[x[6] for x in flat] if prompt.constrain_to_admissible else None)

@@ -98,18 +98,26 @@ def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str
 
 
 def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
-               pad_id: int, rng: np.random.Generator, plan=None) -> dict[str, float]:
+               pad_id: int, rng: np.random.Generator, plan=None, eos_id: int | None = None) -> dict[str, float]:
     """One optimizer step per mini-batch of ``plan`` (default: ``ppo_epochs`` passes over the step
     rows in random mini-batches of ``mini_batch_rows``), gradients accumulated over micro-batches
-    of ``micro_batch_rows``. ``adv``: float[N] per step row, or a list of float[L_i] per token."""
-    temp = cfg.train_temperature  # log-probs of the distribution the rollout sampled from
+    of ``micro_batch_rows``. ``adv``: float[N] per step row, or a list of float[L_i] per token.
+
+    Old, new and reference log-probs are all of the distribution the rollout sampled from: at
+    ``train_temperature``, and renormalised over the allowed tokens where the rollout restricted
+    sampling (``ro.allowed_ids``; needs ``eos_id``), so the update is the gradient of the policy
+    that acted."""
+    temp = cfg.train_temperature
+    allowed = ro.allowed_ids
+    if allowed is not None and eos_id is None:
+        raise ValueError("ppo_update: the rollout restricted sampling (allowed_ids); pass eos_id")
     if cfg.old_logprobs == "sampler" and ro.old_logprobs is not None:  # equal in fp32 (tested)
         old = [torch.tensor(x, dtype=torch.float32) for x in ro.old_logprobs]
     else:
         old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
-                               temperature=temp)
+                               temperature=temp, allowed_ids=allowed, eos_id=eos_id)
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
-                            temperature=temp) if cfg.kl_coef > 0 else old)
+                            temperature=temp, allowed_ids=allowed, eos_id=eos_id) if cfg.kl_coef > 0 else old)
     per_token = isinstance(adv, list)
     dev = next(model.parameters()).device
     adv_t = ([torch.as_tensor(a, dtype=torch.float32, device=dev) for a in adv] if per_token
@@ -128,8 +136,9 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         optimizer.zero_grad(set_to_none=True)
         for m, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
             logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
-                                                [ro.response_ids[i] for i in m], pad_id,
-                                                temperature=temp)
+                                                [ro.response_ids[i] for i in m], pad_id, temperature=temp,
+                                                allowed_ids=None if allowed is None else [allowed[i] for i in m],
+                                                eos_id=eos_id)
             width = logp.shape[1]
             a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
             loss, parts = policy_loss(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
@@ -293,7 +302,8 @@ class AgenticRL:
                     parts = ({} if critic is None else
                              critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                            clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
-                    parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan))
+                    parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan,
+                                            eos_id=tok.eos_token_id))
                 backend.sync_weights()  # the sampler follows the updated policy
                 flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
                 # HGPO's motivation, measured on every method's batch (same K and params)
