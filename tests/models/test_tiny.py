@@ -178,10 +178,17 @@ def test_generate_with_kv_cache_is_deterministic(model_dir):
     a, b = sample(0), sample(0)
     assert torch.equal(a, b) and a.shape[1] > enc["input_ids"].shape[1]
     assert isinstance(tok.decode(a[0, enc["input_ids"].shape[1]:]), str)
-    # the KV cache changes nothing: greedy decoding with and without it agrees
+    # the KV cache changes nothing but rounding: greedy decoding with and without it agrees, or
+    # first parts where the two best next tokens tie to within rounding (another summation order
+    # may break a near-tie the other way on another CPU)
     greedy = dict(max_new_tokens=12, do_sample=False)
-    with_cache = model.generate(**enc, use_cache=True, **greedy)
-    assert torch.equal(with_cache, model.generate(**enc, use_cache=False, **greedy))
+    with_cache = model.generate(**enc, use_cache=True, **greedy)[0]
+    without = model.generate(**enc, use_cache=False, **greedy)[0]
+    if not torch.equal(with_cache, without):
+        j = int((with_cache[: len(without)] != without[: len(with_cache)]).nonzero()[0])
+        with torch.no_grad():
+            top2 = model(input_ids=with_cache[None, :j]).logits[0, -1].topk(2).values
+        assert float(top2[0] - top2[1]) < 1e-4, (j, top2)
 
 
 def test_failed_build_leaves_nothing(tmp_path):
