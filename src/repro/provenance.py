@@ -78,19 +78,31 @@ def cpu_record() -> dict[str, Any]:
     return out
 
 
-def kernel_signature(cpu: Mapping[str, Any] | None) -> str:
-    """The part of a :func:`cpu_record` that decides the numbers' last bits, as one line: torch's
-    capability and BLAS, MKL's reproducibility mode, the other BLAS libraries' kernel sets."""
+def kernel_facts(cpu: Mapping[str, Any] | None) -> dict[str, str]:
+    """The part of a :func:`cpu_record` that decides the numbers' last bits, per library the process
+    loaded: torch's dispatched capability and BLAS, MKL's reproducibility mode, and each other BLAS
+    library's kernel sets (numpy's and scipy's OpenBLAS count once). A library the process never
+    loaded has no entry: it touched none of its numbers."""
     if not cpu:
-        return "not recorded"
+        return {}
+    out: dict[str, str] = {}
     t = cpu.get("torch")
-    parts = [f"torch {t['capability']} {t['blas']}" if t else "no torch"]
-    if t and t.get("mkl"):
-        parts.append(f"MKL_CBWR={cpu.get('env', {}).get('MKL_CBWR', 'unset')}")
+    if t:
+        out["torch"] = f"{t['capability']} {t['blas']}"
+        if t.get("mkl"):
+            out["MKL_CBWR"] = cpu.get("env", {}).get("MKL_CBWR", "unset")
+    kernels: dict[str, set[str]] = {}
     for lib in cpu.get("blas_libraries") or []:
         if lib["internal_api"] != "mkl":
-            parts.append(f"{lib['internal_api']} {lib['architecture']}")
-    return ", ".join(parts)
+            kernels.setdefault(str(lib["internal_api"]), set()).add(str(lib["architecture"]))
+    out.update({api: "/".join(sorted(arch)) for api, arch in kernels.items()})
+    return out
+
+
+def kernel_signature(cpu: Mapping[str, Any] | None) -> str:
+    """:func:`kernel_facts` as one line (``not recorded`` without a record)."""
+    facts = kernel_facts(cpu)
+    return ", ".join(f"{k} {v}" for k, v in facts.items()) if cpu else "not recorded"
 
 
 def cpu_tags(cpu: Mapping[str, Any]) -> dict[str, str]:

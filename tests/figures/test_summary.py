@@ -103,4 +103,12 @@ def test_a_table_of_mixed_cpu_kernels_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert len(summarize(mixed)) > 0
     assert "mixes results computed with different CPU kernels" in caplog.text
-    assert f"torch {cpu['torch']['capability']}" in caplog.text and "on Some Other CPU" in caplog.text
+    t = cpu["torch"]
+    assert "\n  torch: " in caplog.text and f"{t['capability']} {t['blas']} in 3 record(s)" in caplog.text
+    assert f"{other['torch']['capability']} {t['blas']} in 1 record(s) on Some Other CPU" in caplog.text
+    # a job that never loaded torch, or loaded OpenBLAS twice (numpy's and scipy's), is no mixture
+    caplog.clear()
+    no_torch = {**cpu, "torch": None, "blas_libraries": cpu["blas_libraries"] * 2}
+    with caplog.at_level("WARNING"):
+        summarize([same[0], _write(tmp_path / "c", 1, **{"provenance.cpu": no_torch})])
+    assert "CPU kernels" not in caplog.text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro import io as rio
-from repro.provenance import kernel_signature
+from repro.provenance import kernel_facts
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +85,20 @@ def provenance_conflicts(paths: list[Path]) -> list[str]:
 
 
 def kernel_mixture(paths: list[Path]) -> list[str]:
-    """One line per CPU kernel set when the runs' training or evaluation ran on different ones
-    (``repro.provenance.kernel_signature``: torch's capability and BLAS, MKL's reproducibility
-    mode, OpenBLAS's kernels), naming the CPU models; [] when all agree. Such a table mixes
-    numbers that differ in their last bits (and, through a chaotic training, by more)."""
-    seen: dict[str, dict[str, list[str]]] = {}  # signature -> CPU model -> files
+    """One line per library whose kernels differ between the runs' trainings or evaluations
+    (``repro.provenance.kernel_facts``: torch's capability and BLAS, MKL's reproducibility mode,
+    OpenBLAS's kernel sets), with the CPU models; [] when they agree. Such a table mixes numbers that
+    differ in their last bits (and, through a chaotic training, by more). A job that never loaded a
+    library does not count for it."""
+    seen: dict[str, dict[str, list[tuple[str, str]]]] = {}  # library -> kernels -> (CPU model, file)
     for p in paths:
         prov = rio.read_json(p).get("provenance") or {}
         for cpu in (prov.get("cpu"), (prov.get("train") or {}).get("cpu")):
-            if cpu:
-                seen.setdefault(kernel_signature(cpu), {}).setdefault(cpu.get("model", "?"), []).append(str(p))
-    if len(seen) < 2:
-        return []
-    return [f"kernels [{sig}] on {', '.join(sorted(models))}: {sum(map(len, models.values()))} record(s), "
-            f"e.g. {next(iter(models.values()))[0]}" for sig, models in sorted(seen.items())]
+            for lib, kernels in kernel_facts(cpu).items():
+                seen.setdefault(lib, {}).setdefault(kernels, []).append((cpu.get("model", "?"), str(p)))
+    return [f"{lib}: " + "; ".join(f"{k} in {len(recs)} record(s) on {', '.join(sorted({m for m, _ in recs}))}, "
+                                   f"e.g. {recs[0][1]}" for k, recs in sorted(by_kernels.items()))
+            for lib, by_kernels in sorted(seen.items()) if len(by_kernels) > 1]
 
 
 def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.DataFrame:
