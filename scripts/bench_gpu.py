@@ -169,6 +169,7 @@ def main() -> None:
     from repro.rl.generation import TransformersBackend
     from repro.rl.policy import batched_logprobs
     from repro.rl.rollout import Rollout
+    from repro.rl import plugin  # noqa: F401  (registers the policy loss)
     from repro.rl.trainer import ppo_update
 
     dev = args.device
@@ -254,8 +255,8 @@ def main() -> None:
     if not args.no_grad_ckpt:
         model.gradient_checkpointing_enable()
         model.config.use_cache = True  # generate still uses the KV cache
-    tcfg = TrainConfig(mini_batch_rows=args.mini, micro_batch_rows=args.micro, kl_coef=0.01,
-                       entropy_coeff=0.001, lr=1e-6, max_prompt_tokens=args.prompt_tokens,
+    tcfg = TrainConfig(mini_batch_rows=args.mini, micro_batch_rows=args.micro,
+                       policy_loss_params={"kl_coef": 0.01, "entropy_coeff": 0.001}, lr=1e-6, max_prompt_tokens=args.prompt_tokens,
                        max_response_tokens=args.new_tokens)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     group = 8

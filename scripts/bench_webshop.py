@@ -20,7 +20,7 @@ from pathlib import Path
 
 from repro.data.webshop import FAMILIES, generate_embedded
 from repro.io import write_text
-from repro.rl.envs.webshop import SpacyNouns, WebshopBatchEnv, get_reward
+from repro.envs.webshop import SpacyNouns, WebshopBatchEnv, get_reward
 
 
 def bench(n_products: int, steps: int, slots: int) -> dict[str, float]:

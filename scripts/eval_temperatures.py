@@ -45,7 +45,7 @@ def main() -> None:
         if not (run_dir / "eval.json").exists():
             continue
         run = job_config(loaded, r)
-        family = registry.TRAINERS.get(run["family"])
+        family = registry.FAMILIES.get(run["family"])
         for temp in a.temperatures:
             rc = copy.deepcopy(run)
             rc["evaluate"]["temperature"] = temp

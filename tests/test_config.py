@@ -28,8 +28,8 @@ def test_repo_config_is_valid_and_expands(root, workflow_config):
         ("alfworld", "alfworld/embedded", "tiny-qwen2-alfworld"), ("webshop", "webshop/embedded", "tiny-qwen2-webshop")}
     assert all(r.scale == "embedded" for r in runs) and len(runs) == 2 * 6
     ws = run_config(loaded, "hgpo", "hgpo", "webshop")
-    assert ws["method_params"]["mode"] == "mean_norm" and ws["evaluate"]["splits"] == ["test"]
-    assert run_config(loaded, "hgpo", "hgpo", "alfworld")["method_params"]["mode"] == "mean_std_norm"
+    assert ws["params"]["mode"] == "mean_norm" and ws["evaluate"]["splits"] == ["test"]
+    assert run_config(loaded, "hgpo", "hgpo", "alfworld")["params"]["mode"] == "mean_std_norm"
 
 
 @pytest.mark.parametrize(("seeds", "expected"), [({"hgpo": [4]}, {4}), ({"other": [4]}, {0, 1, 2}),
@@ -76,11 +76,8 @@ WORKFLOW_CASES = [
     ("scale", "huge", "scale: 'huge' is not allowed; allowed: embedded, paper"),
     ("studies", [], "studies"),
     ("studies", ["nosuch"], "nosuch.yaml: study file not found"),
-    ("models.tiny-qwen2-alfworld.builder", "magic", "models.tiny-qwen2-alfworld.builder: 'magic' is not a registered model builder"),
-    ("models.tiny-qwen2-alfworld.dataset", "alfworld/nope", "models.tiny-qwen2-alfworld.dataset: 'alfworld/nope' is not in `datasets`"),
-    ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
     ("tracking.port", 5000, "tracking: unknown key(s) 'port'; allowed: deferred, uri"),
-    ("models", _DELETE, "'models' is a required property"),
+    ("models", {}, "unknown key(s) 'models'; allowed:"),  # a study's YAML declares its models
     ("cpu_pins", {"ATEN_CPU_CAPABILTY": "avx2"}, "cpu_pins: 'ATEN_CPU_CAPABILTY' is not allowed; allowed: ATEN_CPU_CAPABILITY, MKL_CBWR"),
     ("cpu_pins", {"MKL_CBWR": ""}, "cpu_pins.MKL_CBWR"),
 ]
@@ -96,7 +93,23 @@ def test_bad_workflow_config(root, workflow_config, key, value, message):
 
 STUDY_CASES = [
     ("family", "agentic", "family: 'agentic' is not a registered trainer family; allowed: agentic_rl"),
-    ("methods.grpo.estimator", "ppo2", "methods.grpo.estimator: 'ppo2' is not registered; allowed:"),
+    ("methods.grpo.impl", "ppo2", "methods.grpo.impl: 'ppo2' is not a registered advantage estimator; allowed:"),
+    ("methods.grpo.impl", _DELETE, "methods.grpo: 'impl' is a required property"),
+    ("methods.grpo.learner", "mcc", "methods.grpo: unknown key(s) 'learner' (family agentic_rl); allowed: ablation, impl"),
+    ("methods.hgpo.params.gamma", 0.9, "methods.hgpo.params: gamma come(s) from the train block (train.gamma)"),
+    ("methods.warmstart.params", {"mode": "mean_norm"}, "methods.warmstart.params: mode: a method without an estimator"),
+    ("methods.grpo.params.mode", "mean_norm", "methods.grpo.params: unknown key(s) 'mode'; allowed: epsilon, norm_adv_by_std"),
+    ("benchmarks.webshop.overrides.embedded.params.modes", "mean_norm", "benchmarks.webshop.overrides.embedded.params: modes: no method's params have such a key"),
+    ("scales.embedded.train.policy_loss", "kpo", "scales.embedded.train.policy_loss: 'kpo' is not a registered policy loss; allowed: ppo_clip"),
+    ("scales.embedded.train.policy_loss_params", {"loss_agg_mode": "sum"}, "scales.embedded.train.policy_loss_params.loss_agg_mode: 'sum' is not of type one of 'token-mean'"),
+    ("scales.embedded.train.rollout", "single_turn", "scales.embedded.train.rollout: 'single_turn' is not a registered rollout; allowed: multi_turn"),
+    ("scales.embedded.train.diagnostics", {"ctx": {}}, "scales.embedded.train.diagnostics.ctx: 'ctx' is not a registered training diagnostic; allowed: context_inconsistency"),
+    ("scales.embedded.train.diagnostics", {"context_inconsistency": {"history_length": 4}}, "scales.embedded.train.diagnostics.context_inconsistency: history_length come(s) from the train block"),
+    ("models.tiny-qwen2-alfworld.builder", "magic", "models.tiny-qwen2-alfworld.builder: 'magic' is not a registered model builder"),
+    ("models.tiny-qwen2-alfworld.dataset", "alfworld/nope", "models.tiny-qwen2-alfworld.dataset: 'alfworld/nope' is not a declared dataset"),
+    ("models.tiny-qwen2-alfworld.resources", {"cpus": 0}, "models.tiny-qwen2-alfworld.resources.cpus: 0 is less than the minimum of 1"),
+    ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
+    ("plugin", "repro.studies.nosuch", "plugin module 'repro.studies.nosuch' not found"),
     ("methods.gigpo.params.mode", "std", "methods.gigpo.params.mode: 'std' is not of type one of 'mean_std_norm', 'mean_norm'"),
     ("methods.hgpo.params.alpha", 1.0, "methods.hgpo.params: unknown key(s) 'alpha'; allowed:"),
     ("scales.embedded.seeds", [0, "one"], "scales.embedded.seeds[1]: 'one' is not of type 'integer'"),
@@ -109,11 +122,11 @@ STUDY_CASES = [
     ("scales.embedded.train.batch", 4, "scales.embedded.train: unknown key(s) 'batch'; allowed:"),
     ("scales.embedded.evaluate.splits", ["test"], "scales.embedded.evaluate.splits: ['test'] not allowed for alfworld; allowed: valid_seen, valid_unseen, train"),
     ("benchmarks.webshop.overrides.embedded.evaluate.splits", ["valid_seen"], "benchmarks.webshop.overrides.embedded.evaluate.splits: ['valid_seen'] not allowed for webshop; allowed: test"),
-    ("benchmarks.webshop.overrides.paper.estimator_params.mode", "std", "benchmarks.webshop.overrides.paper.estimator_params.mode: 'std' is not of type one of"),
+    ("benchmarks.webshop.overrides.paper.params.mode", "std", "benchmarks.webshop.overrides.paper.params.mode: 'std' is not of type one of"),
     ("benchmarks.webshop.overrides.paper.method_params", {"ppo2": {}}, "benchmarks.webshop.overrides.paper.method_params: unknown method 'ppo2'"),
     ("benchmarks.webshop.sources.max_steps", _DELETE, "benchmarks.webshop.sources: paper-scale override(s) without a source: max_steps"),
     ("scales.embedded.models.webshop", _DELETE, "scales.embedded.models: benchmark(s) webshop have no models"),
-    ("scales.embedded.models", ["gpt-5"], "scales.embedded.models: 'gpt-5' is not in config `models`"),
+    ("scales.embedded.models", ["gpt-5"], "scales.embedded.models: 'gpt-5' is not a declared model"),
     ("scales.embedded.resources.train.mem_mb", 0, "scales.embedded.resources.train.mem_mb: 0 is less than the minimum of 1"),
     ("scales.paper.resources.train.gpus", {"qwen2.5-1.5b-instruct": 2}, "no GPU count for model(s) qwen2.5-7b-instruct"),
     ("scales.paper.sources.lr", _DELETE, "paper-scale hyper-parameter(s) without a source: lr"),
@@ -121,7 +134,7 @@ STUDY_CASES = [
     ("methods.ppo.train.embedded.critic_lr", 0.0, "methods.ppo.train.embedded: critic_lr must be > 0, got 0.0"),
     ("methods.ppo.train.paper.batch", 8, "methods.ppo.train.paper: unknown key(s) 'batch'; allowed:"),
     ("methods.ppo.train.test", {}, "methods.ppo.train: unknown key(s) 'test'"),
-    ("benchmarks.alfworld.embedded", "alfworld/tiny", "benchmarks.alfworld.embedded: dataset 'alfworld/tiny' is not in config `datasets`"),
+    ("benchmarks.alfworld.embedded", "alfworld/tiny", "benchmarks.alfworld.embedded: dataset 'alfworld/tiny' is not a declared dataset"),
     ("figures", ["fig9"], "figures: 'fig9' is not a registered figure of hgpo; allowed:"),
     ("scales.embedded", _DELETE, "'embedded' is a required property"),
     ("extra_key", 1, "unknown key(s) 'extra_key'; allowed:"),
@@ -132,6 +145,7 @@ STUDY_CASES = [
 def test_bad_study_config(tmp_path, root, workflow_config, hgpo_study, key, value, message):
     _set(hgpo_study, key, value)
     tree = _tree(tmp_path, root, hgpo_study)
+    workflow_config["studies"] = ["hgpo"]
     with pytest.raises(ConfigError) as err:
         load(workflow_config, tree)
     assert message in str(err.value)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import io as rio
-from repro import registry
+from repro import plugins, registry
 from repro.provenance import TRAIN_RECORD, cpu_tags, provenance
 
 log = logging.getLogger("repro")
@@ -54,7 +54,7 @@ def cmd_init_tracking(a: argparse.Namespace) -> None:
 
 
 def cmd_fetch_dataset(a: argparse.Namespace) -> None:
-    registry.load_plugins()
+    plugins.load(a.plugin)
     fn = registry.DATASETS.get(a.name)
     t0 = time.perf_counter()
     log.info("dataset %s -> %s", a.name, a.out)
@@ -63,7 +63,7 @@ def cmd_fetch_dataset(a: argparse.Namespace) -> None:
 
 
 def cmd_get_model(a: argparse.Namespace) -> None:
-    registry.load_plugins()
+    plugins.load(a.plugin)
     fn = registry.MODELS.get(a.builder)
     t0 = time.perf_counter()
     log.info("model via %s -> %s", a.builder, a.out)
@@ -81,8 +81,8 @@ def _tracker(run: dict, tracking_uri: str | None, spool: str | None):
 
 def cmd_train(a: argparse.Namespace) -> None:
     run = a.run_config
-    registry.load_plugins(run["study"])
-    family = registry.TRAINERS.get(run["family"])
+    plugins.load([run["plugin"]])
+    family = registry.FAMILIES.get(run["family"])
     t0 = time.perf_counter()
     with _tracker(run, a.tracking_uri, a.tracking_spool) as tracker:
         family.train(run, dataset_dir=Path(a.dataset_dir), model_dir=Path(a.model_dir),
@@ -99,8 +99,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     run = a.run_config
-    registry.load_plugins(run["study"])
-    family = registry.TRAINERS.get(run["family"])
+    plugins.load([run["plugin"]])
+    family = registry.FAMILIES.get(run["family"])
     t0 = time.perf_counter()
     result = family.evaluate(run, dataset_dir=Path(a.dataset_dir), checkpoint_dir=Path(a.checkpoint))
     state = Path(a.checkpoint) / "trainer_state.json"
@@ -154,7 +154,7 @@ def cmd_summarize(a: argparse.Namespace) -> None:
 
 
 def cmd_plot_figure(a: argparse.Namespace) -> None:
-    registry.load_plugins(a.figure.split("/", 1)[0])
+    plugins.load(a.plugin)
     fn = registry.FIGURES.get(a.figure)
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
     fn(summary=Path(a.summary), train_logs=[Path(p) for p in a.train_logs],
@@ -176,12 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("fetch-dataset", help="download (paper) or generate (embedded) a dataset")
     s.add_argument("--name", required=True, help="registered dataset, <dataset>/<variant>")
+    s.add_argument("--plugin", action="append", default=[],
+                   help="module registering it (repro.plugins; repeatable)")
     s.add_argument("--params", type=_json_arg, default={})
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_fetch_dataset)
 
     s = sub.add_parser("get-model", help="download or build a base model")
     s.add_argument("--builder", required=True)
+    s.add_argument("--plugin", action="append", default=[],
+                   help="module registering it (repro.plugins; repeatable)")
     s.add_argument("--params", type=_json_arg, default={})
     s.add_argument("--dataset-dir", default=None)
     s.add_argument("--out", required=True)
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plot-figure", help="one paper table or figure")
     s.add_argument("--figure", required=True, help="registered figure, <study>/<figure-id>")
+    s.add_argument("--plugin", action="append", default=[],
+                   help="module registering it (repro.plugins; repeatable)")
     s.add_argument("--summary", required=True)
     s.add_argument("--train-logs", nargs="*", default=[])
     s.add_argument("--reported", required=True)
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log)
     try:
         args.fn(args)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, registry.PluginImportError) as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         return 2
     return 0

@@ -2,8 +2,8 @@
 
 Validation happens before any job: the JSON schemas in ``workflow/schemas/`` check structure and
 types, then cross-references are checked against the registries (datasets, model builders, trainer
-families, estimators) and each family's typed config. Every error names the file, the key and what
-is allowed.
+families, figures) and each family checks its own blocks (``repro.families``). Every error names
+the file, the key and what is allowed. Nothing here names a family or a kind of method.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from repro import registry
+from repro import plugins, registry
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
@@ -133,49 +133,79 @@ def load_study(path: Path) -> dict[str, Any]:
     return data
 
 
+#: a model's job resources where its entry gives none (``get_model``: downloads and warm starts)
+MODEL_RESOURCES = {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime_min": 60}
+
+
 def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
-    """Validate the workflow config and every selected study; return ``{"config", "studies"}``.
+    """Validate the workflow config and every selected study; return ``{"config", "studies",
+    "datasets", "models", "plugins"}``.
 
     ``config`` is the merged workflow config (Snakemake's ``config``). Study files are read from
-    ``<root>/config/studies/<study>.yaml``.
+    ``<root>/config/studies/<study>.yaml``; each names its plugin (``repro.plugins``), and their
+    ``datasets`` and ``models`` blocks are merged (a key declared by two studies must be declared
+    the same way). ``plugins`` maps each dataset and model key to the plugin that registers it.
     """
     root = Path(root)
     validate_schema(config, "config.schema.yaml", "config")
-    registry.load_plugins()
-    scale = config["scale"]
-    for key in config["datasets"]:
-        if key not in registry.DATASETS:
-            raise ConfigError(f"config: datasets.{key}: unknown dataset; registered: "
-                              f"{', '.join(registry.DATASETS.names())}")
-    for name, spec in config["models"].items():
-        if spec["builder"] not in registry.MODELS:
-            raise ConfigError(f"config: models.{name}.builder: {spec['builder']!r} is not a registered "
-                              f"model builder; registered: {', '.join(registry.MODELS.names())}")
-        if "dataset" in spec and spec["dataset"] not in config["datasets"]:
-            raise ConfigError(f"config: models.{name}.dataset: {spec['dataset']!r} is not in `datasets`; "
-                              f"allowed: {', '.join(config['datasets'])}")
-    studies = {}
+    studies, sources = {}, {}
     for study in config["studies"]:
         src = root / "config" / "studies" / f"{study}.yaml"
-        data = load_study(src)
-        _check_study(study, data, config, scale, str(src))
-        studies[study] = data
-    return {"config": config, "studies": studies}
+        studies[study], sources[study] = load_study(src), str(src)
+    plugin_of = {s: d.get("plugin") or plugins.default_plugin(s) for s, d in studies.items()}
+    for study, mod in plugin_of.items():
+        try:
+            plugins.load([mod])
+        except (KeyError, registry.PluginImportError) as exc:
+            raise ConfigError(f"{sources[study]}: plugin: {exc.args[0]}") from None
+    merged: dict[str, dict[str, Any]] = {"datasets": {}, "models": {}}
+    owners: dict[str, dict[str, str]] = {"datasets": {}, "models": {}}
+    for study, data in studies.items():
+        for block in ("datasets", "models"):
+            for key, spec in (data.get(block) or {}).items():
+                if key in merged[block] and merged[block][key] != spec:
+                    raise ConfigError(f"{sources[study]}: {block}.{key}: declared differently in "
+                                      f"{sources[owners[block][key]]}; a shared {block[:-1]} needs one "
+                                      f"declaration (copy it exactly)")
+                merged[block][key] = spec
+                owners[block].setdefault(key, study)
+    for key, study in owners["datasets"].items():
+        if key not in registry.DATASETS:
+            raise ConfigError(f"{sources[study]}: datasets.{key}: unknown dataset; registered: "
+                              f"{', '.join(registry.DATASETS.names())}")
+    for name, spec in merged["models"].items():
+        src = sources[owners["models"][name]]
+        if spec["builder"] not in registry.MODELS:
+            raise ConfigError(f"{src}: models.{name}.builder: {spec['builder']!r} is not a registered "
+                              f"model builder; registered: {', '.join(registry.MODELS.names())}")
+        if "dataset" in spec and spec["dataset"] not in merged["datasets"]:
+            raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is not a declared "
+                              f"dataset; allowed: {', '.join(merged['datasets'])}")
+    for study, data in studies.items():
+        _check_study(study, data, merged, config["scale"], sources[study])
+    return {"config": config, "studies": studies, **merged,
+            "plugins": {"study": plugin_of,
+                        **{block: {k: plugin_of[s] for k, s in owners[block].items()} for block in owners}}}
 
 
-def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> None:
-    if data["family"] not in registry.TRAINERS:
+def model_resources(loaded: dict[str, Any], model: str) -> dict[str, int]:
+    """The ``get_model`` job's resources of ``model`` (its entry's ``resources`` over the defaults)."""
+    return {**MODEL_RESOURCES, **loaded["models"][model].get("resources", {})}
+
+
+def _check_study(study: str, data: dict, merged: dict, scale: str, src: str) -> None:
+    if data["family"] not in registry.FAMILIES:
         raise ConfigError(f"{src}: family: {data['family']!r} is not a registered trainer family; "
-                          f"allowed: {', '.join(registry.TRAINERS.names())}")
-    family = registry.TRAINERS.get(data["family"])
+                          f"allowed: {', '.join(registry.FAMILIES.names())}")
+    family = registry.FAMILIES.get(data["family"])
     for name, m in data["methods"].items():
         family.check_method(m, f"{src}: methods.{name}")
-        family.check_method_params(m.get("params", {}), f"{src}: methods.{name}.params", method=m)
+        family.method_params(m, m.get("params", {}), f"{src}: methods.{name}.params")
     for bench, per_scale in data["benchmarks"].items():
         for sc, ds in per_scale.items():
-            if sc == scale and ds is not None and ds not in config["datasets"]:  # null: not run at sc
-                raise ConfigError(f"{src}: benchmarks.{bench}.{sc}: dataset {ds!r} is not in config "
-                                  f"`datasets`; allowed: {', '.join(config['datasets'])}")
+            if sc == scale and ds is not None and ds not in merged["datasets"]:  # null: not run at sc
+                raise ConfigError(f"{src}: benchmarks.{bench}.{sc}: dataset {ds!r} is not a declared "
+                                  f"dataset; allowed: {', '.join(merged['datasets'])}")
     for fig, key in [(f, "figures") for f in data.get("figures", [])] + [
             (f, "ablation_figures") for f in data.get("ablation_figures", [])]:
         if f"{study}/{fig}" not in registry.FIGURES:
@@ -200,30 +230,31 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
         all_models = sorted({m for b in data["benchmarks"] for m in scale_models(s, b)})
         if sc == scale:
             for mdl in all_models:
-                if mdl not in config["models"]:
-                    raise ConfigError(f"{where}.models: {mdl!r} is not in config `models`; allowed: "
-                                      f"{', '.join(config['models'])}")
+                if mdl not in merged["models"]:
+                    raise ConfigError(f"{where}.models: {mdl!r} is not a declared model; allowed: "
+                                      f"{', '.join(merged['models'])}")
         for bench in data["benchmarks"]:
             over = data["benchmarks"][bench].get("overrides", {}).get(sc, {})
             bwhere = f"{src}: benchmarks.{bench}.overrides.{sc}"
             family.train_config({**s["train"], **over.get("train", {})}, f"{bwhere}.train")
             ev = family.eval_config({**s["evaluate"], **over.get("evaluate", {})}, f"{bwhere}.evaluate")
-            if bench in registry.BENCHMARKS:
-                allowed = registry.BENCHMARKS.get(bench).eval_splits
-                bad = [x for x in ev.splits if x not in allowed]
-                if bad:
-                    key = (f"{bwhere}.evaluate.splits" if "splits" in over.get("evaluate", {})
-                           else f"{where}.evaluate.splits")
-                    raise ConfigError(f"{key}: {bad} not allowed for {bench}; allowed: {', '.join(allowed)}")
-            family.check_method_params(over.get("estimator_params", {}), f"{bwhere}.estimator_params")
+            family.check_benchmark(bench, ev, f"{bwhere}.evaluate" if "splits" in over.get("evaluate", {})
+                                   else f"{where}.evaluate")
             for name in over.get("method_params", {}):
                 if name not in data["methods"]:
                     raise ConfigError(f"{bwhere}.method_params: unknown method {name!r}; allowed: "
                                       f"{', '.join(data['methods'])}")
+            shared, read = over.get("params", {}), set()
             for name, m in data["methods"].items():
-                family.check_method_params({**m.get("params", {}), **over.get("estimator_params", {}),
-                                            **over.get("method_params", {}).get(name, {})},
-                                           f"{bwhere}.method_params.{name}", method=m)
+                where_p = (f"{bwhere}.method_params.{name}" if name in over.get("method_params", {})
+                           else f"{bwhere}.params")
+                mine = {k: v for k, v in shared.items() if k in param_names(family, m, src)}
+                read |= set(mine)
+                family.method_params(m, {**m.get("params", {}), **mine,
+                                         **over.get("method_params", {}).get(name, {})}, where_p)
+            if set(shared) - read:
+                raise ConfigError(f"{bwhere}.params: {', '.join(sorted(set(shared) - read))}: no method's "
+                                  f"params have such a key")
         for rule in ("train", "evaluate"):
             gpus = s["resources"][rule]["gpus"]
             if isinstance(gpus, dict):
@@ -246,6 +277,12 @@ def _check_study(study: str, data: dict, config: dict, scale: str, src: str) -> 
         if missing:
             raise ConfigError(f"{src}: methods.{name}.sources: paper-scale override(s) without a source: "
                               f"{', '.join(missing)}")
+
+
+def param_names(family: Any, method: dict, source: str) -> set[str]:
+    """The keys of ``method``'s typed params (its family's ``method_params`` with no values)."""
+    typed = family.method_params(method, {}, source)
+    return {f.name for f in dataclasses.fields(typed)} if dataclasses.is_dataclass(typed) else set()
 
 
 def study_methods(loaded: dict[str, Any], study: str) -> list[str]:
@@ -301,10 +338,13 @@ def run_config(loaded: dict[str, Any], study: str, method: str, benchmark: str |
     m = data["methods"][method]
     over = data["benchmarks"][benchmark].get("overrides", {}).get(scale, {}) if benchmark else {}
     return {
-        "scale": scale, "study": study, "family": data["family"], "method": method,
-        "estimator": m.get("estimator"), "learner": m.get("learner"),
-        "method_params": {**m.get("params", {}), **over.get("estimator_params", {}),
-                          **over.get("method_params", {}).get(method, {})},
+        "scale": scale, "study": study, "plugin": loaded["plugins"]["study"][study],
+        "family": data["family"], "method": method, "impl": m.get("impl"),
+        # a benchmark's study-wide params reach the methods whose params have the key
+        "params": {**m.get("params", {}),
+                   **{k: v for k, v in over.get("params", {}).items()
+                      if k in param_names(registry.FAMILIES.get(data["family"]), m, study)},
+                   **over.get("method_params", {}).get(method, {})},
         "train": {**s["train"], **over.get("train", {}), **m.get("train", {}).get(scale, {})},
         "evaluate": {**s["evaluate"], **over.get("evaluate", {})},
         "env": dict(over.get("env", {})),

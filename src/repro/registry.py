@@ -2,11 +2,37 @@
 
 A registry maps a name to an object, refuses a second registration under the same name and, on a
 miss, lists the names it knows. It is the only dispatch path: no ``if method == ...`` anywhere.
+
+An entry is registered eagerly (``register``: the object itself) or lazily (``lazy``: a
+``"module:attribute"`` imported on first ``get``), so that parsing the workflow, which only needs
+names and typed params, imports no torch and no study's heavy dependency. A lazy entry whose
+module needs a package that is not installed fails on ``get`` with a :class:`PluginImportError`
+naming the package, the entry and the module (the jobs that use it fail; nothing else does).
+
+This module imports no plugin: what registers things is loaded by :mod:`repro.plugins`.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Iterator
+
+
+class PluginImportError(ImportError):
+    """A registered entry's module could not be imported (a missing package, named)."""
+
+
+def import_target(target: str, what: str) -> Any:
+    """``"pkg.module:attr.sub"`` -> the object; a missing package raises :class:`PluginImportError`."""
+    module, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise PluginImportError(f"{what} needs the package {exc.name!r}, which is not installed "
+                                f"(importing {module})") from exc
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
 
 
 class Registry:
@@ -15,82 +41,73 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, Any] = {}
+        self._lazy: dict[str, str] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[Any], Any]:
+    def _claim(self, name: str) -> None:
+        if name in self._items or name in self._lazy:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+
+    def register(self, name: str, **meta: Any) -> Callable[[Any], Any]:
         """Decorator registering ``obj`` under ``name``; a duplicate name raises ``ValueError``."""
+        self._claim(name)
 
         def deco(obj: Any) -> Any:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._claim(name)
             self._items[name] = obj
+            self._meta[name] = meta
             return obj
 
         return deco
 
+    def lazy(self, name: str, target: str, **meta: Any) -> None:
+        """Register ``"module:attr"`` under ``name``, imported on first :meth:`get`. ``meta`` is
+        what callers may read without importing it (:meth:`meta`), e.g. a params dataclass."""
+        if ":" not in target:
+            raise ValueError(f"{self.kind} {name!r}: lazy target {target!r} is not 'module:attribute'")
+        self._claim(name)
+        self._lazy[name] = target
+        self._meta[name] = meta
+
     def get(self, name: str) -> Any:
-        try:
+        if name in self._items:
             return self._items[name]
-        except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
-            ) from None
+        if name in self._lazy:
+            obj = import_target(self._lazy[name], f"{self.kind} {name!r}")
+            self._items[name] = obj
+            del self._lazy[name]
+            return obj
+        raise KeyError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names()) or '(none)'}")
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """What the entry was registered with (``register``/``lazy`` keyword arguments)."""
+        if name not in self:
+            self.get(name)  # the KeyError listing the registered names
+        return self._meta[name]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted({*self._items, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())
 
 
 DATASETS = Registry("dataset")  # "<dataset>/<variant>" -> callable(out_dir: Path, params: dict) -> None
-MODELS = Registry("model")  # "<model>" -> callable(out_dir: Path, params: dict, dataset_dir: Path | None) -> None
-TRAINERS = Registry("trainer family")  # family -> object with .train(...) and .evaluate(...)
-ESTIMATORS = Registry("advantage estimator")  # name -> callable(StepBatch, params: dict) -> np.ndarray[N]
-FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...)
-BENCHMARKS = Registry("benchmark")  # benchmark -> repro.rl.benchmarks.Benchmark (env, splits, prompts)
-# sampler -> callable(model, tokenizer, cfg: TrainConfig, model_dir: Path, device) -> GenerationBackend
+MODELS = Registry("model builder")  # builder -> callable(out_dir: Path, params: dict, dataset_dir: Path | None) -> None
+FAMILIES = Registry("trainer family")  # family -> repro.families.Family
+FIGURES = Registry("figure")  # "<study>/<figure-id>" -> callable(...) (repro.figures: the call)
+# name -> callable(rollout, params) -> {column: float}; meta params=Params, columns=(names, ...)
+DIAGNOSTICS = Registry("training diagnostic")
+# --- the families' own extension points ---------------------------------------------------------
+ESTIMATORS = Registry("advantage estimator")  # agentic_rl: name -> fn(StepBatch, params) (meta params=Params)
+BENCHMARKS = Registry("benchmark")  # agentic_rl: benchmark -> repro.rl.benchmarks.Benchmark
+# agentic_rl sampler -> callable(model, tokenizer, cfg: TrainConfig, model_dir: Path, device) -> GenerationBackend
 ROLLOUT_BACKENDS = Registry("rollout backend")
-LEARNERS = Registry("learner")  # name -> repro.classic.family.Learner (the classic studies' methods)
-METRICS = Registry("metric")  # name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
-
-
-def load_plugins(study: str | None = None) -> None:
-    """Import what registers things, so the registries are complete: everything (config
-    validation, datasets, models), or only ``study``'s package, which imports its trainer family,
-    methods and figures itself (a job of one study then skips the others' imports: torch and
-    transformers cost the classic studies' short jobs seconds each)."""
-    import importlib
-
-    if study is not None:
-        try:
-            importlib.import_module(f"repro.studies.{study}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"repro.studies.{study}":
-                raise
-            raise KeyError(f"no study package repro.studies.{study}") from None
-        return
-    for mod in (
-        "repro.data.alfworld",
-        "repro.data.webshop",
-        "repro.models.embedded",
-        "repro.models.hub",
-        "repro.models.architecture",
-        "repro.rl.advantages",
-        "repro.rl.benchmarks",
-        "repro.rl.trainer",
-        "repro.rl.vllm_backend",
-        "repro.classic.family",
-        "repro.classic.metrics",
-    ):
-        importlib.import_module(mod)
-    # every study package registers its own learners, datasets and figures from its __init__
-    import pkgutil
-
-    import repro.studies
-
-    for info in pkgutil.iter_modules(repro.studies.__path__):
-        if info.ispkg:
-            importlib.import_module(f"repro.studies.{info.name}")
+# agentic_rl: how episodes are played -> fn(env, backend, games, group_ids, **kw) -> repro.rl.rollout.Rollout
+ROLLOUTS = Registry("rollout")
+POLICY_LOSSES = Registry("policy loss")  # agentic_rl: name -> repro.rl.losses.PolicyLoss
+LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner (lazy: meta params=Params)
+METRICS = Registry("metric")  # classic: name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import load_dataset, write_dataset
 from repro.classic.family import Fitted, cv_subsets
 from repro.config import ConfigError
 from repro.models.architecture import build_architecture
 
-registry.load_plugins()
+plugins.load_all()
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,12 @@ def inputs(tmp_path):
 
 
 def _run(**train):
-    return {"train": train, "learner": "test_nearest_mean", "method_params": {}, "seed": 0, "method": "nm",
+    return {"train": train, "impl": "test_nearest_mean", "params": {}, "seed": 0, "method": "nm",
             "evaluate": {"splits": ["test"], "metrics": ["accuracy", "macro_f1", "micro_f1"]}}
 
 
 def test_train_then_evaluate(inputs):
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     run = _run()
     family.train(run, dataset_dir=inputs / "data", model_dir=inputs / "model", out_dir=inputs / "ckpt",
                  log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NullTracker())
@@ -91,7 +91,7 @@ def test_train_then_evaluate(inputs):
 
 
 def test_cross_validation_picks_the_better_candidate(inputs):
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     run = _run(cv_folds=4, cv_grid={"shrink": [0.95, 0.0]}, cv_metric="accuracy")
     family.train(run, dataset_dir=inputs / "data", model_dir=inputs / "model", out_dir=inputs / "ckpt",
                  log_csv=inputs / "log.csv", work_dir=inputs / "work", tracker=NullTracker())
@@ -123,22 +123,21 @@ def test_cv_subsets_cut_every_train_array_alike(inputs):
 ])
 def test_train_config_errors_name_the_key(train, match):
     with pytest.raises(ConfigError, match=match):
-        registry.TRAINERS.get("classic").train_config(train, "config/studies/x.yaml: scales.embedded.train")
+        registry.FAMILIES.get("classic").train_config(train, "config/studies/x.yaml: scales.embedded.train")
 
 
 def test_method_checks():
-    family = registry.TRAINERS.get("classic")
-    with pytest.raises(ConfigError, match="learner: 'nope' is not a registered learner"):
-        family.check_method({"learner": "nope"}, "x.yaml: methods.a")
-    with pytest.raises(ConfigError, match="names a `learner`, not an advantage estimator"):
-        family.check_method({"estimator": "grpo"}, "x.yaml: methods.a")
+    family = registry.FAMILIES.get("classic")
+    with pytest.raises(ConfigError, match="methods.a.impl: 'nope' is not a registered learner; allowed: "):
+        family.check_method({"impl": "nope"}, "x.yaml: methods.a")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'estimator' \(family classic\); allowed: ablation, impl"):
+        family.check_method({"impl": "mcc", "estimator": "grpo"}, "x.yaml: methods.a")
     with pytest.raises(ConfigError, match="unknown key"):
-        family.check_method_params({"shrinkage": 1.0}, "x.yaml: methods.a.params",
-                                   method={"learner": "test_nearest_mean"})
+        family.method_params({"impl": "test_nearest_mean"}, {"shrinkage": 1.0}, "x.yaml: methods.a.params")
     with pytest.raises(ConfigError, match="metrics"):
         family.eval_config({"metrics": ["accuracy", "f2"]}, "x.yaml: scales.embedded.evaluate")
-    with pytest.raises(ConfigError, match="an agentic_rl method names an `estimator`"):
-        registry.TRAINERS.get("agentic_rl").check_method({"learner": "test_nearest_mean"}, "x.yaml: methods.a")
+    with pytest.raises(ConfigError, match="'test_nearest_mean' is not a registered advantage estimator"):
+        registry.FAMILIES.get("agentic_rl").check_method({"impl": "test_nearest_mean"}, "x.yaml: methods.a")
 
 
 def test_dataset_errors(tmp_path):
@@ -161,7 +160,7 @@ def test_epoch_rows_reach_mlflow_in_one_batch(inputs):
 
     uri = f"sqlite:///{inputs / 'mlflow.db'}"
     with Tracker("classic-test", "blobs/none/nm/seed0", params={"x": 1}, tags={}, uri=uri) as tracker:
-        registry.TRAINERS.get("classic").train(_run(), dataset_dir=inputs / "data", model_dir=inputs / "model",
+        registry.FAMILIES.get("classic").train(_run(), dataset_dir=inputs / "data", model_dir=inputs / "model",
                                                out_dir=inputs / "ckpt", log_csv=inputs / "log.csv",
                                                work_dir=inputs / "work", tracker=tracker)
     client = mlflow.tracking.MlflowClient(uri)

@@ -389,7 +389,7 @@ def test_unpack_zip_refuses_paths_outside(tmp_path):
 def test_a_dot_z_digit_in_the_path_does_not_select_the_z_machine(tmp_path):
     """TextWorld's GenericEnvironment picks Jericho for any path matching '\\.z[1-8]' (a temporary
     folder '.embedded.z3ab…' did, once in a test run); generation and play go through PddlEnv."""
-    from repro.rl.envs.alfworld import make_chain
+    from repro.envs.alfworld import make_chain
 
     root = tmp_path / "data.z3"
     small = {**SMALL, "games": {"train": 2, "valid_seen": 1, "valid_unseen": 1}}

@@ -29,7 +29,7 @@ from repro.data.webshop import (
     generate_embedded,
 )
 from repro.registry import DATASETS
-from repro.rl.envs.webshop import WebshopBatchEnv
+from repro.envs.webshop import WebshopBatchEnv
 
 
 def sha(path: Path) -> str:

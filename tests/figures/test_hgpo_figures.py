@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from repro import registry
+from repro import plugins, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTED = ROOT / "paper_figures" / "reported" / "hgpo.csv"
@@ -33,7 +33,7 @@ def summary(tmp_path) -> Path:
 
 
 def _figure(name: str, summary: Path, train_logs: list[Path], out: Path) -> None:
-    registry.load_plugins()
+    plugins.load_all()
     registry.FIGURES.get(f"hgpo/{name}")(summary=summary, train_logs=train_logs, reported=REPORTED,
                                          out_dir=out, scale="embedded")
     for ext in ("csv", "md", "png"):

@@ -15,6 +15,7 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from repro.rl import distributed as dist
+from repro.rl import plugin  # noqa: F401  (registers the policy loss ppo_update uses)
 from repro.rl.config import TrainConfig
 from repro.rl.critic import Critic
 from repro.rl.policy import HeadAtResponses, batched_logprobs, update_plan
@@ -37,7 +38,8 @@ def main(out: Path, parallel: str) -> None:
     ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
                  lengths=np.zeros(0, int), task_types=[], games=[], old_logprobs=old)
     adv = [np.linspace(-1.0, 1.0, len(r)) * (i - 5) for i, r in enumerate(responses)]  # per token
-    cfg = TrainConfig(mini_batch_rows=6, micro_batch_rows=2, ppo_epochs=2, kl_coef=0.01, lr=1e-3)
+    cfg = TrainConfig(mini_batch_rows=6, micro_batch_rows=2, ppo_epochs=2, policy_loss_params={"kl_coef": 0.01},
+                      lr=1e-3)
     model = Qwen2ForCausalLM(cfg_model)
     model.load_state_dict(base.state_dict())
     fsdp = parallel == "fsdp" and dist.world_size() > 1

@@ -15,7 +15,7 @@ import pytest
 
 import repro.rl.advantages  # noqa: F401  (registers the estimators)
 from repro.registry import ESTIMATORS
-from repro.rl.advantages import PARAM_DEFAULTS, discounted_returns
+from repro.rl.advantages import StepParams, discounted_returns
 from repro.rl.batch import StepBatch, factorize
 
 EPS = 1e-6
@@ -386,7 +386,22 @@ def test_unknown_or_bad_params_raise():
         ESTIMATORS.get("gigpo")(b, {"mode": "std"})
     with pytest.raises(ValueError, match="history_length"):
         ESTIMATORS.get("hgpo")(b, {"history_length": -1})
-    assert PARAM_DEFAULTS["gamma"] == 0.95 and PARAM_DEFAULTS["invalid_penalty"] == 0.1
+    with pytest.raises(ValueError, match="mode"):  # rloo's params have no mode
+        ESTIMATORS.get("rloo")(b, {"mode": "mean_norm"})
+    assert StepParams().gamma == 0.95 and StepParams().invalid_penalty == 0.1
+
+
+def test_every_estimator_owns_typed_params():
+    """Each estimator declares its params dataclass (``params=`` at registration), with the trainer's
+    step keys and its own; what one estimator does not read, another's params do not carry."""
+    from dataclasses import fields
+
+    keys = {name: {f.name for f in fields(ESTIMATORS.meta(name)["params"])} for name in ESTIMATORS.names()}
+    assert all({"gamma", "invalid_penalty", "epsilon"} <= k for k in keys.values())
+    assert "norm_adv_by_std" in keys["grpo"] and "mode" not in keys["grpo"] and "mode" not in keys["rloo"]
+    assert {"mode", "step_advantage_w"} <= keys["gigpo"] and "history_length" not in keys["gigpo"]
+    assert {"mode", "history_length", "length_weight_alpha", "base_group"} <= keys["hgpo"]
+    assert {"gae_gamma", "gae_lambda"} <= keys["gae"]
 
 
 def test_order_dependent_estimators_refuse_shuffled_rows():
@@ -488,7 +503,7 @@ def ref_context(b, K):
 @pytest.mark.parametrize("case", CASES[::3], ids=_ids)
 @pytest.mark.parametrize("K", [0, 1, 2, 4])
 def test_context_inconsistency_matches_loop(case, K):
-    from repro.rl.advantages.context import context_inconsistency
+    from repro.studies.hgpo.diagnostics import context_inconsistency
 
     b = _batch(case)
     multi, bad = ref_context(b, K)
@@ -515,7 +530,7 @@ def test_context_inconsistency_matches_loop(case, K):
 def test_context_inconsistency_hand_example():
     """Two trajectories a-b-c and a-d-c of one task: the step group of c saw different
     previous observations (b vs d), the step group of a did not."""
-    from repro.rl.advantages.context import context_inconsistency
+    from repro.studies.hgpo.diagnostics import context_inconsistency
 
     b = StepBatch.from_anchor_strings(group=[0] * 6, traj=[0, 0, 0, 1, 1, 1], step=[0, 1, 2] * 2,
                                       anchor_obs=list("abc") + list("adc"), reward=[0, 0, 10, 0, 0, 0],

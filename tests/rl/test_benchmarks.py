@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from repro import registry
+from repro import plugins, registry
 from repro.rl import benchmarks
 from repro.rl.prompts import Memory
 from repro.rl.rollout import PromptOptions
 
 
 def test_registered():
-    registry.load_plugins()
+    plugins.load_all()
     assert set(registry.BENCHMARKS.names()) >= {"alfworld", "webshop"}
     ws = benchmarks.get("webshop")
     assert (ws.train_split, ws.val_split, ws.eval_splits, ws.score_key) == ("train", "test", ("test",), "task_score")

@@ -84,10 +84,11 @@ def test_rollout_concat_keeps_groups_apart_and_recodes_anchors():
     from repro.rl.batch import StepBatch
     from repro.rl.rollout import Rollout
 
-    def part(obs: list[str], won: bool) -> Rollout:
+    def part(obs: list[str], won: bool, agent: list[int] | None = None) -> Rollout:
         n = len(obs)
         batch = StepBatch.from_anchor_strings(group=[0] * n, traj=[0] * n, step=list(range(n)), anchor_obs=obs,
-                                              reward=[0.0] * n, episode_reward=[10.0 * won] * n, valid=[True] * n)
+                                              reward=[0.0] * n, episode_reward=[10.0 * won] * n, valid=[True] * n,
+                                              agent=agent)
         return Rollout(batch=batch, prompt_ids=[[1]] * n, response_ids=[[2]] * n, won=np.array([won]),
                        lengths=np.array([n]), task_types=["t"], games=["g"], seconds={"env": 1.0},
                        scores=np.array([float(won)]), anchor_obs=obs)
@@ -98,4 +99,7 @@ def test_rollout_concat_keeps_groups_apart_and_recodes_anchors():
     assert b.anchor[0] == b.anchor[3] and b.anchor[1] == b.anchor[4] and len(set(b.anchor.tolist())) == 3
     assert b.step.tolist() == [0, 1, 0, 1, 2] and ro.won.tolist() == [True, False]
     b.check_order()
-    assert Rollout.concat([ro]) is ro
+    assert Rollout.concat([ro]) is ro and b.agent is None
+    # each step row's agent (multi-agent rollouts) survives the concatenation, in row order
+    ro = Rollout.concat([part(["a", "b"], True, [0, 1]), part(["c", "a", "b"], False, [1, 1, 0])])
+    assert ro.batch.agent.tolist() == [0, 1, 1, 1, 0]

@@ -18,6 +18,7 @@ import torch
 from repro import registry
 from repro.config import ConfigError
 from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer
+from repro.rl import plugin  # noqa: F401  (registers the samplers)
 from repro.rl.generation import TransformersBackend, encode_prompts
 from repro.rl.vllm_backend import (ENGINE_DEFAULTS, WeightSync, build_requests, parse_output, request_seed,
                                    sampling_kwargs, weight_buckets)
@@ -165,7 +166,7 @@ def test_tied_lm_head_is_not_pushed_twice(tiny):
 
 # --- the trainer's side ----------------------------------------------------------------------------
 def test_backends_are_registered_and_the_config_names_the_allowed_ones():
-    from repro.rl.trainer import AgenticRL
+    from repro.rl.family import AgenticRL
 
     assert {"transformers", "vllm"} <= set(registry.ROLLOUT_BACKENDS.names())
     with pytest.raises(ConfigError, match=r"train.rollout_backend: 'sglang' .*allowed: transformers, vllm"):
@@ -210,7 +211,8 @@ def test_ppo_update_recomputes_old_logprobs_unless_told_to_use_the_samplers(tiny
     def update(mode, logprobs):
         model = copy.deepcopy(base)
         ro = replace(ro0, old_logprobs=logprobs)
-        cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=2, kl_coef=0.0, lr=1e-2, old_logprobs=mode)
+        cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=2, policy_loss_params={"kl_coef": 0.0}, lr=1e-2,
+                          old_logprobs=mode)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # Adam would amplify rounding-level differences
         parts = ppo_update(model, None, opt, ro, np.linspace(-1, 1, n), cfg, tok.pad_token_id,
                            np.random.default_rng(0))
@@ -238,7 +240,8 @@ def test_bf16_mixed_precision_keeps_fp32_weights_and_tracks_the_fp32_update(tiny
     out = {}
     for mode in ("float32", "bf16-mixed"):
         model = copy.deepcopy(base)
-        cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=3, kl_coef=0.01, lr=1e-2, precision=mode)
+        cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=3, policy_loss_params={"kl_coef": 0.01}, lr=1e-2,
+                          precision=mode)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
         before = torch.cat([p.detach().flatten() for p in model.parameters()])
         with precision(cfg):

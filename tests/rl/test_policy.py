@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from repro.rl import plugin  # noqa: F401  (registers the policy loss ppo_update uses)
 from repro.rl.policy import batched_logprobs, response_logprobs
 
 
@@ -70,8 +71,10 @@ def test_micro_batches_sort_by_length_and_cover_rows():
     assert chunks == [[6, 3], [0, 5], [2]]
 
 
-def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
-    """Accumulating over micro-batches gives the same step as one pass over the mini-batch; a
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"])
+def test_ppo_update_gradient_does_not_depend_on_micro_batch_size(agg):
+    """Accumulating over micro-batches gives the same step as one pass over the mini-batch, for
+    every aggregation mode (micro-batches weighted by their share of tokens, or of rows); a
     per-token advantage (GAE's form) constant over each row gives the step of the row scalar."""
     import numpy as np
 
@@ -96,7 +99,8 @@ def test_ppo_update_gradient_does_not_depend_on_micro_batch_size():
     for micro, a in ((8, adv), (3, adv), (1, adv), (3, per_token)):
         model = Qwen2ForCausalLM(base.config)
         model.load_state_dict(base.state_dict())
-        cfg = TrainConfig(mini_batch_rows=8, micro_batch_rows=micro, kl_coef=0.01, grad_clip=1e9)
+        cfg = TrainConfig(mini_batch_rows=8, micro_batch_rows=micro, grad_clip=1e9,
+                          policy_loss_params={"kl_coef": 0.01, "loss_agg_mode": agg})
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         parts = ppo_update(model, base, opt, ro, a, cfg, pad_id=0, rng=np.random.default_rng(0))
         results.append((parts, [p.detach().clone() for p in model.parameters()]))
@@ -140,13 +144,17 @@ def test_first_ppo_step_has_ratio_exactly_one_with_and_without_the_constraint(mo
     seen = []
     real_loss = trainer.policy_loss
 
-    def spy(logp, old_logp, ref_logp, *args, **kw):
-        seen.append((logp.detach().clone(), old_logp.clone(), ref_logp.clone(), args[-1].clone()))
-        return real_loss(logp, old_logp, ref_logp, *args, **kw)
+    class Spy:  # the registered loss, recording what it is given
+        def __init__(self, loss):
+            self.loss, self.uses_reference, self.agg_mode = loss, loss.uses_reference, loss.agg_mode
 
-    monkeypatch.setattr(trainer, "policy_loss", spy)
+        def __call__(self, logp, old_logp, ref_logp, entropy, adv, mask, params):
+            seen.append((logp.detach().clone(), old_logp.clone(), ref_logp.clone(), mask.clone()))
+            return self.loss(logp, old_logp, ref_logp, entropy, adv, mask, params)
+
+    monkeypatch.setattr(trainer, "policy_loss", lambda cfg: (Spy(real_loss(cfg)[0]), real_loss(cfg)[1]))
     n = len(sizes)
-    cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=n, kl_coef=0.01, lr=1e-3)
+    cfg = TrainConfig(mini_batch_rows=n, micro_batch_rows=n, policy_loss_params={"kl_coef": 0.01}, lr=1e-3)
     model = Qwen2ForCausalLM(base.config)
     model.load_state_dict(base.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -160,3 +168,18 @@ def test_first_ppo_step_has_ratio_exactly_one_with_and_without_the_constraint(mo
     order = sorted(range(n), key=lambda i: len(prompts[i]) + len(responses[i]))  # the micro-batch's rows
     gap = [float((logp[j][on[j]] - free[i]).abs().max()) for j, i in enumerate(order)]
     assert all(d > 1e-3 for d in gap) if constrained else all(d < 1e-5 for d in gap)
+
+
+def test_aggregation_modes_of_the_loss():
+    """token-mean: over all valid tokens; seq-mean-token-sum: mean over rows of each row's sum;
+    seq-mean-token-mean: mean over rows of each row's mean (verl's ``agg_loss``)."""
+    from repro.rl.losses import agg_loss, agg_units
+
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    assert agg_loss(x, mask, "token-mean").item() == 10.0 / 4
+    assert agg_loss(x, mask, "seq-mean-token-sum").item() == (6.0 + 4.0) / 2
+    assert agg_loss(x, mask, "seq-mean-token-mean").item() == (2.0 + 4.0) / 2
+    assert agg_units(mask, "token-mean") == 4.0 and agg_units(mask, "seq-mean-token-mean") == 2.0
+    with pytest.raises(ValueError, match="loss_agg_mode 'sum'"):
+        agg_loss(x, mask, "sum")

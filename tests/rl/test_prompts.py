@@ -77,3 +77,12 @@ def test_parse_missing_think_is_invalid_only_when_required():
 
 def test_parse_cjk_is_invalid():
     assert parse_action("<think>想</think><action>look</action>")[1] is False
+
+
+def test_a_benchmark_parser_may_keep_case_and_use_its_own_tag():
+    from repro.rl.prompts import ActionParser
+
+    assert ActionParser()("<think>x</think><ACTION> Go </ACTION>") == ("go", True)
+    keep = ActionParser(tag="answer", lowercase=False, tail_chars=4)
+    assert keep("<think>x</think><answer> \\boxed{X} </answer>") == ("\\boxed{X}", True)
+    assert keep("no tags at All", require_think=False) == (" All", False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from repro import registry
+from repro import plugins, registry
 from repro.rl.rollout import PromptOptions
 from repro.rl.sft import demonstration_pairs
 
@@ -18,7 +18,7 @@ def episode(tag: str, n: int = 4) -> list[dict]:
 
 
 def test_history_lengths_cycle_over_episodes():
-    registry.load_plugins()
+    plugins.load_all()
     bench = registry.BENCHMARKS.get("alfworld")
     eps = [episode(t) for t in ("apple", "book", "cup", "dish", "egg")]
     base = demonstration_pairs(eps, OPTS, bench=bench)
@@ -34,6 +34,6 @@ def test_history_lengths_cycle_over_episodes():
 
 @pytest.mark.parametrize("bad", [[], [-1, 2]])
 def test_bad_history_lengths_are_refused(bad):
-    registry.load_plugins()
+    plugins.load_all()
     with pytest.raises(ValueError, match="history_lengths"):
         demonstration_pairs([episode("x")], OPTS, bench=registry.BENCHMARKS.get("alfworld"), history_lengths=bad)

@@ -18,6 +18,7 @@ import yaml
 from safetensors.torch import load_file
 
 from repro.config import load, run_config
+from repro.rl.family import AgenticRL
 
 SHRINK = {"iterations": 3, "tasks_per_batch": 2, "group_size": 3, "max_steps": 4, "val_every": 2,
           "val_episodes": 2, "checkpoint_every": 1, "mini_batch_rows": 16,
@@ -78,7 +79,7 @@ def _method(root, run: dict, method: str) -> dict:
     cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
     other = run_config(load(cfg, root), "hgpo", method)
     own = {k: v for k, v in other["train"].items() if run["train"].get(k) != v and k not in SHRINK}
-    return {**run, **{k: other[k] for k in ("method", "estimator", "method_params")},
+    return {**run, **{k: other[k] for k in ("method", "impl", "params")},
             "train": {**run["train"], **own, **({"group_size": 1, "tasks_per_batch": 6}
                                                 if other["train"]["group_size"] == 1 else {})}}
 
@@ -224,9 +225,9 @@ def test_trainer_releases_the_sampler_after_each_rollout_and_syncs_it_after_each
         return backend
 
     monkeypatch.setattr(trainer, "_backend", recording)
-    trainer.AgenticRL().train({**run, "train": {**run["train"], "iterations": 2, "val_every": 0}},
-                              dataset_dir=data, model_dir=model, out_dir=tmp_path / "ckpt",
-                              log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work",
-                              tracker=SimpleNamespace(log_metrics=lambda *a, **k: None))
+    AgenticRL().train({**run, "train": {**run["train"], "iterations": 2, "val_every": 0}},
+                      dataset_dir=data, model_dir=model, out_dir=tmp_path / "ckpt",
+                      log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work",
+                      tracker=SimpleNamespace(log_metrics=lambda *a, **k: None))
     events = [c for i, c in enumerate(calls) if c != "generate" or i == 0 or calls[i - 1] != "generate"]
     assert events == ["generate", "release", "sync"] * 2

@@ -58,12 +58,12 @@ def shrink(root: Path, wd: Path, benchmarks: tuple[str, ...] = ("alfworld", "web
     shutil.copytree(root / "paper_figures" / "reported", wd / "paper_figures" / "reported")
     cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())
     cfg["studies"] = ["hgpo"]  # the classic studies have smoke runs of their own (tests/studies)
-    cfg["datasets"]["alfworld/embedded"] = SMOKE_DATASET
-    cfg["datasets"]["webshop/embedded"] = SMOKE_WEBSHOP_DATASET
-    cfg["models"]["tiny-qwen2-alfworld"]["params"] = SMOKE_MODEL
-    cfg["models"]["tiny-qwen2-webshop"]["params"] = SMOKE_WEBSHOP_MODEL
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     study = yaml.safe_load((wd / "config" / "studies" / "hgpo.yaml").read_text())
+    study["datasets"]["alfworld/embedded"] = SMOKE_DATASET
+    study["datasets"]["webshop/embedded"] = SMOKE_WEBSHOP_DATASET
+    study["models"]["tiny-qwen2-alfworld"]["params"] = SMOKE_MODEL
+    study["models"]["tiny-qwen2-webshop"]["params"] = SMOKE_WEBSHOP_MODEL
     study["benchmarks"] = {b: study["benchmarks"][b] for b in benchmarks}
     for sc in ("embedded", "paper"):
         models = study["scales"][sc]["models"]

@@ -3,7 +3,8 @@
 import json
 import os
 
-from repro.config import ConfigError, job_config, load, run_table, study_figures
+from repro import registry
+from repro.config import ConfigError, job_config, load, model_resources, run_table, study_figures
 from repro.provenance import apply_cpu_pins
 from repro.tracking import SPOOL_FILE
 from snakemake.exceptions import WorkflowError
@@ -24,7 +25,7 @@ wildcard_constraints:
     scale=SCALE,
     study="|".join(LOADED["studies"]),
     benchmark="|".join(sorted({r.benchmark for r in RUNS})),
-    model="|".join(sorted({r.model for r in RUNS} | set(config["models"]))),
+    model="|".join(sorted({r.model for r in RUNS} | set(LOADED["models"]))),
     method="|".join(sorted({r.method for r in RUNS})),
     seed=r"\d+",
     dataset=r"[a-z0-9_.-]+",
@@ -53,11 +54,25 @@ def get_final_output():
 
 
 def get_dataset_params(wildcards):
-    return json.dumps(config["datasets"][f"{wildcards.dataset}/{wildcards.variant}"])
+    return json.dumps(LOADED["datasets"][f"{wildcards.dataset}/{wildcards.variant}"])
+
+
+def get_dataset_plugin(wildcards):
+    """The plugin that registers the dataset (that of a study declaring it)."""
+    return LOADED["plugins"]["datasets"][f"{wildcards.dataset}/{wildcards.variant}"]
 
 
 def get_model_spec(wildcards):
-    return config["models"][wildcards.model]
+    return LOADED["models"][wildcards.model]
+
+
+def get_model_plugin(wildcards):
+    return LOADED["plugins"]["models"][wildcards.model]
+
+
+def get_model_resource(key):
+    """Resource `key` of a get_model job: the model entry's `resources`, else the defaults."""
+    return lambda wildcards: model_resources(LOADED, wildcards.model)[key]
 
 
 def get_model_builder(wildcards):
@@ -102,14 +117,14 @@ def get_train_launcher(wildcards):
     return f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli" if gpus > 1 else "repro"
 
 
-# conda environment per sampler: vLLM pins its own torch and transformers (envs/vllm.yaml)
-TRAIN_ENVS = {"transformers": "../../envs/repro.yaml", "vllm": "../../envs/vllm.yaml"}
-
-
 def get_run_env(wildcards):
-    """The conda env of a run's train/evaluate job, by its `train.rollout_backend`."""
-    train = job_config(LOADED, get_run(wildcards))["train"]
-    return TRAIN_ENVS[train.get("rollout_backend", "transformers")]
+    """The conda env of a run's train/evaluate job: its family says which (envs/<name>.yaml)."""
+    run = job_config(LOADED, get_run(wildcards))
+    return f"../../envs/{registry.FAMILIES.get(run['family']).conda_env(run)}.yaml"
+
+
+def get_study_plugin(wildcards):
+    return LOADED["plugins"]["study"][wildcards.study]
 
 
 def get_tracking_uri():

@@ -3,6 +3,7 @@ rule fetch_dataset:
         directory("resources/datasets/{dataset}/{variant}"),
     params:
         spec=get_dataset_params,
+        plugin=get_dataset_plugin,
     conda:
         "../../envs/repro.yaml"
     log:
@@ -12,5 +13,5 @@ rule fetch_dataset:
     # data gates the warm starts (get_model, also 20): fetch it before any ready training
     priority: 20
     shell:
-        "repro --log {log} fetch-dataset --name {wildcards.dataset}/{wildcards.variant} "
+        "repro --log {log} fetch-dataset --plugin {params.plugin} --name {wildcards.dataset}/{wildcards.variant} "
         "--params {params.spec:q} --out {output}"

@@ -43,9 +43,11 @@ rule plot_figure:
         ),
     conda:
         "../../envs/repro.yaml"
+    params:
+        plugin=get_study_plugin,
     log:
         "logs/plot_figure/{scale}/{study}/{figure}.log",
     shell:
-        "repro --log {log} plot-figure --figure {wildcards.study}/{wildcards.figure} "
+        "repro --log {log} plot-figure --plugin {params.plugin} --figure {wildcards.study}/{wildcards.figure} "
         "--summary {input.summary} --train-logs {input.train_logs} --reported {input.reported} "
         "--scale {wildcards.scale} --out-dir paper_figures/{wildcards.scale}/{wildcards.study}"

@@ -1,6 +1,6 @@
 """The ``classic`` trainer family: learners that fit arrays (weakly supervised and multi-label studies).
 
-A study with ``family: classic`` names a registered learner per method (``methods.<m>.learner``);
+A study with ``family: classic`` names a registered learner per method (``methods.<m>.impl``);
 its datasets are array datasets (``repro.classic.data``) and its base "model" is an architecture
 spec (``repro.models.architecture``). ``train`` fits the learner, optionally choosing its
 hyper-parameters by k-fold cross-validation on the train split first, and writes the fitted arrays;
@@ -25,7 +25,8 @@ from repro import io as rio
 from repro import registry
 from repro.classic import metrics as _metrics  # noqa: F401  (the shared metrics every study names)
 from repro.classic.data import ArrayDataset, load_dataset
-from repro.config import ConfigError, check_dataclass
+from repro.config import check_dataclass
+from repro.families import check_impl, item_params, refuse_keys
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def score_split(learner: Learner, fitted: Fitted, data: ArrayDataset, split: str
 
 
 class Classic:
-    """Trainer family ``classic`` (registered in ``registry.TRAINERS``)."""
+    """Trainer family ``classic`` (``registry.FAMILIES``; the protocol is ``repro.families.Family``)."""
 
     def train_config(self, values: dict, source: str) -> TrainConfig:
         return check_dataclass(TrainConfig, values, source)
@@ -142,20 +143,17 @@ class Classic:
         return check_dataclass(EvalConfig, values, source)
 
     def check_method(self, spec: dict, source: str) -> None:
-        if "estimator" in spec:
-            raise ConfigError(f"{source}.estimator: a classic study's method names a `learner`, not an "
-                              f"advantage estimator")
-        if spec.get("learner") not in registry.LEARNERS:
-            raise ConfigError(f"{source}.learner: {spec.get('learner')!r} is not a registered learner; "
-                              f"allowed: {', '.join(registry.LEARNERS.names())}")
+        refuse_keys(spec, set(), source, "classic")
+        check_impl(registry.LEARNERS, spec, source)
 
-    def check_method_params(self, values: dict, source: str, method: dict | None = None) -> Any:
-        if method is None:  # a study-wide block: checked per method, once merged into its params
-            return values
-        return check_dataclass(registry.LEARNERS.get(method["learner"]).Params, values, source)
+    def method_params(self, spec: dict, values: dict, source: str) -> Any:
+        return item_params(registry.LEARNERS, spec["impl"], values, source)
 
-    def _params(self, learner: Learner, values: dict, source: str):
-        return check_dataclass(learner.Params, values, source)
+    def check_benchmark(self, benchmark: str, evaluate: EvalConfig, source: str) -> None:
+        """Any split name the dataset holds (checked when the job reads it)."""
+
+    def conda_env(self, run: dict) -> str:
+        return "repro"
 
     # --- train -------------------------------------------------------------------------------
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
@@ -163,8 +161,8 @@ class Classic:
         import pandas as pd
 
         cfg = self.train_config(run["train"], "train")
-        learner: Learner = registry.LEARNERS.get(run["learner"])
-        params = self._params(learner, run["method_params"], "params")
+        learner: Learner = registry.LEARNERS.get(run["impl"])
+        params = self.method_params(run, run["params"], "params")
         seed = int(run["seed"])
         data = load_dataset(dataset_dir)
         arch = rio.read_json(Path(model_dir) / "config.json")
@@ -173,14 +171,14 @@ class Classic:
         if cv:
             best = (max if registry.METRICS.get(cfg.cv_metric).higher_is_better else min)(
                 cv, key=lambda c: c["score"])
-            params = self._params(learner, {**asdict(params), **best["params"]}, "params (cross-validated)")
+            params = check_dataclass(type(params), {**asdict(params), **best["params"]}, "params (cross-validated)")
             log.info("cross-validation chose %s (%s %.4f)", best["params"], cfg.cv_metric, best["score"])
         rows: list[dict[str, float]] = []
 
         def log_row(row: dict[str, float]) -> None:
             rows.append({"epoch": len(rows) + 1, **row})
 
-        log.info("fitting %s (%s) on %d training examples, seed %d", run["method"], run["learner"],
+        log.info("fitting %s (%s) on %d training examples, seed %d", run["method"], run["impl"],
                  len(data.split("train")[0]), seed)
         fitted = learner.fit(data, arch, params, cfg, seed, log_row)
         seconds = round(time.perf_counter() - t0, 2)
@@ -188,7 +186,7 @@ class Classic:
         with rio.atomic_dir(out_dir) as tmp:
             np.savez(tmp / CHECKPOINT_ARRAYS, **fitted.arrays)
             rio.write_json(tmp / STATE_FILE, {
-                "iteration": cfg.epochs, "learner": run["learner"], "params": asdict(params), "arch": arch,
+                "iteration": cfg.epochs, "learner": run["impl"], "params": asdict(params), "arch": arch,
                 "info": fitted.info, "cv": cv, "fit_seconds": seconds,
                 "base_model": rio.manifest_record(model_dir)})
         rio.write_text(log_csv, pd.DataFrame(rows or [{"epoch": 0}]).to_csv(index=False))
@@ -202,7 +200,7 @@ class Classic:
         out = []
         for values in itertools.product(*(cfg.cv_grid[k] for k in keys)):
             cand = dict(zip(keys, values))
-            p = self._params(learner, {**asdict(params), **cand}, f"train.cv_grid {cand}")
+            p = check_dataclass(type(params), {**asdict(params), **cand}, f"train.cv_grid {cand}")
             scores = [score_split(learner, learner.fit(f, arch, p, cfg, seed, lambda row: None), f, CV_SPLIT,
                                   arch, p, [cfg.cv_metric])[cfg.cv_metric] for f in folds]
             out.append({"params": cand, "score": float(np.mean(scores)), "fold_scores": scores})
@@ -214,7 +212,8 @@ class Classic:
         cfg = self.eval_config(run["evaluate"], "evaluate")
         state = rio.read_json(Path(checkpoint_dir) / STATE_FILE)
         learner: Learner = registry.LEARNERS.get(state["learner"])
-        params = self._params(learner, state["params"], f"{checkpoint_dir}/{STATE_FILE}: params")
+        params = item_params(registry.LEARNERS, state["learner"], state["params"],
+                             f"{checkpoint_dir}/{STATE_FILE}: params")
         with np.load(Path(checkpoint_dir) / CHECKPOINT_ARRAYS, allow_pickle=False) as z:
             fitted = Fitted({k: z[k] for k in z.files}, state["info"])
         data = load_dataset(dataset_dir)
@@ -228,4 +227,4 @@ class Classic:
         return {"splits": splits}
 
 
-registry.TRAINERS.register("classic")(Classic())
+registry.FAMILIES.register("classic")(Classic())

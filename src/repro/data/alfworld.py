@@ -34,21 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from repro import io as rio
+from repro.envs.alfworld import TASK_TYPES
 from repro.registry import DATASETS
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid_seen", "valid_unseen")
-
-#: ALFWorld task-type ids (``alfred_tw_env.TASK_TYPES``).
-TASK_TYPES = {
-    1: "pick_and_place_simple",
-    2: "look_at_obj_in_light",
-    3: "pick_clean_then_place_in_recep",
-    4: "pick_heat_then_place_in_recep",
-    5: "pick_cool_then_place_in_recep",
-    6: "pick_two_obj_and_place",
-}
 
 EMBEDDED_DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -441,7 +432,7 @@ def _planner_env():
             AlfredDemangler, AlfredInfos)
         from textworld.envs.wrappers import Filter  # noqa: PLC0415
 
-        from repro.rl.envs.alfworld import pddl_engine  # noqa: PLC0415
+        from repro.envs.alfworld import pddl_engine  # noqa: PLC0415
 
         infos = textworld.EnvInfos(won=True, admissible_commands=True, policy_commands=True,
                                    extras=["gamefile"])
@@ -480,7 +471,7 @@ def _solve_many(gamefiles: list[str]) -> list[list[str] | None]:
     import multiprocessing as mp  # noqa: PLC0415
 
     if mp.parent_process() is not None:  # a pool worker of ours: load+reset translate once
-        from repro.rl.envs.alfworld import memoize_engine  # noqa: PLC0415
+        from repro.envs.alfworld import memoize_engine  # noqa: PLC0415
 
         memoize_engine()
     return [solve_game(g) for g in gamefiles]
@@ -725,7 +716,7 @@ def fetch_full(out_dir: Path, params: dict) -> None:
     out_dir = Path(out_dir)
     base = str(params.get("base_url", RELEASE_BASE_URL)).rstrip("/")
     archives = params.get("archives", RELEASE_ARCHIVES)
-    if isinstance(archives, dict):  # {archive name: release tag}, as in config/config.yaml
+    if isinstance(archives, dict):  # {archive name: release tag}, as in config/studies/hgpo.yaml
         archives = [f"{tag}/{name}" for name, tag in archives.items()]
     archives = [str(a) for a in archives]
     expected = dict(params.get("sha256") or {})

@@ -1,7 +1,7 @@
 """WebShop datasets: a generated embedded catalog and the paper-scale Google Drive files.
 
 Both variants write WebShop's own raw files (environments.md §3.2), which
-``repro.rl.envs.webshop`` reads unchanged::
+``repro.envs.webshop`` reads unchanged::
 
     <out_dir>/items_shuffle[_1000].json   products
     <out_dir>/items_ins_v2[_1000].json    {asin: {attributes, instruction, instruction_attributes}}
@@ -195,7 +195,7 @@ def _option_value(raw: str) -> str:
 def check_families(families: list[dict[str, Any]] = FAMILIES) -> None:
     """Raise ``ValueError`` if two families share a title token, or an option value would not
     match itself under the reward, or collides with a button or another option type."""
-    from repro.rl.envs.webshop.reward import option_reward  # noqa: PLC0415
+    from repro.envs.webshop.reward import option_reward  # noqa: PLC0415
 
     vocab: dict[str, str] = {}
     for fam in families:

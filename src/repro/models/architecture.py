@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from repro import io as rio
-from repro.registry import MODELS
 
 
-@MODELS.register("architecture")
 def build_architecture(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None = None) -> None:
     if not isinstance(params.get("kind"), str):
         raise ValueError(f"architecture params need a string `kind` (e.g. mlp, linear, resnet18), got {params!r}")

@@ -48,7 +48,6 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
 from repro.io import atomic_dir, write_json
-from repro.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ MANIFEST = "MANIFEST.json"
 _CHUNK = 1 << 20
 
 
-@MODELS.register("hf_hub")
 def download_snapshot(out_dir: Path, params: dict, dataset_dir: Path | None = None) -> None:
     """Download ``params["repo_id"]`` at commit ``params["revision"]`` into ``out_dir``.
 

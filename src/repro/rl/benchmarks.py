@@ -30,7 +30,8 @@ class Benchmark:
     task_text: Callable[[str], str]
     templates: dict[str, tuple[str, str]]                 # prompt style -> (first step, later steps)
     observation_filters: dict[str, Callable[[str], str]]  # prompt style -> observation as shown
-    tail_chars: int                      # invalid response: the action sent is its last N characters
+    #: (raw response, require_think) -> (action, valid): how a response becomes an action
+    parser: Callable[[str, bool], tuple[str, bool]]
     #: (dataset_dir, split, n_episodes, noise, seed, max_steps, **env) -> (episodes, won)
     expert_episodes: Callable[..., tuple[list[list[dict]], list[bool]]]
     #: constrained decoding (embedded scale): the admissible list as offered to the policy
@@ -52,7 +53,7 @@ class Benchmark:
                                     format_actions=self.format_actions)
 
     def parse(self, text: str, require_think: bool) -> tuple[str, bool]:
-        return prompts.parse_action(text, tail_chars=self.tail_chars, require_think=require_think)
+        return self.parser(text, require_think)
 
 
 def get(name: str) -> Benchmark:
@@ -63,7 +64,7 @@ def get(name: str) -> Benchmark:
 
 
 def _alfworld_make(dataset_dir, split, *, workers, max_steps, seed, slots, **env):
-    from repro.rl.envs.alfworld import AlfworldBatchEnv
+    from repro.envs.alfworld import AlfworldBatchEnv
 
     # each kept chain holds its own copy of the planner library (~34 MB): keep one batch's worth
     return AlfworldBatchEnv(dataset_dir, split, num_workers=workers, max_steps=max_steps, seed=seed,
@@ -71,20 +72,20 @@ def _alfworld_make(dataset_dir, split, *, workers, max_steps, seed, slots, **env
 
 
 def _alfworld_games(dataset_dir, split, **env):
-    from repro.rl.envs.alfworld import list_games
+    from repro.envs.alfworld import list_games
 
     return list_games(dataset_dir, split)
 
 
 def _alfworld_expert(dataset_dir, split, n_episodes, noise, seed, max_steps, **env):
-    from repro.rl.envs.alfworld import expert_episodes
+    from repro.envs.alfworld import expert_episodes
 
     return expert_episodes(dataset_dir, split, n_episodes=n_episodes, noise=noise, seed=seed,
                            max_steps=max_steps)
 
 
 def _alfworld_vocabulary(dataset_dir: Path) -> str:
-    from repro.rl.envs.alfworld import class_vocabulary
+    from repro.envs.alfworld import class_vocabulary
 
     return class_vocabulary(dataset_dir)
 
@@ -92,7 +93,8 @@ def _alfworld_vocabulary(dataset_dir: Path) -> str:
 registry.BENCHMARKS.register("alfworld")(Benchmark(
     name="alfworld", train_split="train", val_split="valid_seen", eval_splits=("valid_seen", "valid_unseen", "train"),
     make=_alfworld_make, list_games=_alfworld_games, task_text=prompts.task_from_first_observation,
-    templates=prompts.TEMPLATES, observation_filters=prompts.OBSERVATION_FILTERS, tail_chars=30,
+    templates=prompts.TEMPLATES, observation_filters=prompts.OBSERVATION_FILTERS,
+    parser=prompts.ActionParser(tail_chars=30),
     expert_episodes=_alfworld_expert, vocabulary=_alfworld_vocabulary,
 ))
 
@@ -113,7 +115,7 @@ def _webshop_params(dataset_dir, env: dict) -> dict:
 
 
 def _webshop_env(dataset_dir, max_steps, env):
-    from repro.rl.envs.webshop import WebshopBatchEnv
+    from repro.envs.webshop import WebshopBatchEnv
 
     return WebshopBatchEnv(dataset_dir, max_steps=max_steps, **_webshop_params(dataset_dir, env))
 
@@ -127,7 +129,7 @@ def _webshop_games(dataset_dir, split, **env):
 
 
 def _webshop_expert(dataset_dir, split, n_episodes, noise, seed, max_steps, **env):
-    from repro.rl.envs.webshop.expert import expert_episodes
+    from repro.envs.webshop.expert import expert_episodes
 
     return expert_episodes(dataset_dir, split, n_episodes=n_episodes, noise=noise, seed=seed,
                            max_steps=max_steps, **_webshop_params(dataset_dir, env))
@@ -136,13 +138,13 @@ def _webshop_expert(dataset_dir, split, n_episodes, noise, seed, max_steps, **en
 def _webshop_offered(admissible: list[str], task: str) -> list[str]:
     """deviation (embedded, constrained decoding): the search bar is offered as one concrete
     action, a search for the task instruction itself; the reference lets the model write its query."""
-    from repro.rl.envs.webshop import SEARCH_MARKER
+    from repro.envs.webshop import SEARCH_MARKER
 
     return [f"search[{task}]" if a == SEARCH_MARKER else a for a in admissible]
 
 
 def _webshop_task(obs: str) -> str:
-    from repro.rl.envs.webshop import task_text
+    from repro.envs.webshop import task_text
 
     return task_text(obs)
 
@@ -151,6 +153,6 @@ registry.BENCHMARKS.register("webshop")(Benchmark(
     name="webshop", train_split="train", val_split="test", eval_splits=("test",),
     make=_webshop_make, list_games=_webshop_games, task_text=_webshop_task,
     templates=prompts.WEBSHOP_TEMPLATES, observation_filters=prompts.WEBSHOP_OBSERVATION_FILTERS,
-    tail_chars=20, expert_episodes=_webshop_expert, offered_actions=_webshop_offered,
+    parser=prompts.ActionParser(tail_chars=20), expert_episodes=_webshop_expert, offered_actions=_webshop_offered,
     score_key="task_score", format_actions=prompts.quoted_lines,
 ))

@@ -26,10 +26,12 @@ class TrainConfig:
     ppo_epochs: int = 1
     mini_batch_rows: int = 256            # PPO mini-batch, counted in step rows
     micro_batch_rows: int = 16            # rows per forward/backward; gradients accumulate
-    clip_ratio: float = 0.2
-    clip_ratio_c: float = 3.0             # dual-clip constant
-    kl_coef: float = 0.01                 # low-variance KL to the reference (0 disables)
-    entropy_coeff: float = 0.001
+    policy_loss: str = "ppo_clip"         # repro.registry.POLICY_LOSSES
+    policy_loss_params: dict = field(default_factory=dict)  # the loss's typed params (e.g. PPOClipParams)
+    rollout: str = "multi_turn"           # repro.registry.ROLLOUTS: how episodes are played
+    # training diagnostics (repro.registry.DIAGNOSTICS) run on every iteration's batch: name ->
+    # params (the diagnostic's typed params; gamma, invalid_penalty, history_length come from here)
+    diagnostics: dict = field(default_factory=dict)
     max_prompt_tokens: int = 4096         # left-truncated
     max_response_tokens: int = 512
     train_temperature: float = 1.0
@@ -91,14 +93,16 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class EstimatorParams:
-    """Keys an advantage estimator may read (agentic-rl.md §3); unknown keys are refused."""
+class PPOClipParams:
+    """Params of the ``ppo_clip`` policy loss (verl ``ppo_trainer.yaml`` actor defaults, §4.2)."""
 
-    norm_adv_by_std: bool = True
-    mode: Literal["mean_std_norm", "mean_norm"] = "mean_std_norm"
-    step_advantage_w: float = 1.0
-    length_weight_alpha: float = 1.0
-    base_group: bool = False
-    epsilon: float = 1e-6
-    gae_gamma: float = 1.0
-    gae_lambda: float = 1.0
+    clip_ratio: float = 0.2
+    clip_ratio_c: float = 3.0             # dual-clip constant
+    kl_coef: float = 0.01                 # low-variance KL to the reference (0 disables)
+    entropy_coeff: float = 0.001
+    loss_agg_mode: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
+
+    def __post_init__(self) -> None:
+        if self.clip_ratio <= 0 or self.clip_ratio_c <= 1 or self.kl_coef < 0:
+            raise ValueError(f"need clip_ratio > 0, clip_ratio_c > 1, kl_coef >= 0; got {self.clip_ratio}, "
+                             f"{self.clip_ratio_c}, {self.kl_coef}")

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import torch
 
-from repro.registry import ROLLOUT_BACKENDS
 from repro.rl import distributed as dist
 
 
@@ -167,7 +166,6 @@ def _replica(model):
     return replica.eval()
 
 
-@ROLLOUT_BACKENDS.register("transformers")
 def transformers_backend(model, tok, cfg, model_dir, device) -> TransformersBackend:
     """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused)."""
     return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,

@@ -1,13 +1,57 @@
-"""Policy loss: PPO-clip with token-mean aggregation, low-variance KL to the reference, entropy.
+"""Policy losses (``registry.POLICY_LOSSES``, named by ``train.policy_loss``) and their pieces.
 
-Semantics follow verl's ``compute_policy_loss`` / ``kl_penalty("low_var_kl")`` /
-``agg_loss("token-mean")`` (reference: agentic-rl.md §4.2): dual-clip with c = 3 for negative
-advantages, loss = pg − entropy_coeff·H + kl_coef·KL. Variants register here later (e.g. KPO).
+``ppo_clip`` follows verl's ``compute_policy_loss`` / ``kl_penalty("low_var_kl")`` / ``agg_loss``
+(reference: agentic-rl.md §4.2): dual-clip with c = 3 for negative advantages,
+loss = pg − entropy_coeff·H + kl_coef·KL, aggregated over tokens as ``loss_agg_mode`` says.
+Other losses (e.g. KPO's filtered ratio, GSPO's sequence ratio) register beside it, each with its
+own typed params (``train.policy_loss_params``).
 """
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import torch
+
+from repro.rl.config import PPOClipParams
+
+
+class PolicyLoss(Protocol):
+    """A registered policy loss; its params dataclass is given as ``params=`` at registration."""
+
+    def uses_reference(self, params: Any) -> bool:
+        """Whether the loss reads the reference policy's log-probs (the trainer then computes them)."""
+
+    def agg_mode(self, params: Any) -> str:
+        """How the loss aggregates tokens (``AGG_MODES``): micro-batches are weighted accordingly."""
+
+    def __call__(self, logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor,
+                 entropy: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, params: Any
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, parts for logging) of one micro-batch. [B, T] tensors; ``adv`` [B] or [B, T]."""
+
+
+#: verl's ``loss_agg_mode`` values: the mean over all tokens, or over sequences of each
+#: sequence's token sum / token mean
+AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
+
+
+def agg_loss(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Aggregate per-token values x [B, T] over the valid tokens (mask [B, T]) as ``mode``."""
+    if mode == "token-mean":
+        return masked_mean(x, mask)
+    seq = (x * mask).sum(-1)  # [B]
+    if mode == "seq-mean-token-mean":
+        seq = seq / mask.sum(-1).clamp_min(1.0)
+    elif mode != "seq-mean-token-sum":
+        raise ValueError(f"loss_agg_mode {mode!r}; allowed: {', '.join(AGG_MODES)}")
+    return seq.mean()
+
+
+def agg_units(mask: torch.Tensor, mode: str) -> float:
+    """What ``agg_loss`` averages over in ``mask`` [B, T]: its tokens (token-mean) or its rows;
+    a micro-batch's loss is weighted by its share of the mini-batch's units."""
+    return float(mask.sum()) if mode == "token-mean" else float(mask.shape[0])
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -16,8 +60,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                  clip: float = 0.2, clip_c: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO-clip (with dual clip) policy-gradient loss and clip fraction.
+                  clip: float = 0.2, clip_c: float = 3.0, agg: str = "token-mean"
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO-clip (with dual clip) policy-gradient loss (aggregated as ``agg``) and clip fraction
+    (token-mean, as verl's ``pg_clipfrac``).
 
     logp, old_logp, mask: [B, T] per response token; adv: [B] per step row (broadcast over its
     tokens) or [B, T] per token (GAE).
@@ -29,7 +75,7 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
     dual = torch.minimum(clipped, -a * clip_c)
     loss = torch.where(a < 0, dual, clipped)
     clipfrac = masked_mean((l2 > l1).float(), mask)
-    return masked_mean(loss, mask), clipfrac
+    return agg_loss(loss, mask, agg), clipfrac
 
 
 def value_loss(vpred: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
@@ -70,12 +116,24 @@ def token_logprobs_and_entropy(logits: torch.Tensor, targets: torch.Tensor,
     return logp, entropy
 
 
-def policy_loss(logp, old_logp, ref_logp, entropy, adv, mask, *, clip: float, clip_c: float,
-                kl_coef: float, entropy_coeff: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total actor loss and its parts (for logging)."""
-    pg, clipfrac = ppo_clip_loss(logp, old_logp, adv, mask, clip, clip_c)
-    ent = masked_mean(entropy, mask)
-    kl = masked_mean(low_var_kl(logp, ref_logp), mask) if kl_coef > 0 else torch.zeros(())
-    loss = pg - entropy_coeff * ent + kl_coef * kl
-    return loss, {"policy_loss": pg.item(), "entropy": ent.item(), "kl": kl.item(),
-                  "clipfrac": clipfrac.item()}
+class PPOClip:
+    """``ppo_clip``: PPO-clip + low-variance KL to the reference + entropy bonus (verl's actor loss)."""
+
+    def uses_reference(self, params: PPOClipParams) -> bool:
+        return params.kl_coef > 0
+
+    def agg_mode(self, params: PPOClipParams) -> str:
+        return params.loss_agg_mode
+
+    def __call__(self, logp, old_logp, ref_logp, entropy, adv, mask, params: PPOClipParams
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        mode = params.loss_agg_mode
+        pg, clipfrac = ppo_clip_loss(logp, old_logp, adv, mask, params.clip_ratio, params.clip_ratio_c, mode)
+        ent = agg_loss(entropy, mask, mode)
+        kl = agg_loss(low_var_kl(logp, ref_logp), mask, mode) if params.kl_coef > 0 else torch.zeros(())
+        loss = pg - params.entropy_coeff * ent + params.kl_coef * kl
+        return loss, {"policy_loss": pg.item(), "entropy": ent.item(), "kl": kl.item(),
+                      "clipfrac": clipfrac.item()}
+
+
+PPO_CLIP = PPOClip()  # registered lazily as "ppo_clip" by repro.rl.plugin (this module imports torch)

@@ -187,21 +187,39 @@ def format_response(action: str, think: bool) -> str:
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def parse_action(text: str, *, tail_chars: int = 30, require_think: bool = True) -> tuple[str, bool]:
+@dataclass(frozen=True)
+class ActionParser:
+    """A benchmark's projection of a raw response onto an action (``Benchmark.parser``): the text
+    (lower-cased when ``lowercase``) between ``<tag>`` and ``</tag>``, stripped; without both tags
+    the last ``tail_chars`` characters are sent and the step is invalid (verl-agent's
+    ``alfworld_projection`` / ``webshop_projection``)."""
+
+    tag: str = "action"
+    tail_chars: int = 30
+    lowercase: bool = True
+
+    def __call__(self, text: str, require_think: bool = True) -> tuple[str, bool]:
+        return parse_action(text, tail_chars=self.tail_chars, require_think=require_think, tag=self.tag,
+                            lowercase=self.lowercase)
+
+
+def parse_action(text: str, *, tail_chars: int = 30, require_think: bool = True, tag: str = "action",
+                 lowercase: bool = True) -> tuple[str, bool]:
     """Project a raw response onto an action (verl-agent ``alfworld_projection``).
 
-    Returns ``(action, valid)``. The text is lowercased; with both ``<action>`` tags the stripped
-    inner text is the action; otherwise the last ``tail_chars`` characters are sent and the step is
-    invalid. Missing ``<think>`` tags (when required) or CJK characters also make it invalid.
-    Admissibility is deliberately not checked (as in the reference).
+    Returns ``(action, valid)``. The text is lowercased (``lowercase``); with both ``<tag>`` tags
+    the stripped inner text is the action; otherwise the last ``tail_chars`` characters are sent
+    and the step is invalid. Missing ``<think>`` tags (when required) or CJK characters also make
+    it invalid. Admissibility is deliberately not checked (as in the reference).
     """
-    t = text.lower()
-    start, end = t.find("<action>"), t.find("</action>")
+    t = text.lower() if lowercase else text
+    low = t if lowercase else t.lower()  # tags are matched case-insensitively either way
+    start, end = low.find(f"<{tag}>"), low.find(f"</{tag}>")
     if start >= 0 and end > start:
-        action, valid = t[start + len("<action>"):end].strip(), True
+        action, valid = t[start + len(tag) + 2:end].strip(), True
     else:
         action, valid = t[-tail_chars:], False
-    if require_think and ("<think>" not in t or "</think>" not in t):
+    if require_think and ("<think>" not in low or "</think>" not in low):
         valid = False
     if _CJK.search(t):
         valid = False

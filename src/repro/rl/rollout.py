@@ -1,6 +1,11 @@
-"""Multi-turn rollouts: agent <-> batched environment, one training row per step (agentic-rl.md §2.1).
+"""Rollouts: one result type (:class:`Rollout`) and the registered ways of producing it
+(``registry.ROLLOUTS``, named by ``train.rollout``). ``multi_turn`` (:func:`run_episodes`): agent
+<-> batched environment, one training row per step (agentic-rl.md §2.1). A rollout kind is a
+callable ``(env, backend, games, group_ids, *, max_steps, temperature, seed, prompt, bench) ->
+Rollout``; each step row names the agent that acted (``StepBatch.agent``; 0 for a single agent),
+so single-turn and multi-agent orchestrations fit the same trainer.
 
-Groups of ``group_size`` episodes share one game. At each step every active episode gets a fresh
+Multi-turn: groups of ``group_size`` episodes share one game. At each step every active episode gets a fresh
 prompt (task, recent history, current observation, admissible actions); the response is parsed for
 ``<action>…</action>`` and sent to the environment. Rows are gathered trajectory-major and
 chronological, as the estimators require.
@@ -62,6 +67,7 @@ class Rollout:
         if len(parts) == 1:
             return parts[0]
         cols: dict[str, list] = {k: [] for k in ("group", "traj", "step", "reward", "episode_reward", "valid")}
+        agents = None if any(ro.batch.agent is None for ro in parts) else [ro.batch.agent for ro in parts]
         g_off = t_off = 0
         for ro in parts:
             b = ro.batch
@@ -72,6 +78,7 @@ class Rollout:
             g_off += int(b.group.max()) + 1 if len(b) else 0
             t_off += int(b.traj.max()) + 1 if len(b) else 0
         batch = StepBatch.from_anchor_strings(anchor_obs=[a for ro in parts for a in ro.anchor_obs],
+                                              agent=None if agents is None else np.concatenate(agents),
                                               **{k: np.concatenate(v) for k, v in cols.items()})
         flat = lambda attr: [x for ro in parts for x in getattr(ro, attr)]  # noqa: E731
         logps = None if any(ro.old_logprobs is None for ro in parts) else flat("old_logprobs")
@@ -162,6 +169,7 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
         reward=np.array([x[1] for x in flat], dtype=np.float64),
         episode_reward=ep_reward[traj],
         valid=np.array([x[2] for x in flat], dtype=bool),
+        agent=np.zeros(len(flat), dtype=np.int64),  # one agent
     )
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,

@@ -1,7 +1,7 @@
-"""The agentic-RL trainer family: rollout → advantages → PPO updates → validation → checkpoint.
+"""The agentic-RL training loop: rollout → advantages → PPO updates → validation → checkpoint.
 
-Registered as ``agentic_rl`` in ``repro.registry.TRAINERS``. One process on CPU; the same loop is
-the unit a multi-GPU launcher wraps. The advantage estimator is looked up in
+``repro.rl.family.AgenticRL`` (family ``agentic_rl``) calls ``train`` and ``evaluate`` here. One
+process on CPU; the same loop is the unit a multi-GPU launcher wraps. The advantage estimator is looked up in
 ``repro.registry.ESTIMATORS`` by the method's config; nothing here names a method or a study.
 """
 
@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,24 @@ import torch
 
 from repro import io as rio
 from repro import registry
-from repro.config import ConfigError, check_dataclass
 from repro.rl import benchmarks
 from repro.rl import distributed as dist
-from repro.rl.advantages.context import context_inconsistency
 from repro.rl.benchmarks import Benchmark
-from repro.rl.config import EstimatorParams, EvalConfig, TrainConfig
+from repro.rl.config import TrainConfig
 from repro.rl.critic import Critic
 from repro.rl.generation import GenerationBackend
-from repro.rl import vllm_backend  # noqa: F401  (registers the vllm rollout backend)
-from repro.rl.losses import policy_loss
+from repro.rl.losses import agg_units
 from repro.rl.policy import HeadAtResponses, batched_logprobs, pad_to, response_logprobs, update_plan
-from repro.rl.rollout import PromptOptions, Rollout, run_episodes
+from repro.rl.rollout import PromptOptions, Rollout
 
 log = logging.getLogger(__name__)
 
-CONTEXT_KEYS = ("inconsistent_group_frac", "inconsistent_row_frac", "adv_gap_inconsistent", "adv_gap_consistent")
+#: train_log.csv columns; the configured diagnostics' columns follow
 LOG_COLUMNS = [
     "iteration", "rollout/success_rate", "rollout/episode_reward", "rollout/valid_action_ratio",
     "rollout/episode_length", "train/policy_loss", "train/kl", "train/entropy", "train/clipfrac",
     "train/advantage_abs_mean", "critic/value_loss", "critic/value_clipfrac", "time/rollout_s",
     "time/update_s", "eval/val/success_rate",
-    *(f"context/{k}" for k in CONTEXT_KEYS),
 ]
 
 
@@ -82,8 +77,9 @@ def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps
     plays = [g for g in games for _ in range(repeats)]
     groups = [i for i in range(len(games)) for _ in range(repeats)]
     with precision(cfg):
-        return run_episodes(env, backend, plays, groups, max_steps=max_steps, temperature=temperature,
-                            seed=seed, prompt=_prompt_options(cfg), bench=bench)
+        return registry.ROLLOUTS.get(cfg.rollout)(env, backend, plays, groups, max_steps=max_steps,
+                                                  temperature=temperature, seed=seed,
+                                                  prompt=_prompt_options(cfg), bench=bench)
 
 
 def precision(cfg: TrainConfig):
@@ -106,7 +102,9 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     Old, new and reference log-probs are all of the distribution the rollout sampled from: at
     ``train_temperature``, and renormalised over the allowed tokens where the rollout restricted
     sampling (``ro.allowed_ids``; needs ``eos_id``), so the update is the gradient of the policy
-    that acted."""
+    that acted. The loss is ``train.policy_loss`` (``registry.POLICY_LOSSES``) with its params."""
+    loss_fn, loss_params = policy_loss(cfg)
+    agg = loss_fn.agg_mode(loss_params)
     temp = cfg.train_temperature
     allowed = ro.allowed_ids
     if allowed is not None and eos_id is None:
@@ -117,7 +115,8 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                                temperature=temp, allowed_ids=allowed, eos_id=eos_id)
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
-                            temperature=temp, allowed_ids=allowed, eos_id=eos_id) if cfg.kl_coef > 0 else old)
+                            temperature=temp, allowed_ids=allowed, eos_id=eos_id)
+           if loss_fn.uses_reference(loss_params) else old)
     per_token = isinstance(adv, list)
     dev = next(model.parameters()).device
     adv_t = ([torch.as_tensor(a, dtype=torch.float32, device=dev) for a in adv] if per_token
@@ -131,8 +130,9 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     model.train()
     sharded = dist.is_sharded(model)
     for micro, n_tokens in plan:
-        # token-mean over the whole mini-batch: each micro-batch's token-mean loss is
-        # weighted by its share of the mini-batch's response tokens (same gradient as one pass)
+        # the loss's mean over the whole mini-batch: each micro-batch's loss is weighted by its
+        # share of the mini-batch's tokens (token-mean) or rows (seq-mean-*), the gradient of one pass
+        n_units = float(n_tokens) if agg == "token-mean" else float(sum(len(m) for m in micro))
         optimizer.zero_grad(set_to_none=True)
         for m, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
             logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
@@ -141,10 +141,9 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
                                                 eos_id=eos_id)
             width = logp.shape[1]
             a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
-            loss, parts = policy_loss(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
-                                      ent, a, mask, clip=cfg.clip_ratio, clip_c=cfg.clip_ratio_c,
-                                      kl_coef=cfg.kl_coef, entropy_coeff=cfg.entropy_coeff)
-            share = float(mask.sum()) / n_tokens
+            loss, parts = loss_fn(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
+                                  ent, a, mask, loss_params)
+            share = agg_units(mask, agg) / n_units
             (loss * (share * weight)).backward()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * share * (weight > 0)
@@ -153,6 +152,14 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         optimizer.step()
     sums = dist.all_reduce_sum(sums)
     return {f"train/{k}": v / max(len(plan), 1) for k, v in sums.items()}
+
+
+def policy_loss(cfg: TrainConfig):
+    """(the registered loss ``cfg.policy_loss``, its typed params from ``cfg.policy_loss_params``)."""
+    from repro.families import item_params
+
+    return (registry.POLICY_LOSSES.get(cfg.policy_loss),
+            item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, "train.policy_loss_params"))
 
 
 def _plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator):
@@ -174,7 +181,8 @@ def advantages(estimator, ro: Rollout, params: dict, critic: Critic | None, pad_
 class _Log:
     """train_log.csv rows kept in memory, saved with each checkpoint and at the end."""
 
-    def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, columns: list[str], rows: list[dict[str, Any]] | None = None) -> None:
+        self.columns = columns
         self.rows = rows or []
 
     def add(self, row: dict[str, Any]) -> None:
@@ -182,10 +190,10 @@ class _Log:
 
     def to_csv(self) -> str:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
         w.writeheader()
         for row in self.rows:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in self.columns})
         return buf.getvalue()
 
 
@@ -204,187 +212,159 @@ def _save_state(work_dir: Path, model, policy, optimizer, iteration: int, log_ro
     log.info("checkpoint written at iteration %d (%s)", iteration, work_dir / "state.pt")
 
 
-class AgenticRL:
-    """Trainer family for HGPO, GiGPO, GRPO (and later GraphGPO, Dr. MAS, KPO, PA-MoE)."""
+# --- train ---------------------------------------------------------------------------------------
+def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
+          log_csv: Path, work_dir: Path, tracker) -> None:
+    """``family`` (``repro.rl.family.AgenticRL``) types the run's config blocks."""
+    dist.init_from_env()  # under torchrun: one process per GPU (repro.rl.distributed)
+    cfg = family.train_config(run["train"], "train")
+    estimator = registry.ESTIMATORS.get(run["impl"]) if run["impl"] else None
+    iterations = cfg.iterations if estimator else 0
+    est_params = family.estimator_params(run, cfg) if estimator else None
+    diagnostics = family.diagnostics(cfg)
+    seed = int(run["seed"])
+    torch.manual_seed(seed)
+    model, tok = _load(model_dir)
+    loss_fn, loss_params = policy_loss(cfg)
+    ref_model = (copy.deepcopy(model).eval() if estimator and loss_fn.uses_reference(loss_params)
+                 else None)  # the base model
+    state_path = work_dir / "state.pt"
+    state = torch.load(state_path, weights_only=False) if estimator and state_path.exists() else None
+    if state is not None:
+        model.load_state_dict(state["model"])  # whole weights, before any sharding
+    # what the update runs: the model itself, or (fsdp, several ranks) its sharded forward
+    fsdp = cfg.parallel == "fsdp" and dist.world_size() > 1
+    policy = dist.shard_model(HeadAtResponses(model, "lm")) if fsdp else model
+    if fsdp and ref_model is not None:
+        ref_model = dist.shard_model(HeadAtResponses(ref_model, "lm"))
+    if fsdp:
+        log.info("parameters sharded over %d ranks (FSDP)", dist.world_size())
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
+                     state=state["critic"] if state is not None else None)
+              if getattr(estimator, "needs_values", False) else None)
+    columns = LOG_COLUMNS + [c for _, _, cols in diagnostics for c in cols]
+    start, history = 0, _Log(columns)
+    if state is not None:
+        dist.load_optimizer_state(policy, optimizer, state["optimizer"])
+        start, history = state["iteration"], _Log(columns, state["log"])
+        log.info("resuming from checkpoint %s at iteration %d", state_path, start)
+    backend = _backend(model, tok, cfg, model_dir)
+    bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
+    env = _env(bench, dataset_dir, bench.train_split, cfg, cfg.max_steps, seed,
+               cfg.tasks_per_batch * cfg.group_size, env_params)
+    val_env = (_env(bench, dataset_dir, bench.val_split, cfg, cfg.max_steps, seed, cfg.val_episodes, env_params)
+               if cfg.val_every else None)
+    try:
+        train_games = env.list_games(bench.train_split)
+        val_games = val_env.list_games(bench.val_split) if val_env else []
+        log.info("training %s for %d iterations on %d train games (start %d)",
+                 run["method"], iterations, len(train_games), start)
+        if start == 0 and val_env is not None:  # validation before training (val_before_train)
+            row = {"iteration": 0, **_validate(val_env, backend, val_games, cfg, seed, 0, bench)}
+            history.add(row)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=0)
+        for it in range(start + 1, iterations + 1):
+            rng = np.random.default_rng([seed, it])
+            # --- rollout ---
+            t0 = time.perf_counter()
+            games = _sample_games(train_games, cfg.tasks_per_batch, rng)
+            # data parallel: each rank plays whole groups, every rank gets the whole batch
+            ro = play(env, backend, dist.shard(games), cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
+                      temperature=cfg.train_temperature, seed=seed * 10_007 + it + 104_729 * dist.rank(),
+                      bench=bench)
+            ro = Rollout.concat(dist.all_gather(ro))
+            backend.release()  # e.g. vLLM's memory, for the update
+            t_roll = time.perf_counter() - t0
+            with precision(cfg):
+                # --- advantage ---
+                adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
+                                                  cfg.mini_batch_rows)
+                # --- update: the critic first, on the same mini-batches (as verl) ---
+                t1 = time.perf_counter()
+                plan = _plan(ro, cfg, rng)
+                parts = ({} if critic is None else
+                         critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
+                                       clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
+                parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan,
+                                        eos_id=tok.eos_token_id))
+            backend.sync_weights()  # the sampler follows the updated policy
+            flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
+            measured = {k: v for hook, params, _ in diagnostics for k, v in hook(ro, params).items()}
+            row = {"iteration": it, **ro.metrics("rollout"), **parts, **measured,
+                   "train/advantage_abs_mean": float(np.abs(flat).mean()) if flat.size else 0.0,
+                   "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
+                   **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
+            if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
+                row.update(_validate(val_env, backend, val_games, cfg, seed, it, bench))
+            history.add(row)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
+            log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  "
+                     "(rollout %.1fs [env %.1fs, generate %.1fs] + update %.1fs)%s",
+                     it, iterations, row["rollout/success_rate"], row["rollout/valid_action_ratio"],
+                     len(ro.prompt_ids), row.get("train/policy_loss", 0.0), row.get("train/kl", 0.0),
+                     t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
+                     row["time/update_s"],
+                     f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
+            if it % cfg.checkpoint_every == 0 and it < iterations:  # every rank: gathers under FSDP
+                _save_state(work_dir, model, policy, optimizer, it, history.rows, critic)
+    finally:
+        env.close()
+        if val_env is not None:
+            val_env.close()
+    # --- final outputs, atomically (one writer) ---
+    whole = {"state_dict": dist.full_state_dict(model)} if fsdp else {}  # every rank: a gather
+    if not dist.is_main():
+        dist.barrier()
+        return
+    with rio.atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, **whole)
+        tok.save_pretrained(tmp)
+        rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
+                                                    "seed": seed,
+                                                    "base_model": rio.manifest_record(model_dir)})
+    rio.write_text(log_csv, history.to_csv())
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("wrote %s and %s", out_dir, log_csv)
+    dist.barrier()
 
-    def train_config(self, values: dict, source: str) -> TrainConfig:
-        cfg = check_dataclass(TrainConfig, values, source)
-        if cfg.rollout_backend not in registry.ROLLOUT_BACKENDS:
-            raise ConfigError(f"{source}.rollout_backend: {cfg.rollout_backend!r} is not a rollout backend; "
-                              f"allowed: {', '.join(registry.ROLLOUT_BACKENDS.names())}")
-        return cfg
+def _validate(env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark) -> dict:
+    """Train-time validation on ``val_episodes`` episodes of the benchmark's validation split
+    (``eval/val/success_rate``; ALFWorld valid_seen, WebShop its test goals)."""
+    rng = np.random.default_rng([seed, it, 1])
+    picked = _sample_games(games, cfg.val_episodes, rng)
+    ro = play(env, backend, dist.shard(picked), 1, cfg=cfg, max_steps=cfg.max_steps,
+              temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000 + 104_729 * dist.rank(),
+              bench=bench)
+    return {"eval/val/success_rate": float(np.concatenate(dist.all_gather(ro.won)).mean())}
 
-    def eval_config(self, values: dict, source: str) -> EvalConfig:
-        return check_dataclass(EvalConfig, values, source)
-
-    def check_method(self, spec: dict, source: str) -> None:
-        if "learner" in spec or "estimator" not in spec:
-            raise ConfigError(f"{source}: an agentic_rl method names an `estimator` (a registered "
-                              f"advantage estimator, or null for no training), not a learner")
-        est = spec["estimator"]
-        if est is not None and est not in registry.ESTIMATORS:
-            raise ConfigError(f"{source}.estimator: {est!r} is not registered; "
-                              f"allowed: {', '.join(registry.ESTIMATORS.names())} or null")
-
-    def check_method_params(self, values: dict, source: str, method: dict | None = None) -> EstimatorParams:
-        """Every estimator's params share one dataclass (each reads its own keys), so ``method``
-        does not matter here."""
-        return check_dataclass(EstimatorParams, values, source)
-
-    # --- train -------------------------------------------------------------------------------
-    def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
-              log_csv: Path, work_dir: Path, tracker) -> None:
-        dist.init_from_env()  # under torchrun: one process per GPU (repro.rl.distributed)
-        cfg = self.train_config(run["train"], "train")
-        estimator = registry.ESTIMATORS.get(run["estimator"]) if run["estimator"] else None
-        iterations = cfg.iterations if estimator else 0
-        est_params = {**asdict(self.check_method_params(run["method_params"], "params")),
-                      "gamma": cfg.gamma, "invalid_penalty": cfg.invalid_penalty,
-                      "history_length": cfg.history_length}
-        seed = int(run["seed"])
-        torch.manual_seed(seed)
-        model, tok = _load(model_dir)
-        ref_model = copy.deepcopy(model).eval() if cfg.kl_coef > 0 and estimator else None  # the base model
-        state_path = work_dir / "state.pt"
-        state = torch.load(state_path, weights_only=False) if estimator and state_path.exists() else None
-        if state is not None:
-            model.load_state_dict(state["model"])  # whole weights, before any sharding
-        # what the update runs: the model itself, or (fsdp, several ranks) its sharded forward
-        fsdp = cfg.parallel == "fsdp" and dist.world_size() > 1
-        policy = dist.shard_model(HeadAtResponses(model, "lm")) if fsdp else model
-        if fsdp and ref_model is not None:
-            ref_model = dist.shard_model(HeadAtResponses(ref_model, "lm"))
-        if fsdp:
-            log.info("parameters sharded over %d ranks (FSDP)", dist.world_size())
-        optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
-                         state=state["critic"] if state is not None else None)
-                  if getattr(estimator, "needs_values", False) else None)
-        start, history = 0, _Log()
-        if state is not None:
-            dist.load_optimizer_state(policy, optimizer, state["optimizer"])
-            start, history = state["iteration"], _Log(state["log"])
-            log.info("resuming from checkpoint %s at iteration %d", state_path, start)
-        backend = _backend(model, tok, cfg, model_dir)
-        bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
-        env = _env(bench, dataset_dir, bench.train_split, cfg, cfg.max_steps, seed,
-                   cfg.tasks_per_batch * cfg.group_size, env_params)
-        val_env = (_env(bench, dataset_dir, bench.val_split, cfg, cfg.max_steps, seed, cfg.val_episodes, env_params)
-                   if cfg.val_every else None)
+# --- evaluate ------------------------------------------------------------------------------------
+def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
+    cfg = family.train_config(run["train"], "train")
+    ecfg = family.eval_config(run["evaluate"], "evaluate")
+    seed = int(run["seed"])
+    model, tok = _load(checkpoint_dir)
+    backend = _backend(model, tok, cfg, checkpoint_dir)
+    bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
+    splits: dict[str, Any] = {}
+    for split in ecfg.splits:
+        if split not in bench.eval_splits:
+            raise ValueError(f"evaluate.splits: {split!r} is not a {bench.name} split; allowed: "
+                             f"{', '.join(bench.eval_splits)}")
+        games = bench.list_games(dataset_dir, split, **env_params)
+        env = _env(bench, dataset_dir, split, cfg, ecfg.max_steps, seed,
+                   len(games) * ecfg.episodes_per_game, env_params)
         try:
-            train_games = env.list_games(bench.train_split)
-            val_games = val_env.list_games(bench.val_split) if val_env else []
-            log.info("training %s for %d iterations on %d train games (start %d)",
-                     run["method"], iterations, len(train_games), start)
-            if start == 0 and val_env is not None:  # validation before training (val_before_train)
-                row = {"iteration": 0, **self._validate(val_env, backend, val_games, cfg, seed, 0, bench)}
-                history.add(row)
-                tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=0)
-            for it in range(start + 1, iterations + 1):
-                rng = np.random.default_rng([seed, it])
-                # --- rollout ---
-                t0 = time.perf_counter()
-                games = _sample_games(train_games, cfg.tasks_per_batch, rng)
-                # data parallel: each rank plays whole groups, every rank gets the whole batch
-                ro = play(env, backend, dist.shard(games), cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
-                          temperature=cfg.train_temperature, seed=seed * 10_007 + it + 104_729 * dist.rank(),
-                          bench=bench)
-                ro = Rollout.concat(dist.all_gather(ro))
-                backend.release()  # e.g. vLLM's memory, for the update
-                t_roll = time.perf_counter() - t0
-                with precision(cfg):
-                    # --- advantage ---
-                    adv, returns, values = advantages(estimator, ro, est_params, critic, tok.pad_token_id,
-                                                      cfg.mini_batch_rows)
-                    # --- update: the critic first, on the same mini-batches (as verl) ---
-                    t1 = time.perf_counter()
-                    plan = _plan(ro, cfg, rng)
-                    parts = ({} if critic is None else
-                             critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
-                                           clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
-                    parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan,
-                                            eos_id=tok.eos_token_id))
-                backend.sync_weights()  # the sampler follows the updated policy
-                flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
-                # HGPO's motivation, measured on every method's batch (same K and params)
-                context = {f"context/{k}": v for k, v in context_inconsistency(ro.batch, est_params).items()}
-                row = {"iteration": it, **ro.metrics("rollout"), **parts, **context,
-                       "train/advantage_abs_mean": float(np.abs(flat).mean()) if flat.size else 0.0,
-                       "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
-                       **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
-                if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
-                    row.update(self._validate(val_env, backend, val_games, cfg, seed, it, bench))
-                history.add(row)
-                tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
-                log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  "
-                         "(rollout %.1fs [env %.1fs, generate %.1fs] + update %.1fs)%s",
-                         it, iterations, row["rollout/success_rate"], row["rollout/valid_action_ratio"],
-                         len(ro.prompt_ids), row.get("train/policy_loss", 0.0), row.get("train/kl", 0.0),
-                         t_roll, ro.seconds.get("env", 0.0), ro.seconds.get("generate", 0.0),
-                         row["time/update_s"],
-                         f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
-                if it % cfg.checkpoint_every == 0 and it < iterations:  # every rank: gathers under FSDP
-                    _save_state(work_dir, model, policy, optimizer, it, history.rows, critic)
+            ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
+                      temperature=ecfg.temperature, seed=seed * 104_729 + 17, bench=bench)
         finally:
             env.close()
-            if val_env is not None:
-                val_env.close()
-        # --- final outputs, atomically (one writer) ---
-        whole = {"state_dict": dist.full_state_dict(model)} if fsdp else {}  # every rank: a gather
-        if not dist.is_main():
-            dist.barrier()
-            return
-        with rio.atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp, **whole)
-            tok.save_pretrained(tmp)
-            rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
-                                                        "seed": seed,
-                                                        "base_model": rio.manifest_record(model_dir)})
-        rio.write_text(log_csv, history.to_csv())
-        shutil.rmtree(work_dir, ignore_errors=True)
-        log.info("wrote %s and %s", out_dir, log_csv)
-        dist.barrier()
-
-    def _validate(self, env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark) -> dict:
-        """Train-time validation on ``val_episodes`` episodes of the benchmark's validation split
-        (``eval/val/success_rate``; ALFWorld valid_seen, WebShop its test goals)."""
-        rng = np.random.default_rng([seed, it, 1])
-        picked = _sample_games(games, cfg.val_episodes, rng)
-        ro = play(env, backend, dist.shard(picked), 1, cfg=cfg, max_steps=cfg.max_steps,
-                  temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000 + 104_729 * dist.rank(),
-                  bench=bench)
-        return {"eval/val/success_rate": float(np.concatenate(dist.all_gather(ro.won)).mean())}
-
-    # --- evaluate ----------------------------------------------------------------------------
-    def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
-        cfg = self.train_config(run["train"], "train")
-        ecfg = self.eval_config(run["evaluate"], "evaluate")
-        seed = int(run["seed"])
-        model, tok = _load(checkpoint_dir)
-        backend = _backend(model, tok, cfg, checkpoint_dir)
-        bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
-        splits: dict[str, Any] = {}
-        for split in ecfg.splits:
-            if split not in bench.eval_splits:
-                raise ValueError(f"evaluate.splits: {split!r} is not a {bench.name} split; allowed: "
-                                 f"{', '.join(bench.eval_splits)}")
-            games = bench.list_games(dataset_dir, split, **env_params)
-            env = _env(bench, dataset_dir, split, cfg, ecfg.max_steps, seed,
-                       len(games) * ecfg.episodes_per_game, env_params)
-            try:
-                ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
-                          temperature=ecfg.temperature, seed=seed * 104_729 + 17, bench=bench)
-            finally:
-                env.close()
-            splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
-                             **({"score": 100 * float(ro.scores.mean())} if bench.score_key else {}),
-                             "games": len(games), "temperature": ecfg.temperature,
-                             "per_task_type": ro.success_by_task_type(),
-                             "valid_action_ratio": float(ro.batch.valid.mean()),
-                             "mean_episode_length": float(ro.lengths.mean())}
-            log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],
-                     len(ro.won))
-        return {"splits": splits}
-
-
-registry.TRAINERS.register("agentic_rl")(AgenticRL())
+        splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
+                         **({"score": 100 * float(ro.scores.mean())} if bench.score_key else {}),
+                         "games": len(games), "temperature": ecfg.temperature,
+                         "per_task_type": ro.success_by_task_type(),
+                         "valid_action_ratio": float(ro.batch.valid.mean()),
+                         "mean_episode_length": float(ro.lengths.mean())}
+        log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],
+                 len(ro.won))
+    return {"splits": splits}

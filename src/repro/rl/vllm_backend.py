@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from repro.registry import ROLLOUT_BACKENDS
 from repro.rl import distributed as dist
 from repro.rl.generation import Generation, _cut_at_eos, encode_prompts
 
@@ -251,7 +250,6 @@ class VLLMBackend:
                 for o, p in zip(outputs, ids)]
 
 
-@ROLLOUT_BACKENDS.register("vllm")
 def vllm_backend(model, tok, cfg, model_dir, device) -> VLLMBackend:
     """A colocated engine on this process's GPU (``cfg``: a ``TrainConfig``). It returns the
     sampler's log-probs only when the trainer uses them (``old_logprobs: sampler``)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import ArrayDataset
 from repro.models.architecture import build_architecture
 from repro.studies.camel.method import (
@@ -27,7 +27,7 @@ from repro.studies.camel.method import (
 from repro.studies.multilabel.data import generate_embedded, generate_latent, EMBEDDED_DEFAULTS
 from repro.studies.multilabel.features import fit_design, sign_labels
 
-registry.load_plugins()
+plugins.load_all()
 
 
 
@@ -128,11 +128,11 @@ def test_predictions_mix_the_labels():
 def test_camel_through_the_family(tmp_path):
     generate_embedded(tmp_path / "data", {"n_train": 90, "n_test": 60})
     build_architecture(tmp_path / "model", {"kind": "rbf", "width_scale": 1.0})
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     metrics = ["one_error", "hamming_loss", "coverage", "ranking_loss", "average_precision", "macro_f1", "micro_f1"]
     run = {"train": {"cv_folds": 3, "cv_grid": {"alpha": [0.0, 0.5], "lambda2": [0.1, 1.0]},
                      "cv_metric": "average_precision"},
-           "learner": "camel", "method_params": {"lambda1": 1.0}, "seed": 0, "method": "camel",
+           "impl": "camel", "params": {"lambda1": 1.0}, "seed": 0, "method": "camel",
            "evaluate": {"splits": ["test"], "metrics": metrics}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
                  log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import ArrayDataset
 from repro.config import ConfigError
 from repro.models.architecture import build_architecture
 from repro.studies.mcc.method import MCC, MCCParams, kmeans, mcc_objective, mcc_solve, virtual_examples
 from repro.studies.multilabel.data import generate_embedded
 
-registry.load_plugins()
+plugins.load_all()
 
 
 
@@ -95,9 +95,9 @@ def test_virtual_examples_change_the_fit():
 def test_mcc_through_the_family(tmp_path, arch, method_params):
     generate_embedded(tmp_path / "data", {"n_train": 80, "n_test": 60})
     build_architecture(tmp_path / "model", arch)
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     run = {"train": {"cv_folds": 3, "cv_grid": {"lambda1": [0.1, 1.0]}, "cv_metric": "ranking_loss"},
-           "learner": "mcc", "method_params": method_params, "seed": 1, "method": "mcc",
+           "impl": "mcc", "params": method_params, "seed": 1, "method": "mcc",
            "evaluate": {"splits": ["test", "train"], "metrics": ["ranking_loss", "micro_f1"]}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
                  log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())
@@ -111,8 +111,8 @@ def test_mcc_through_the_family(tmp_path, arch, method_params):
 
 
 def test_params_are_checked():
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     with pytest.raises(ConfigError, match="clustering: 'kmeans' is not of type one of"):
-        family.check_method_params({"clustering": "kmeans"}, "mcc.yaml: methods.mcc.params", method={"learner": "mcc"})
+        family.method_params({"impl": "mcc"}, {"clustering": "kmeans"}, "mcc.yaml: methods.mcc.params")
     with pytest.raises(ConfigError, match="lambda3 > 0"):
-        family.check_method_params({"lambda3": 0.0}, "mcc.yaml: methods.mcc.params", method={"learner": "mcc"})
+        family.method_params({"impl": "mcc"}, {"lambda3": 0.0}, "mcc.yaml: methods.mcc.params")

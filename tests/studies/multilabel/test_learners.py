@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import ArrayDataset
 from repro.models.architecture import build_architecture
 from repro.studies.multilabel.data import generate_embedded
 from repro.studies.multilabel.features import check_arch, design, fit_design, mean_distance, rbf
 from repro.studies.multilabel.learners import BinaryRelevance, BRParams, br_objective
 
-registry.load_plugins()
+plugins.load_all()
 
 
 
@@ -78,10 +78,10 @@ def test_whitened_kernel_fit_reaches_the_kernel_optimum():
 def test_br_through_the_family(tmp_path):
     generate_embedded(tmp_path / "data", {"n_train": 80, "n_test": 60})
     build_architecture(tmp_path / "model", {"kind": "linear"})
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     metrics = ["hamming_loss", "average_precision", "macro_f1"]
     run = {"train": {"cv_folds": 3, "cv_grid": {"lam": [0.01, 1.0]}, "cv_metric": "average_precision"},
-           "learner": "binary_relevance", "method_params": {}, "seed": 0, "method": "br",
+           "impl": "binary_relevance", "params": {}, "seed": 0, "method": "br",
            "evaluate": {"splits": ["test"], "metrics": metrics}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
                  log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())

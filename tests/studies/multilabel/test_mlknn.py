@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import ArrayDataset
 from repro.models.architecture import build_architecture
 from repro.studies.multilabel.data import generate_embedded
 from repro.studies.multilabel.mlknn import MLkNN, MLkNNParams, neighbours
 from repro.tracking import NullTracker
 
-registry.load_plugins()
+plugins.load_all()
 
 RAW = {"kind": "linear", "standardize": False}
 
@@ -76,9 +76,9 @@ def test_bad_params_name_the_value():
 def test_mlknn_through_the_family(tmp_path):
     generate_embedded(tmp_path / "data", {"n_train": 120, "n_test": 80})
     build_architecture(tmp_path / "model", {"kind": "rbf"})
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     metrics = ["ranking_loss", "average_precision", "hamming_loss"]
-    run = {"train": {}, "learner": "mlknn", "method_params": {"k": 10}, "seed": 0, "method": "mlknn",
+    run = {"train": {}, "impl": "mlknn", "params": {"k": 10}, "seed": 0, "method": "mlknn",
            "evaluate": {"splits": ["test"], "metrics": metrics}}
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
                  log_csv=tmp_path / "log.csv", work_dir=tmp_path / "w", tracker=NullTracker())

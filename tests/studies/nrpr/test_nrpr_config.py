@@ -30,10 +30,10 @@ def test_run_table_per_scale(workflow_config, root, scale, benchmarks, n_methods
 def test_image_sets_use_the_authors_fixed_prior(workflow_config, root):
     loaded = rc.load({**workflow_config, "scale": "paper", "studies": ["nrpr"]}, root)
     mnist = rc.run_config(loaded, "nrpr", "nrpr", "mnist")
-    assert mnist["method_params"]["prior"] == "given" and mnist["method_params"]["theta"] == 0.8
+    assert mnist["params"]["prior"] == "given" and mnist["params"]["theta"] == 0.8
     assert mnist["train"]["batch_size"] == 500
-    assert rc.run_config(loaded, "nrpr", "nrpr_true_prior", "mnist")["method_params"]["prior"] == "true"
-    uci = rc.run_config(loaded, "nrpr", "nrpr", "optdigits")["method_params"]
+    assert rc.run_config(loaded, "nrpr", "nrpr_true_prior", "mnist")["params"]["prior"] == "true"
+    uci = rc.run_config(loaded, "nrpr", "nrpr", "optdigits")["params"]
     assert rc.check_dataclass(UREParams, uci, "params").prior == "km1"  # the default: KM1 on UCI
 
 
@@ -46,3 +46,11 @@ def test_null_dataset_still_needs_a_registered_one_elsewhere(workflow_config, ro
     (tmp_path / "config/studies/nrpr.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(rc.ConfigError, match="benchmarks.msplice.embedded: dataset 'lac_uci/nope'"):
         rc.load({**workflow_config, "studies": ["nrpr"]}, tmp_path)
+
+
+def test_the_light_params_module_names_every_loss():
+    """``params.LOSS_NAMES`` (checked while parsing, without torch) is the loss registry's names."""
+    from repro.studies.nrpr.params import LOSS_NAMES
+    from repro.studies.nrpr.risk import LOSSES
+
+    assert sorted(LOSS_NAMES) == LOSSES.names()

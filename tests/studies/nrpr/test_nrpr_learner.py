@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import load_dataset
 from repro.classic.family import Fitted, TrainConfig
 from repro.config import ConfigError, check_dataclass
@@ -19,7 +19,7 @@ from repro.models.architecture import build_architecture
 from repro.studies.nrpr.data import generate_digits
 from repro.studies.nrpr.learner import UREParams
 
-registry.load_plugins()
+plugins.load_all()
 
 
 
@@ -33,13 +33,13 @@ def digits(tmp_path_factory):
 
 
 def _run(method_params, **train):
-    return {"learner": "generalized_ure", "method": "m", "seed": 0, "method_params": method_params,
+    return {"impl": "generalized_ure", "method": "m", "seed": 0, "params": method_params,
             "train": {"epochs": 60, "batch_size": 100000, "lr": 0.03, **train},
             "evaluate": {"splits": ["test"], "metrics": ["accuracy", "macro_f1", "macro_auc_ovr"]}}
 
 
 def _train_eval(root, run, model="linear", name="ckpt"):
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     family.train(run, dataset_dir=root / "data", model_dir=root / model, out_dir=root / name,
                  log_csv=root / f"{name}.csv", work_dir=root / "work", tracker=NullTracker())
     res = family.evaluate(run, dataset_dir=root / "data", checkpoint_dir=root / name)

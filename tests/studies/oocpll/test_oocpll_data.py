@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import load_dataset
 from repro.studies.oocpll import data as D
 from repro.studies.oocpll.candidates import CLOSED, NORMAL, OPEN
 
-registry.load_plugins()
+plugins.load_all()
 
 
 # --- embedded --------------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro import registry
+from repro import plugins, registry
 
-registry.load_plugins()
+plugins.load_all()
 
 
 def _inputs(tmp: Path, oocpll_mean: float) -> tuple[Path, list[Path], Path]:

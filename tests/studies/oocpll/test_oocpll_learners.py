@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repro.tracking import NullTracker
-from repro import registry
+from repro import plugins, registry
 from repro.classic.data import load_dataset, write_dataset
 from repro.classic.family import TrainConfig
 from repro.config import ConfigError
@@ -21,7 +21,7 @@ from repro.studies.oocpll import data as D
 from repro.studies.oocpll.candidates import build_ooc_train
 from repro.studies.oocpll.nets import CifarResNet18, InputPipeline, build_net, random_crop_flip
 
-registry.load_plugins()
+plugins.load_all()
 
 MLP = {"kind": "mlp", "hidden": [256], "augment": {"kind": "jitter", "std": 0.1}}
 # shrunk so each fit takes about a second: 20 epochs, 8 of them warm-up (with 3 of 8 the selection
@@ -39,13 +39,13 @@ def inputs(tmp_path_factory) -> Path:
 
 
 def _run(learner: str, seed: int = 0, **params) -> dict:
-    return {"train": TRAIN, "learner": learner, "method_params": params, "seed": seed, "method": learner,
+    return {"train": TRAIN, "impl": learner, "params": params, "seed": seed, "method": learner,
             "evaluate": {"splits": ["test"], "metrics": ["accuracy"]}}
 
 
 def _train(inputs: Path, run: dict, tag: str, data: Path | None = None) -> Path:
     out = inputs / tag
-    registry.TRAINERS.get("classic").train(run, dataset_dir=data or inputs / "data", model_dir=inputs / "mlp",
+    registry.FAMILIES.get("classic").train(run, dataset_dir=data or inputs / "data", model_dir=inputs / "mlp",
                                            out_dir=out / "ckpt", log_csv=out / "log.csv", work_dir=out / "work",
                                            tracker=NullTracker())
     return out
@@ -64,7 +64,7 @@ def test_train_then_evaluate(inputs, learner):
         assert list(log["train/warmup"]) == [1.0] * 8 + [0.0] * 12
         assert log["train/loss_closed"].iloc[8:].gt(0).all() and log["train/loss_open"].iloc[8:].gt(0).all()
     assert log["train/lr"].is_monotonic_decreasing and log["train/lr"].iloc[0] == pytest.approx(0.1)
-    res = registry.TRAINERS.get("classic").evaluate(_run(learner, **params), dataset_dir=inputs / "data",
+    res = registry.FAMILIES.get("classic").evaluate(_run(learner, **params), dataset_dir=inputs / "data",
                                                    checkpoint_dir=out / "ckpt")
     acc = res["splits"]["test"]["metrics"]["accuracy"]
     assert acc > 0.8  # six classes: chance is ~0.17
@@ -93,11 +93,11 @@ def test_training_is_deterministic_and_never_reads_the_true_groups(inputs, tmp_p
 
 
 def test_params_are_checked(inputs):
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     with pytest.raises(ConfigError, match="warmup"):
-        family.check_method_params({"warmup": 0}, "x.yaml: methods.oocpll.params", method={"learner": "oocpll"})
+        family.method_params({"impl": "oocpll"}, {"warmup": 0}, "x.yaml: methods.oocpll.params")
     with pytest.raises(ConfigError, match="unknown key"):
-        family.check_method_params({"alpha": 1.0}, "x.yaml: methods.proden.params", method={"learner": "proden"})
+        family.method_params({"impl": "proden"}, {"alpha": 1.0}, "x.yaml: methods.proden.params")
     learner = registry.LEARNERS.get("oocpll")
     with pytest.raises(ValueError, match="train.epochs must be >= 1"):
         learner.fit(load_dataset(inputs / "data"), MLP, learner.Params(), TrainConfig(epochs=0), 0, lambda r: None)
@@ -165,7 +165,7 @@ def test_resnet_learner_on_tiny_images(tmp_path):
     build_architecture(tmp_path / "model", IMAGE_ARCH)
     run = {**_run("oocpll", warmup=1, ensemble_epochs=1),
            "train": {**TRAIN, "epochs": 2, "batch_size": 16, "lr": 0.01}}
-    family = registry.TRAINERS.get("classic")
+    family = registry.FAMILIES.get("classic")
     family.train(run, dataset_dir=tmp_path / "data", model_dir=tmp_path / "model", out_dir=tmp_path / "ckpt",
                  log_csv=tmp_path / "log.csv", work_dir=tmp_path / "work", tracker=NullTracker())
     log = pd.read_csv(tmp_path / "log.csv")

@@ -10,54 +10,44 @@ packing of dense codes (no hashing, so no collisions). Semantics follow referenc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from repro.rl.batch import StepBatch
 
-#: Every key an estimator may read, with its default (CONTRACT; reference §3.3.5, §3.4.4, §4.2).
-PARAM_DEFAULTS: dict[str, Any] = {
-    "gamma": 0.95,  # "algorithm.gamma = 0.95 in the GiGPO and HGPO scripts" (§3.3.1)
-    "invalid_penalty": 0.1,  # "invalid_action_penalty_coef=0.1" (§2.4)
-    "epsilon": 1e-6,  # added to every std (§3.9 items 3 and 6)
-    "norm_adv_by_std": True,  # GRPO "algorithm.norm_adv_by_std_in_grpo" default True (§3.1)
-    "mode": "mean_std_norm",  # ALFWorld scripts of GiGPO and HGPO (§3.3.5, §3.4.4)
-    "step_advantage_w": 1.0,  # GiGPO omega, "1.0 in all scripts" (§3.3.5)
-    "history_length": 2,  # HGPO K, ALFWorld "2 (comment: 2 or 4)" (§3.4.4)
-    "length_weight_alpha": 1.0,  # HGPO alpha (§3.4.4)
-    "base_group": False,  # HGPO level-0 episode item, off by default (§3.4.1 item 5)
-    "gae_gamma": 1.0,  # PPO baseline: token-level GAE with "gamma = lambda = 1 by default" (§3.2)
-    "gae_lambda": 1.0,
-}
-MODES = ("mean_std_norm", "mean_norm")
+#: keys every estimator reads that the trainer supplies from its own config (``train.<key>``), so
+#: they are not a method's params: ``repro.rl.family`` refuses them there
+TRAINER_KEYS = ("gamma", "invalid_penalty", "history_length")
 
 
-def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults overlaid with ``params``; unknown keys and out-of-range values raise ``ValueError``.
+@dataclass(frozen=True)
+class StepParams:
+    """What every estimator reads (reference §3.3.1, §2.4, §3.9): each estimator's own ``Params``
+    extends it with its keys and defaults."""
 
-    Keys an estimator does not use are accepted (a trainer may pass one shared dict), but a key
-    outside :data:`PARAM_DEFAULTS` is most likely a typo and is refused.
-    """
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(PARAM_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown estimator parameter(s) {unknown}; known: {sorted(PARAM_DEFAULTS)}")
-    p = {**PARAM_DEFAULTS, **params}
-    for name in ("gamma", "gae_gamma", "gae_lambda"):
-        if not 0.0 <= float(p[name]) <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {p[name]!r}")
-    if not float(p["epsilon"]) > 0.0:
-        raise ValueError(f"epsilon must be > 0, got {p['epsilon']!r}")
-    if p["mode"] not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {p['mode']!r}")
-    k = p["history_length"]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"history_length must be an integer >= 0, got {k!r}")
-    for name in ("norm_adv_by_std", "base_group"):
-        if not isinstance(p[name], (bool, np.bool_)):
-            raise ValueError(f"{name} must be a bool, got {p[name]!r}")
-    return p
+    gamma: float = 0.95  # "algorithm.gamma = 0.95 in the GiGPO and HGPO scripts" (§3.3.1); from train.gamma
+    invalid_penalty: float = 0.1  # "invalid_action_penalty_coef=0.1" (§2.4); from train.invalid_penalty
+    epsilon: float = 1e-6  # added to every std (§3.9 items 3 and 6)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if not self.epsilon > 0.0:
+            raise ValueError(f"epsilon must be > 0, got {self.epsilon!r}")
+
+
+Mode = Literal["mean_std_norm", "mean_norm"]  # with or without the division by (std + eps)
+
+
+def resolve(cls: type, params: Any) -> Any:
+    """``params`` (a mapping, an instance of ``cls`` or None) as ``cls``; unknown keys and bad
+    values raise ``ValueError`` naming the key and what is allowed."""
+    from repro.config import check_dataclass  # ConfigError is a ValueError
+
+    if isinstance(params, cls):
+        return params
+    return check_dataclass(cls, dict(params or {}), f"{cls.__name__}")
 
 
 # --- segments ---------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ variance). With the reference's gamma = lam = 1 this is A_t = score - V_t before
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
 from repro.registry import ESTIMATORS
-from repro.rl.advantages.common import episode_scores, resolve_params
+from repro.rl.advantages.common import StepParams, episode_scores, resolve
 from repro.rl.batch import StepBatch
 
 
@@ -61,24 +62,36 @@ def masked_whiten(x: np.ndarray, mask: np.ndarray, eps: float = 1e-8) -> np.ndar
     return np.where(mask, out, 0.0)
 
 
-@ESTIMATORS.register("gae")
-def gae_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None, *,
+@dataclass(frozen=True)
+class GAEParams(StepParams):
+    gae_gamma: float = 1.0  # token-level GAE, "gamma = lambda = 1 by default" (verl; §3.2)
+    gae_lambda: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("gae_gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+
+
+@ESTIMATORS.register("gae", params=GAEParams)
+def gae_advantage(batch: StepBatch, params: Any = None, *,
                   values: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-token (advantages, returns) for N step rows: two lists of float64[L_i].
 
     ``values[i]``: the critic's value of each of row i's L_i response tokens (the state before the
     token). Params: ``invalid_penalty`` (0.1), ``gae_gamma`` (1.0), ``gae_lambda`` (1.0).
     """
-    p = resolve_params(params)
+    p = resolve(GAEParams, params)
     if len(values) != len(batch):
         raise ValueError(f"values has {len(values)} rows, the batch {len(batch)}")
     v, mask = pad_rows(values)
-    score = episode_scores(batch, p["invalid_penalty"])
+    score = episode_scores(batch, p.invalid_penalty)
     rewards = np.zeros_like(v)
     lengths = mask.sum(1)
     has = lengths > 0
     rewards[np.flatnonzero(has), lengths[has] - 1] = score[has]  # reward on the last token
-    adv, ret = gae(rewards, v, mask, p["gae_gamma"], p["gae_lambda"])
+    adv, ret = gae(rewards, v, mask, p.gae_gamma, p.gae_lambda)
     adv = masked_whiten(adv, mask)
     return [adv[i, :n] for i, n in enumerate(lengths)], [ret[i, :n] for i, n in enumerate(lengths)]
 

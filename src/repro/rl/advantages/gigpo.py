@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from repro.registry import ESTIMATORS
 from repro.rl.advantages.common import (
+    Mode,
+    StepParams,
     centered,
     episode_advantage,
     episode_scores,
-    resolve_params,
+    resolve,
     segment_std,
     segments,
     step_returns,
@@ -19,8 +22,14 @@ from repro.rl.advantages.common import (
 from repro.rl.batch import StepBatch
 
 
-@ESTIMATORS.register("gigpo")
-def gigpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class GiGPOParams(StepParams):
+    mode: Mode = "mean_std_norm"  # ALFWorld scripts of GiGPO and HGPO (§3.3.5)
+    step_advantage_w: float = 1.0  # omega, "1.0 in all scripts" (§3.3.5)
+
+
+@ESTIMATORS.register("gigpo", params=GiGPOParams)
+def gigpo_advantage(batch: StepBatch, params: Any = None) -> np.ndarray:
     """GiGPO advantage float64[N]: ``A = A^E + omega * A^S`` (GiGPO paper Eq. 8; §3.3.5), no renormalisation.
 
     - A^E (Eq. 3; §3.3.2): the GRPO advantage of the penalised episode score, row-weighted group
@@ -37,18 +46,18 @@ def gigpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -
     ``mode`` ("mean_std_norm"), ``step_advantage_w`` omega (1.0).
     Requires trajectory-major chronological rows (``StepBatch.check_order``) for the returns.
     """
-    p = resolve_params(params)
-    remove_std = p["mode"] == "mean_norm"
-    adv_episode = episode_advantage(episode_scores(batch, p["invalid_penalty"]), batch.group, p["epsilon"],
-                                    remove_std)
-    return adv_episode + float(p["step_advantage_w"]) * step_advantage(batch, p)
+    p = resolve(GiGPOParams, params)
+    remove_std = p.mode == "mean_norm"
+    adv_episode = episode_advantage(episode_scores(batch, p.invalid_penalty), batch.group, p.epsilon, remove_std)
+    return adv_episode + float(p.step_advantage_w) * step_advantage(batch, p)
 
 
-def step_advantage(batch: StepBatch, p: Mapping[str, Any]) -> np.ndarray:
-    """GiGPO's step-level term A^S float64[N] (Eq. 7) for resolved params ``p``; 0 in one-row step groups."""
-    ret = step_returns(batch, p["gamma"], p["invalid_penalty"])
+def step_advantage(batch: StepBatch, p: Any) -> np.ndarray:
+    """GiGPO's step-level term A^S float64[N] (Eq. 7) for params ``p`` (``gamma``,
+    ``invalid_penalty``, ``mode``, ``epsilon`` attributes); 0 in one-row step groups."""
+    ret = step_returns(batch, p.gamma, p.invalid_penalty)
     seg = segments(batch.group, batch.anchor)
     adv_step = centered(ret, seg)  # exactly 0 in one-row step groups
-    if p["mode"] != "mean_norm":
-        adv_step /= segment_std(adv_step, seg, ddof=1)[seg.ids] + p["epsilon"]
+    if p.mode != "mean_norm":
+        adv_step /= segment_std(adv_step, seg, ddof=1)[seg.ids] + p.epsilon
     return adv_step

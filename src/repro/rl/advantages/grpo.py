@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from repro.registry import ESTIMATORS
-from repro.rl.advantages.common import episode_advantage, episode_scores, resolve_params
+from repro.rl.advantages.common import StepParams, episode_advantage, episode_scores, resolve
 from repro.rl.batch import StepBatch
 
 
-@ESTIMATORS.register("grpo")
-def grpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class GRPOParams(StepParams):
+    norm_adv_by_std: bool = True  # verl algorithm.norm_adv_by_std_in_grpo, default True (§3.1)
+
+
+@ESTIMATORS.register("grpo", params=GRPOParams)
+def grpo_advantage(batch: StepBatch, params: Any = None) -> np.ndarray:
     """GRPO advantage float64[N] for a batch of N step rows (verl ``compute_grpo_outcome_advantage``).
 
     - score_i = episode_reward_i - invalid_penalty * [row i invalid] (the penalty hits this row only).
@@ -24,6 +30,6 @@ def grpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) ->
     Params: ``invalid_penalty`` (0.1), ``epsilon`` (1e-6), ``norm_adv_by_std`` (True).
     Row order does not matter.
     """
-    p = resolve_params(params)
-    score = episode_scores(batch, p["invalid_penalty"])
-    return episode_advantage(score, batch.group, p["epsilon"], remove_std=not p["norm_adv_by_std"])
+    p = resolve(GRPOParams, params)
+    score = episode_scores(batch, p.invalid_penalty)
+    return episode_advantage(score, batch.group, p.epsilon, remove_std=not p.norm_adv_by_std)

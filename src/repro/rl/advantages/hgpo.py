@@ -8,19 +8,22 @@ over an implicit N x (K+2) item matrix.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from repro.registry import ESTIMATORS
 from repro.rl.advantages.common import (
+    Mode,
     Segments,
+    StepParams,
     centered,
     combine_codes,
     dense_codes,
     episode_advantage,
     episode_scores,
-    resolve_params,
+    resolve,
     segment_std,
     step_returns,
 )
@@ -29,8 +32,21 @@ from repro.rl.batch import StepBatch
 _WEIGHT_EPS = 1e-6  # "w_i = w_raw,i / (sum_j w_raw,j + 1e-6)" (§3.4.3), independent of params["epsilon"]
 
 
-@ESTIMATORS.register("hgpo")
-def hgpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class HGPOParams(StepParams):
+    mode: Mode = "mean_std_norm"  # HGPO ALFWorld scripts (§3.4.4)
+    history_length: int = 2  # K, ALFWorld "2 (comment: 2 or 4)" (§3.4.4); from train.history_length
+    length_weight_alpha: float = 1.0  # alpha (§3.4.4)
+    base_group: bool = False  # level-0 episode item, off by default (§3.4.1 item 5)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.history_length < 0:
+            raise ValueError(f"history_length must be an integer >= 0, got {self.history_length!r}")
+
+
+@ESTIMATORS.register("hgpo", params=HGPOParams)
+def hgpo_advantage(batch: StepBatch, params: Any = None) -> np.ndarray:
     """HGPO advantage float64[N] (``compute_hgpo_outcome_advantage``; §3.4, §3.9 item 5).
 
     - R = discounted return (``gamma``) minus ``invalid_penalty`` on invalid rows, per row.
@@ -48,12 +64,12 @@ def hgpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) ->
     ("mean_std_norm"), ``history_length`` K (2), ``length_weight_alpha`` alpha (1.0),
     ``base_group`` (False). Requires trajectory-major chronological rows (checked).
     """
-    p = resolve_params(params)
-    remove_std = p["mode"] == "mean_norm"
-    eps = p["epsilon"]
-    alpha = float(p["length_weight_alpha"])
+    p = resolve(HGPOParams, params)
+    remove_std = p.mode == "mean_norm"
+    eps = p.epsilon
+    alpha = float(p.length_weight_alpha)
     n = len(batch)
-    ret = step_returns(batch, p["gamma"], p["invalid_penalty"])  # also checks the row order
+    ret = step_returns(batch, p.gamma, p.invalid_penalty)  # also checks the row order
 
     weighted = np.zeros(n)  # sum_i w_raw,i * a_i per row
     weight = np.zeros(n)  # sum_i w_raw,i per row
@@ -64,14 +80,14 @@ def hgpo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) ->
         weighted[rows[keep]] += w * adv[keep]
         weight[rows[keep]] += w
 
-    if p["base_group"]:  # level 0: the trajectory-level (episode) item, §3.4.1 item 5
-        adv0 = episode_advantage(episode_scores(batch, p["invalid_penalty"]), batch.group, eps, remove_std)
+    if p.base_group:  # level 0: the trajectory-level (episode) item, §3.4.1 item 5
+        adv0 = episode_advantage(episode_scores(batch, p.invalid_penalty), batch.group, eps, remove_std)
         add_items(np.arange(n), adv0, np.ones(n, dtype=bool), level=0)
 
     anchor, n_anchor = dense_codes(batch.anchor)
     rows = np.arange(n)  # rows taking part at the current level (step >= k - 1)
     key, n_key = dense_codes(batch.group)  # level "0" key: the group alone
-    for k in range(1, int(p["history_length"]) + 2):
+    for k in range(1, int(p.history_length) + 2):
         if k > 1:
             deep = batch.step[rows] >= k - 1
             rows, key = rows[deep], key[deep]

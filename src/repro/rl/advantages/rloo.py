@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from repro.registry import ESTIMATORS
-from repro.rl.advantages.common import centered, episode_scores, resolve_params, segments
+from repro.rl.advantages.common import StepParams, centered, episode_scores, resolve, segments
 from repro.rl.batch import StepBatch
 
 
-@ESTIMATORS.register("rloo")
-def rloo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) -> np.ndarray:
+@ESTIMATORS.register("rloo", params=StepParams)
+def rloo_advantage(batch: StepBatch, params: Any = None) -> np.ndarray:
     """RLOO advantage float64[N] (verl ``compute_rloo_outcome_advantage``, leave-one-out baseline).
 
     - score_i = episode_reward_i - invalid_penalty * [row i invalid], as for GRPO.
@@ -24,8 +24,8 @@ def rloo_advantage(batch: StepBatch, params: Mapping[str, Any] | None = None) ->
 
     Params: ``invalid_penalty`` (0.1). Row order does not matter.
     """
-    p = resolve_params(params)
-    score = episode_scores(batch, p["invalid_penalty"])
+    p = resolve(StepParams, params)
+    score = episode_scores(batch, p.invalid_penalty)
     seg = segments(batch.group)
     n = seg.count[seg.ids].astype(np.float64)
     scale = np.divide(n, n - 1.0, out=np.zeros_like(n), where=n > 1)

@@ -1,5 +1,6 @@
 """CAMEL (Feng, An, He; AAAI 2019): the ``camel`` learner and the study's figures. Binary relevance
 and the datasets come from ``repro.studies.multilabel``."""
 
+from repro.classic import family  # noqa: F401  (the trainer family the study's runs use)
 from repro.studies import multilabel  # noqa: F401  (datasets, binary relevance)
 from repro.studies.camel import figures, method  # noqa: F401  (register the learner and figures)

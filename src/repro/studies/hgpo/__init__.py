@@ -1,5 +1,5 @@
-"""HGPO (He, Feng, Wei et al., ICLR 2026): the agentic-RL family it trains with, and its figures."""
+"""HGPO (He, Feng, Wei et al., ICLR 2026): the study's plugin (``repro.plugins``) registers the
+agentic-RL family it trains with, the study's training diagnostic and its figures."""
 
-# the trainer family, estimators, benchmarks and samplers the study's runs use (registrations)
-from repro.rl import advantages, benchmarks, trainer, vllm_backend  # noqa: F401
-from repro.studies.hgpo import figures  # noqa: F401
+from repro.rl import plugin  # noqa: F401  (family, estimators, benchmarks, datasets, samplers, warm start)
+from repro.studies.hgpo import diagnostics, figures  # noqa: F401  (the context diagnostic, the figures)

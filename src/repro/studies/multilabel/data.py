@@ -254,7 +254,7 @@ def _download_mulan(name: str, params: dict, dl: Path) -> tuple[dict, str]:
     if bool(url) == bool(base):
         raise ValueError(f"mulan/{name}: set exactly one of datasets.mulan/{name}.url (a .rar or .zip archive "
                          f"holding {', '.join(files)}, e.g. Mulan's release) and .base_url (a folder holding "
-                         f"them; file:// or https://) in config/config.yaml; got {'both' if url else 'neither'}")
+                         f"them; file:// or https://) in the study's YAML (datasets.mulan/<name>); got {'both' if url else 'neither'}")
     names = [_archive_name(str(url))] if url else files
     expected = {k: v.lower() for k, v in (params.get("sha256") or {}).items()}
     bad = sorted(set(expected) - set(names))

@@ -1,5 +1,12 @@
 """NRPR / GLAC (Shu, He, Wang, Wei, Xiang, Feng, AAAI 2023): generalised unbiased risk estimator for
-learning with augmented classes and its risk-penalty regularisation (other-papers.md §1)."""
+learning with augmented classes and its risk-penalty regularisation (other-papers.md §1).
 
-# importing these registers the datasets, figures, learner and metric
-from repro.studies.nrpr import data, figures, learner, metrics  # noqa: F401
+The study's plugin (``repro.plugins``): importing it registers the classic family, the datasets,
+figures and metric, and the ``generalized_ure`` learner lazily (it imports torch)."""
+
+from repro.classic import family  # noqa: F401  (the trainer family the study's runs use)
+from repro.registry import LEARNERS
+from repro.studies.nrpr import data, figures, metrics  # noqa: F401  (they register themselves)
+from repro.studies.nrpr.params import UREParams
+
+LEARNERS.lazy("generalized_ure", "repro.studies.nrpr.learner:LEARNER", params=UREParams)

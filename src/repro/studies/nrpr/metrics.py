@@ -9,7 +9,6 @@ one-vs-rest AUCs** over the K+1 classes, which is what this metric computes.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from repro.classic.metrics import one_hot, register_metric
 
@@ -25,6 +24,8 @@ def macro_auc_ovr(y, scores, labels) -> float:
     ok = (n_pos > 0) & (n_neg > 0)
     if not ok.any():
         raise ValueError("macro_auc_ovr: no class has both positive and negative examples")
+    from scipy.stats import rankdata  # scipy: only when a score is computed, not while parsing
+
     r = rankdata(scores, method="average", axis=0)  # [n, q] mid-ranks per class column
     auc = ((r * pos).sum(0) - n_pos * (n_pos + 1) / 2.0) / np.maximum(n_pos * n_neg, 1)  # Mann-Whitney U
     return float(auc[ok].mean())

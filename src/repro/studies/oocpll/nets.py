@@ -1,6 +1,6 @@
 """Networks and input pipelines built from an ``architecture`` model spec (resources/models/<m>/config.json).
 
-Spec keys (``config/config.yaml`` ``models.<m>.params``):
+Spec keys (``models.<m>.params`` of ``config/studies/oocpll.yaml``):
 
 - ``kind``: ``mlp`` (``hidden``: list of widths, ReLU), ``linear``, or ``resnet18`` (the CIFAR
   ResNet-18 of the authors' ``cifar_models/resnet.py``: 3x3 stem, no max-pool, BasicBlocks

@@ -1,4 +1,7 @@
-"""Context inconsistency of GiGPO's step groups, measured on a rollout batch (HGPO's motivation).
+"""HGPO's training diagnostic ``context_inconsistency`` (``registry.DIAGNOSTICS``): the context
+inconsistency of GiGPO's step groups, measured on each iteration's rollout batch (HGPO's motivation).
+It runs where a study's train config names it (``diagnostics: {context_inconsistency: {...}}``),
+on every method's batch with the same params, and writes the ``context/*`` columns of train_log.csv.
 
 GiGPO groups the steps of one task that share the current observation (anchor), wherever they
 occur. The policy, however, acted on a prompt holding the last K (observation, action) pairs, so
@@ -17,14 +20,17 @@ measures, per batch:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from repro.rl.advantages.common import combine_codes, dense_codes, resolve_params, segments
+from repro import registry
+from repro.rl.advantages.common import combine_codes, dense_codes, resolve, segments
 from repro.rl.advantages.gigpo import step_advantage
-from repro.rl.advantages.hgpo import hgpo_advantage
+from repro.rl.advantages.hgpo import HGPOParams, hgpo_advantage
 from repro.rl.batch import StepBatch
+
+KEYS = ("inconsistent_group_frac", "inconsistent_row_frac", "adv_gap_inconsistent", "adv_gap_consistent")
 
 
 def history_key(batch: StepBatch, k: int) -> tuple[np.ndarray, int]:
@@ -42,14 +48,14 @@ def history_key(batch: StepBatch, k: int) -> tuple[np.ndarray, int]:
     return key, n_key
 
 
-def context_inconsistency(batch: StepBatch, params: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """The four measures above for one batch (``history_length`` K, and the GiGPO/HGPO params)."""
-    p = resolve_params(params)
+def context_inconsistency(batch: StepBatch, params: Any = None) -> dict[str, float]:
+    """The four measures above for one batch (``HGPOParams``: K = ``history_length``, and the
+    GiGPO / HGPO params both advantages use)."""
+    p = resolve(HGPOParams, params)
     nan = float("nan")
     if len(batch) == 0:
-        return {"inconsistent_group_frac": nan, "inconsistent_row_frac": nan,
-                "adv_gap_inconsistent": nan, "adv_gap_consistent": nan}
-    hist, _ = history_key(batch, int(p["history_length"]))
+        return dict.fromkeys(KEYS, nan)
+    hist, _ = history_key(batch, int(p.history_length))
     step_groups = segments(batch.group, batch.anchor)
     contexts = segments(step_groups.ids, hist)  # (step group, history) pairs
     first = np.zeros(contexts.n, dtype=np.int64)
@@ -69,3 +75,10 @@ def context_inconsistency(batch: StepBatch, params: Mapping[str, Any] | None = N
         "adv_gap_inconsistent": mean(gap[row_bad]),
         "adv_gap_consistent": mean(gap[row_multi & ~row_bad]),
     }
+
+
+@registry.DIAGNOSTICS.register("context_inconsistency", params=HGPOParams,
+                               columns=tuple(f"context/{k}" for k in KEYS))
+def context_diagnostic(rollout, params: HGPOParams) -> dict[str, float]:
+    """The hook: :func:`context_inconsistency` of the rollout's step rows, as ``context/*`` columns."""
+    return {f"context/{k}": v for k, v in context_inconsistency(rollout.batch, params).items()}

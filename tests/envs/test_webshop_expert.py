@@ -1,4 +1,4 @@
-"""Scripted WebShop expert and its noisy demonstrations (``repro.rl.envs.webshop.expert``).
+"""Scripted WebShop expert and its noisy demonstrations (``repro.envs.webshop.expert``).
 
 Runs on the generated embedded catalog (``repro.data.webshop`` defaults, seed 0) with the real
 reward (spaCy ``en_core_web_sm``), as ``test_webshop_env.py``.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from repro.rl.envs.webshop import SEARCH_MARKER, Catalog, WebshopBatchEnv
-from repro.rl.envs.webshop.expert import expert_episodes
+from repro.envs.webshop import SEARCH_MARKER, Catalog, WebshopBatchEnv
+from repro.envs.webshop.expert import expert_episodes
 
 KEYS = {"obs", "admissible", "action", "expert", "expert_action", "task", "gamefile", "step"}
 MAX_STEPS = 15

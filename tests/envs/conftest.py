@@ -16,6 +16,6 @@ def webshop_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def webshop_catalog(webshop_root):
-    from repro.rl.envs.webshop import Catalog
+    from repro.envs.webshop import Catalog
 
     return Catalog(webshop_root)

@@ -40,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
     "model": {},                 # Qwen2Config overrides (repro.models.tiny defaults otherwise)
 }
 
-@registry.MODELS.register("tiny_qwen2_sft")
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
     """``params["benchmark"]`` (default: the dataset's folder, ``resources/datasets/<benchmark>/<variant>``)
     picks the expert and prompt format (``repro.registry.BENCHMARKS``)."""
@@ -49,7 +48,7 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     from repro.rl.sft import demonstration_pairs, sft
 
     if dataset_dir is None:
-        raise ValueError("tiny_qwen2_sft needs a dataset (models.<name>.dataset in config/config.yaml)")
+        raise ValueError("tiny_qwen2_sft needs a dataset (models.<name>.dataset in the study YAML)")
     p = {**DEFAULTS, **params}
     bench = registry.BENCHMARKS.get(p.get("benchmark") or Path(dataset_dir).parent.name)
     opts = PromptOptions(**p["prompt"])

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from repro.rl.envs.webshop import (
+from repro.envs.webshop import (
     PRICE_RANGE,
     SEARCH_MARKER,
     BM25Index,
@@ -35,7 +35,7 @@ from repro.rl.envs.webshop import (
     task_text,
     type_reward,
 )
-from repro.rl.envs.webshop.catalog import draw_prices, synthetic_goals
+from repro.envs.webshop.catalog import draw_prices, synthetic_goals
 
 ALL_QUERIES = ("running shoes shampoo body lotion wireless headphones cotton t-shirt ground "
                "coffee protein bars office chair nightstand phone case")

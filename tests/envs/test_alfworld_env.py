@@ -15,7 +15,7 @@ if "ALFWORLD_DATA" not in os.environ:
     os.environ["ALFWORLD_DATA"] = tempfile.mkdtemp(prefix="alfworld-data-")
 
 from repro.data.alfworld import generate_embedded, write_alfworld_config  # noqa: E402
-from repro.rl.envs.alfworld import (  # noqa: E402
+from repro.envs.alfworld import (  # noqa: E402
     TASK_TYPES,
     AlfworldBatchEnv,
     expert_episodes,

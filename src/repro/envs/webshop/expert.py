@@ -4,7 +4,7 @@ WebShop ships no expert (upstream's imitation data are human trajectories); this
 session's state, including the hidden goal (it is an expert), and only ever picks an action of
 the admissible list, so its demonstrations stay inside the action space of an agent whose
 generation is constrained to admissible actions. ``expert_episodes`` is the counterpart of
-``repro.rl.envs.alfworld.expert_episodes`` and returns episodes in the same format.
+``repro.envs.alfworld.expert_episodes`` and returns episodes in the same format.
 
 The expert's policy, by page (``expert_action``):
 
@@ -43,8 +43,8 @@ import random
 import re
 import time
 
-from repro.rl.envs import cycle_order
-from repro.rl.envs.webshop.env import (
+from repro.envs import cycle_order
+from repro.envs.webshop.env import (
     PRODUCT_WINDOW,
     SEARCH_MARKER,
     Catalog,
@@ -52,7 +52,7 @@ from repro.rl.envs.webshop.env import (
     WebshopSession,
     parse_action,
 )
-from repro.rl.envs.webshop.search import analyze
+from repro.envs.webshop.search import analyze
 
 log = logging.getLogger(__name__)
 

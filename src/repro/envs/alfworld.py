@@ -37,10 +37,19 @@ from typing import Any
 
 import numpy as np
 
-from repro.data.alfworld import TASK_TYPES
-from repro.rl.envs import cycle_order
+from repro.envs import cycle_order
 
 log = logging.getLogger(__name__)
+
+#: ALFWorld task-type ids (``alfred_tw_env.TASK_TYPES``).
+TASK_TYPES = {
+    1: "pick_and_place_simple",
+    2: "look_at_obj_in_light",
+    3: "pick_clean_then_place_in_recep",
+    4: "pick_heat_then_place_in_recep",
+    5: "pick_cool_then_place_in_recep",
+    6: "pick_two_obj_and_place",
+}
 
 SPLIT_DIRS = {"train": "train", "valid_seen": "valid_seen", "valid_unseen": "valid_unseen",
               # AlfredTWEnv's train_eval names

@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from repro.rl.envs.webshop import pages
-from repro.rl.envs.webshop.catalog import Goal, GoalSet, Product, build_goal_set, load_products, resolve_files
-from repro.rl.envs.webshop.reward import NounExtractor, default_nouns, get_reward
-from repro.rl.envs.webshop.search import BM25Index
+from repro.envs.webshop import pages
+from repro.envs.webshop.catalog import Goal, GoalSet, Product, build_goal_set, load_products, resolve_files
+from repro.envs.webshop.reward import NounExtractor, default_nouns, get_reward
+from repro.envs.webshop.search import BM25Index
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ Deviations (each documented where it lives):
 - ``num_products`` accepts any N (upstream: 100/1000/100000/None, its prebuilt indexes).
 """
 
-from repro.rl.envs.webshop.catalog import (
+from repro.envs.webshop.catalog import (
     FULL_FILES,
     PRICE_RANGE,
     SMALL_FILES,
@@ -41,7 +41,7 @@ from repro.rl.envs.webshop.catalog import (
     parse_pricing,
     resolve_files,
 )
-from repro.rl.envs.webshop.env import (
+from repro.envs.webshop.env import (
     SEARCH_MARKER,
     WIN_REWARD,
     Catalog,
@@ -51,7 +51,7 @@ from repro.rl.envs.webshop.env import (
     parse_action,
     task_text,
 )
-from repro.rl.envs.webshop.reward import (
+from repro.envs.webshop.reward import (
     COLOR_SET,
     SpacyNouns,
     attribute_reward,
@@ -61,7 +61,7 @@ from repro.rl.envs.webshop.reward import (
     option_reward,
     type_reward,
 )
-from repro.rl.envs.webshop.search import BM25Index, analyze, lucene_doc_length, product_document
+from repro.envs.webshop.search import BM25Index, analyze, lucene_doc_length, product_document
 
 __all__ = [
     "BM25Index", "COLOR_SET", "Catalog", "FULL_FILES", "Goal", "GoalSet", "PRICE_RANGE", "Product",

@@ -1,0 +1,88 @@
+"""The trainer-family protocol (DESIGN.md §5): what a kind of training provides to the workflow.
+
+A study names its family (``family:`` in ``config/studies/<study>.yaml``); the family is looked up
+in :data:`repro.registry.FAMILIES`. The shared configuration code (``repro.config``, the study
+schema) only knows what every family shares (benchmarks, methods with ``impl`` + ``params``,
+seeds, models, per-scale ``train`` / ``evaluate`` blocks, resources, sources); everything else is
+the family's to check and use. A family module is imported while the workflow parses, so it must
+be cheap to import: the training code it runs (torch, transformers, ...) is imported inside
+``train`` and ``evaluate``.
+
+The job-level run config a family receives (``repro.config.run_config``) holds ``scale``,
+``study``, ``plugin``, ``family``, ``method``, ``impl`` (the method's registry item, or None),
+``params`` (the method's params after the benchmark's overrides), ``train`` and ``evaluate`` (the
+merged blocks), ``env`` (benchmark keyword arguments), ``benchmark``, ``model`` and ``seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from repro.config import ConfigError, check_dataclass
+
+
+@runtime_checkable
+class Family(Protocol):
+    """One kind of training (``agentic_rl``, ``classic``, ...)."""
+
+    def train_config(self, values: dict, source: str) -> Any:
+        """The typed train block (defaults filled); a bad key or value raises ``ConfigError``
+        naming ``source`` + the key and what is allowed."""
+
+    def eval_config(self, values: dict, source: str) -> Any:
+        """The typed evaluate block, as ``train_config``."""
+
+    def check_method(self, spec: dict, source: str) -> None:
+        """Check one ``methods.<m>`` entry: its ``impl`` names a registry item of this family
+        (or None where the family allows "no training") and any family-specific keys."""
+
+    def method_params(self, spec: dict, values: dict, source: str) -> Any:
+        """The typed params of the method ``spec`` (``values``: its params merged with the
+        benchmark's overrides): the ``Params`` dataclass its ``impl`` item owns."""
+
+    def check_benchmark(self, benchmark: str, evaluate: Any, source: str) -> None:
+        """Family-level checks of one benchmark's resolved evaluate block (e.g. its splits)."""
+
+    def conda_env(self, run: dict) -> str:
+        """The conda environment file (under ``envs/``) a train/evaluate job of ``run`` runs in."""
+
+    def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
+              log_csv: Path, work_dir: Path, tracker) -> None:
+        """Train ``run`` from the base model in ``model_dir``; write the final checkpoint folder
+        ``out_dir`` atomically (with ``trainer_state.json`` holding ``iteration``) and
+        ``log_csv`` (one row per iteration/epoch); send curves to ``tracker``. ``work_dir`` may
+        hold resumable state that a restarted job continues from."""
+
+    def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
+        """``{"splits": {split: {"metrics": {name: float}, ...}}}``: the paper's protocol on each
+        configured split. ``summarize`` tabulates every split's ``metrics`` (mean ± std over
+        seeds); other keys (sample counts, per-sample outputs) stay in ``eval.json``."""
+
+
+def item_params(reg, name: str, values: dict, source: str) -> Any:
+    """``values`` as the typed ``Params`` of registry item ``name``: the class given as
+    ``params=`` when it was registered (lazy items), else the item's own ``Params`` attribute."""
+    cls = reg.meta(name).get("params") or getattr(reg.get(name), "Params", None)
+    if cls is None:
+        raise ConfigError(f"{source}: {reg.kind} {name!r} declares no Params")
+    return check_dataclass(cls, values, source)
+
+
+def check_impl(reg, spec: dict, source: str, *, allow_none: bool = False, key: str = "impl") -> None:
+    """``spec[key]`` is a name in ``reg`` (or None where ``allow_none``)."""
+    impl = spec.get(key)
+    if impl is None and allow_none:
+        return
+    if impl not in reg:
+        raise ConfigError(f"{source}.{key}: {impl!r} is not a registered {reg.kind}; allowed: "
+                          f"{', '.join(reg.names())}" + (" or null" if allow_none else ""))
+
+
+def refuse_keys(spec: dict, allowed: set[str], source: str, family: str) -> None:
+    """A method entry's keys outside the shared ones and ``allowed`` (the family's own)."""
+    shared = {"impl", "params", "train", "sources", "ablation"}
+    extra = sorted(set(spec) - shared - allowed)
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, extra))} (family {family}); "
+                          f"allowed: {', '.join(sorted(shared | allowed))}")
