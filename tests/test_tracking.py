@@ -200,3 +200,31 @@ def test_spooled_run_never_imports_mlflow(tmp_path):
             "assert 'mlflow' not in sys.modules, 'mlflow imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert json.loads((tmp_path / "m.json").read_text())["metrics"][0][:2] == ["x", 1.0]
+
+
+def test_evaluated_metrics_reach_the_run_spooled_or_live(tmp_path, monkeypatch):
+    """A run's MLflow record holds its final evaluation as ``<split>/<metric>``: sent with the
+    spooled run by replay (and added to an already replayed one), or added to the live run."""
+    from repro.tracking import eval_metrics, log_evaluation
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init_store(uri)
+    evaluation = {"checkpoint_iteration": 3,
+                  "splits": {"test": {"metrics": {"accuracy": 0.9, "macro_f1": 0.8}, "n": 500},
+                             "valid_seen": {"success_rate": 0.5, "per_task_type": {"a": 1.0}, "temperature": 0.4}}}
+    assert eval_metrics(evaluation) == {"test/accuracy": 0.9, "test/macro_f1": 0.8, "test/n": 500.0,
+                                        "valid_seen/success_rate": 0.5, "valid_seen/temperature": 0.4}
+    spool = tmp_path / "mlflow_run.json"
+    _record(Tracker("spooled", "d/m/x/seed0", params={}, tags={}, uri=uri, spool=spool))
+    assert replay_spool(uri, spool) is True  # first replay: without the evaluation
+    assert replay_spool(uri, spool, evaluation) is False  # already there: only the evaluation is added
+    (run,) = _runs(uri, "spooled")
+    assert run.data.metrics["test/accuracy"] == 0.9 and run.data.metrics["valid_seen/success_rate"] == 0.5
+    client = mlflow.tracking.MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test/accuracy")] == [3]
+    _record(Tracker("live", "d/m/x/seed0", params={}, tags={}, uri=uri))
+    assert log_evaluation(uri, "live", "d/m/x/seed0", evaluation) == 5
+    assert log_evaluation(uri, "live", "d/m/x/seed0", evaluation) == 0  # a rerun sends nothing twice
+    assert _runs(uri, "live")[0].data.metrics["test/macro_f1"] == 0.8
+    assert log_evaluation(uri, "live", "no/such/run/seed0", evaluation) == 0

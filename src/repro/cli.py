@@ -71,11 +71,14 @@ def cmd_get_model(a: argparse.Namespace) -> None:
     log.info("model ready in %.1fs", time.perf_counter() - t0)
 
 
+def _run_name(run: dict) -> str:
+    return f"{run['benchmark']}/{run['model']}/{run['method']}/seed{run['seed']}"
+
+
 def _tracker(run: dict, tracking_uri: str | None, spool: str | None):
     from repro.tracking import Tracker, git_commit
 
-    name = f"{run['benchmark']}/{run['model']}/{run['method']}/seed{run['seed']}"
-    return Tracker(run["study"], name, params=run, uri=tracking_uri, spool=spool,
+    return Tracker(run["study"], _run_name(run), params=run, uri=tracking_uri, spool=spool,
                    tags={"scale": run["scale"], "git_commit": git_commit(), "rule": "train"})
 
 
@@ -109,11 +112,17 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         "method": run["method"], "seed": run["seed"], "scale": run["scale"],
         "checkpoint_iteration": rio.read_json(state)["iteration"] if state.exists() else None,
         **result,
+        "config": run,  # the resolved run config (summarize reads what set the run apart)
         "provenance": provenance(Path(a.dataset_dir), Path(a.checkpoint), run),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     rio.write_json(a.out, out)
     log.info("wrote %s", a.out)
+    if a.tracking_uri:  # live tracking: the evaluated metrics join the training's MLflow run
+        from repro.tracking import log_evaluation
+
+        sent = log_evaluation(a.tracking_uri, run["study"], _run_name(run), out)
+        log.info("%d evaluated metrics sent to MLflow", sent)
 
 
 def cmd_sync_tracking(a: argparse.Namespace) -> None:
@@ -134,13 +143,14 @@ def cmd_sync_tracking(a: argparse.Namespace) -> None:
 
 
 def cmd_replay_tracking(a: argparse.Namespace) -> None:
-    """Send the spooled MLflow runs (``train --tracking-spool``) beside the given eval.json files."""
+    """Send the spooled MLflow runs (``train --tracking-spool``) beside the given eval.json files,
+    each with its evaluated metrics."""
     from repro.tracking import SPOOL_FILE, replay_spool, tracking_uri
 
     uri = tracking_uri(a.tracking_uri)
     spools = [Path(e).parent / SPOOL_FILE for e in a.evals]
-    found = [p for p in spools if p.exists()]
-    sent = sum(replay_spool(uri, p) for p in found)
+    found = [(p, e) for p, e in zip(spools, a.evals) if p.exists()]
+    sent = sum(replay_spool(uri, p, rio.read_json(e)) for p, e in found)
     log.info("replayed %d spooled runs to %s (%d already there, %d runs without a spool)",
              sent, uri, len(found) - sent, len(spools) - len(found))
 
@@ -148,17 +158,23 @@ def cmd_replay_tracking(a: argparse.Namespace) -> None:
 def cmd_summarize(a: argparse.Namespace) -> None:
     from repro.figures.summary import summarize
 
-    df = summarize([Path(p) for p in a.evals], allow_mixed_provenance=a.allow_mixed_provenance)
+    df = summarize([Path(p) for p in a.evals], allow_mixed_provenance=a.allow_mixed_provenance,
+                   reported=Path(a.reported) if a.reported else None)
     rio.write_text(a.out, df.to_csv(index=False))
     log.info("summary of %d eval files -> %s", len(a.evals), a.out)
 
 
 def cmd_plot_figure(a: argparse.Namespace) -> None:
     plugins.load(a.plugin)
+    import inspect
+
     fn = registry.FIGURES.get(a.figure)
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
+    # per-sample outputs (ROC curves, per-seed pairs) need the runs' eval.json: given to a figure
+    # function that takes them
+    extra = {"evals": [Path(p) for p in a.evals]} if "evals" in inspect.signature(fn).parameters else {}
     fn(summary=Path(a.summary), train_logs=[Path(p) for p in a.train_logs],
-       reported=Path(a.reported), out_dir=Path(a.out_dir), scale=a.scale)
+       reported=Path(a.reported), out_dir=Path(a.out_dir), scale=a.scale, **extra)
     log.info("figure %s -> %s", a.figure, a.out_dir)
 
 
@@ -208,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--checkpoint", required=True)
             s.add_argument("--out", required=True, help="eval.json")
+            s.add_argument("--tracking-uri", default=None,
+                           help="add the evaluated metrics to the training's MLflow run (live tracking)")
 
     s = sub.add_parser("sync-tracking", help="re-send the metrics of every train_log.csv to MLflow "
                                              "(what a tracking outage left out)")
@@ -224,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summarize", help="mean ± std over seeds of every eval.json of a study")
     s.add_argument("--evals", nargs="+", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--reported", default=None, help="paper_figures/reported/<study>.csv: joined beside")
     s.add_argument("--allow-mixed-provenance", action="store_true",
                    help="summarize runs with different package versions or dataset digests anyway")
     s.set_defaults(fn=cmd_summarize)
@@ -234,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="module registering it (repro.plugins; repeatable)")
     s.add_argument("--summary", required=True)
     s.add_argument("--train-logs", nargs="*", default=[])
+    s.add_argument("--evals", nargs="*", default=[], help="the study's eval.json files")
     s.add_argument("--reported", required=True)
     s.add_argument("--scale", required=True)
     s.add_argument("--out-dir", required=True)

@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from repro import plugins, registry
+from repro import reported
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
@@ -183,6 +184,10 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
                               f"dataset; allowed: {', '.join(merged['datasets'])}")
     for study, data in studies.items():
         _check_study(study, data, merged, config["scale"], sources[study])
+        try:  # the papers' numbers, which every figure job reads (repro.reported)
+            reported.check(root / "paper_figures" / "reported" / f"{study}.csv", study)
+        except reported.ReportedError as exc:
+            raise ConfigError(str(exc)) from None
     return {"config": config, "studies": studies, **merged,
             "plugins": {"study": plugin_of,
                         **{block: {k: plugin_of[s] for k, s in owners[block].items()} for block in owners}}}
@@ -340,6 +345,7 @@ def run_config(loaded: dict[str, Any], study: str, method: str, benchmark: str |
     return {
         "scale": scale, "study": study, "plugin": loaded["plugins"]["study"][study],
         "family": data["family"], "method": method, "impl": m.get("impl"),
+        "ablation": bool(m.get("ablation", False)),
         # a benchmark's study-wide params reach the methods whose params have the key
         "params": {**m.get("params", {}),
                    **{k: v for k, v in over.get("params", {}).items()

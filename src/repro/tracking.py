@@ -198,17 +198,46 @@ class Tracker:
             self._guard("end", self._client.set_terminated, self._run_id, status)
 
 
-def replay_spool(uri: str, spool: str | Path) -> bool:
+def eval_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
+    """``<split>/<metric>`` -> value for an ``eval.json``: every number of a split's ``metrics`` and
+    every number directly under the split (the agentic studies' ``success_rate``, ``score``, ...)."""
+    out = {}
+    for split, res in evaluation.get("splits", {}).items():
+        for k, v in {**res, **res.get("metrics", {})}.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"{split}/{k}"] = float(v)
+    return out
+
+
+def _log_missing(client, run_id: str, metrics: dict[str, float], step: int) -> int:
+    """Log the ``metrics`` the run does not hold yet (at ``step``); returns how many were sent."""
+    from mlflow.entities import Metric
+
+    have = client.get_run(run_id).data.metrics
+    now = int(time.time() * 1000)
+    rows = [Metric(k, v, now, step) for k, v in metrics.items() if k not in have and v == v]
+    for lo in range(0, len(rows), 1000):
+        client.log_batch(run_id, metrics=rows[lo:lo + 1000])
+    return len(rows)
+
+
+def replay_spool(uri: str, spool: str | Path, evaluation: dict[str, Any] | None = None) -> bool:
     """Send one spooled run (``Tracker(spool=...)``) to MLflow as it would have been logged live:
-    name, tags, params, every metric with its step and time, status, start and end times. A run
-    already replayed (same ``repro.spool_id`` tag) is skipped; returns whether it was sent."""
+    name, tags, params, every metric with its step and time, status, start and end times, then the
+    run's ``evaluation`` (its ``eval.json``) as ``<split>/<metric>`` metrics. A run already replayed
+    (same ``repro.spool_id`` tag) is not sent again, only given the evaluated metrics it lacks;
+    returns whether the run was sent."""
     import mlflow
     from mlflow.entities import Metric, Param
 
     rec = json.loads(Path(spool).read_text())
     client = mlflow.tracking.MlflowClient(uri)
     eid = experiment_id(uri, rec["experiment"])
-    if client.search_runs([eid], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{rec['spool_id']}'", max_results=1):
+    step = int((evaluation or {}).get("checkpoint_iteration") or 0)
+    found = client.search_runs([eid], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{rec['spool_id']}'", max_results=1)
+    if found:
+        if evaluation:
+            _log_missing(client, found[0].info.run_id, eval_metrics(evaluation), step)
         return False
     run_id = client.create_run(eid, run_name=rec["run_name"], start_time=rec["start_ms"],
                                tags={**rec["tags"], SPOOL_ID_TAG: rec["spool_id"]}).info.run_id
@@ -218,8 +247,31 @@ def replay_spool(uri: str, spool: str | Path) -> bool:
     metrics = [Metric(*row) for row in rec["metrics"]]
     for lo in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[lo:lo + 1000])
+    if evaluation:
+        _log_missing(client, run_id, eval_metrics(evaluation), step)
     client.set_terminated(run_id, rec["status"], end_time=rec["end_ms"])
     return True
+
+
+def log_evaluation(uri: str, experiment: str, run_name: str, evaluation: dict[str, Any]) -> int:
+    """Add an ``eval.json``'s metrics (``<split>/<metric>``, at the checkpoint's iteration) to the
+    newest MLflow run named ``run_name`` (the training's, logged live); best effort: a store that
+    fails is logged as a warning and 0 returned (``eval.json`` is the record)."""
+    try:
+        import mlflow
+
+        client = mlflow.tracking.MlflowClient(uri)
+        runs = client.search_runs([experiment_id(uri, experiment)],
+                                  filter_string=f"attributes.run_name = '{run_name}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            log.warning("no MLflow run %r in experiment %r to add the evaluation to", run_name, experiment)
+            return 0
+        return _log_missing(client, runs[0].info.run_id, eval_metrics(evaluation),
+                            int(evaluation.get("checkpoint_iteration") or 0))
+    except Exception as exc:  # tracking never fails a job
+        log.warning("MLflow evaluation logging failed (%s: %s); eval.json is the record", type(exc).__name__, exc)
+        return 0
 
 
 class NullTracker:

@@ -1,30 +1,43 @@
-"""Claim verdicts: 'yes'/'no' only beyond two standard errors, computed from the seeds."""
+"""Claim verdicts: Welch's t-test for unpaired seeds, the paired t-test for shared seeds; 'yes'/'no'
+only at p < 0.05, with t, df, p and n stated."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from repro.figures.claims import mean_difference, paired_difference, verdict
+from repro.figures.claims import paired, verdict, welch
 
 
-@pytest.mark.parametrize(("delta", "se", "higher", "expected"), [
-    (0.05, 0.01, True, "yes"), (-0.05, 0.01, True, "no"), (-0.05, 0.01, False, "yes"),
-    (0.015, 0.01, True, "not shown (within 2 standard errors)"), (0.0, 0.0, True, "not shown (within 2 standard errors)"),
-    (0.3, float("nan"), True, "not shown (one seed)"), (0.01, 0.0, True, "yes"),
+def _row(values) -> pd.Series:
+    v = np.asarray(values, float)
+    return pd.Series({"mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else 0.0, "n_seeds": len(v)})
+
+
+def test_welch_matches_scipy_on_the_samples():
+    a, b = [0.91, 0.88, 0.93, 0.90, 0.89], [0.85, 0.84, 0.80, 0.83]
+    t = welch(_row(a), _row(b))
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert t.p == pytest.approx(ref.pvalue, rel=1e-9) and t.delta / t.se == pytest.approx(ref.statistic)
+    assert t.df == pytest.approx(ref.df) and t.n == "5 vs 4"
+    assert verdict(t) == "yes" and verdict(t, higher_is_better=False) == "no"
+    assert "Welch t = " in t.describe() and f"df = {ref.df:.1f}" in t.describe() and "n = 5 vs 4" in t.describe()
+
+
+def test_paired_matches_scipy():
+    a, b = np.array([0.9, 0.8, 0.85, 0.7]), np.array([0.88, 0.79, 0.80, 0.71])
+    t = paired(a - b)
+    ref = stats.ttest_rel(a, b)
+    assert t.p == pytest.approx(ref.pvalue, rel=1e-9) and t.df == 3 and t.n == "4 paired"
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ([0.5, 0.6, 0.55], [0.52, 0.58, 0.57], "not shown (p ≥ 0.05)"),  # a spread as large as the effect
+    ([0.9], [0.1, 0.2], "not shown (one seed)"),
+    ([0.5, 0.5], [0.4, 0.4], "yes"),                                 # no spread: the difference is exact
+    ([0.5, 0.5], [0.5, 0.5], "not shown (p ≥ 0.05)"),
 ])
-def test_verdict(delta, se, higher, expected):
-    assert verdict(delta, se, higher) == expected
-
-
-def test_differences_by_hand():
-    a = pd.Series({"mean": 0.9, "std": 0.02, "n_seeds": 4})
-    b = pd.Series({"mean": 0.8, "std": 0.04, "n_seeds": 4})
-    delta, se, n = mean_difference(a, b)
-    assert (round(delta, 10), n) == (0.1, 4) and se == pytest.approx(np.sqrt(0.0004 / 4 + 0.0016 / 4))
-    one = a.copy()
-    one["n_seeds"] = 1
-    assert np.isnan(mean_difference(one, b)[1])
-    mean, se, n = paired_difference(np.array([0.1, 0.3, 0.2]))
-    assert (round(mean, 10), n) == (0.2, 3) and se == pytest.approx(0.1 / np.sqrt(3))
+def test_verdicts(a, b, expected):
+    assert verdict(welch(_row(a), _row(b))) == expected

@@ -22,11 +22,19 @@ def summary(tmp_path) -> Path:
     rows = []
     cells = [("alfworld", "valid_seen", "success_rate_pct", 0), ("alfworld", "valid_unseen", "success_rate_pct", 0),
              ("webshop", "test", "score", 50), ("webshop", "test", "success_rate_pct", 30)]
+    # what summarize carries from each run's config: impl, ablation, and the settings that differ
+    settings = {"hgpo": ("hgpo", False, 2, 1.0), "gigpo": ("gigpo", False, 2, None),
+                "hgpo_k0": ("hgpo", True, 0, 1.0), "hgpo_k1": ("hgpo", True, 1, 1.0),
+                "hgpo_k4": ("hgpo", True, 4, 1.0), "gigpo_k4": ("gigpo", True, 4, None),
+                "hgpo_a0": ("hgpo", True, 2, 0.0), "hgpo_a2": ("hgpo", True, 2, 2.0)}
     for i, m in enumerate(METHODS):
+        impl, ablation, k, alpha = settings.get(m, (m, False, 2, None))
         for bench, split, metric, offset in cells:
             rows.append({"study": "hgpo", "scale": "embedded", "benchmark": bench, "model": f"tiny-{bench}",
                          "method": m, "split": split, "temperature": 1.0, "task_type": "all",
-                         "metric": metric, "mean": 10.0 + i + offset, "std": 1.0, "n_seeds": 3})
+                         "metric": metric, "mean": 10.0 + i + offset, "std": 1.0, "n_seeds": 3,
+                         "impl": impl, "ablation": ablation, "train.history_length": k,
+                         "params.length_weight_alpha": alpha})
     p = tmp_path / "summary.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
     return p
@@ -66,6 +74,9 @@ def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
     assert set(shop.metric) == {"score"} and shop.loc["hgpo_k1", "mean"] == 60.0 + METHODS.index("hgpo_k1")
     assert shop.loc["hgpo_k4", "reported (1.5B)"] == "90.64" and shop.loc["gigpo", "reported (1.5B)"] == "n/f"
     assert len(t) == 3 * 8 and (tmp_path / "ablation.png").stat().st_size > 0
+    # main runs first, then the K runs (HGPO, then GiGPO), then the alpha runs
+    assert list(dict.fromkeys(t.run)) == ["hgpo", "gigpo", "hgpo_k0", "hgpo_k1", "hgpo_k4", "gigpo_k4",
+                                          "hgpo_a0", "hgpo_a2"]
 
 
 def test_context_figure_averages_over_seeds(tmp_path):

@@ -28,7 +28,8 @@ def _tree(root: Path, wd: Path) -> None:
     shutil.copy(PLUGINS / "toy.yaml", wd / "config" / "studies" / "toy.yaml")
     (wd / "paper_figures" / "reported").mkdir(parents=True)
     (wd / "paper_figures" / "reported" / "toy.csv").write_text(
-        "method,mse,source\nlast_value,0.1,made up for the plugin test\n")
+        "study,table,benchmark,model,method,metric,split,setting,value,std,source,confidence,note\n"
+        "toy,Table 1,sine,,last_value,mse,test,,0.1,,made up for the plugin test,none,\n")
 
 
 def test_a_plugin_family_runs_through_the_workflow(root, tmp_path, monkeypatch):
@@ -46,6 +47,11 @@ def test_a_plugin_family_runs_through_the_workflow(root, tmp_path, monkeypatch):
     assert set(summary.method) == {"last_value", "ar3"} and set(summary.n_seeds) == {2}
     table = pd.read_csv(tmp_path / "paper_figures/embedded/toy/main_table.csv")
     assert table.loc[table.method == "last_value", "mse (reported)"].item() == 0.1
+    assert len(table.loc[table.method == "ar3", "mse per seed"].item().split()) == 2  # the figure got eval.json
+    joined = summary.set_index(["method", "metric"]).reported_value  # the reported row leaves model empty: any
+    assert joined["last_value", "mse"] == 0.1 and pd.isna(joined["last_value", "mae"])
+    assert summary.loc[summary.method == "ar3", "reported_value"].isna().all()
+    assert set(summary.impl) == {"last_value", "ar"} and not summary.ablation.any()
     assert (tmp_path / "paper_figures/embedded/toy/main_table.png").stat().st_size > 0
     # nothing in the package, the workflow or the schemas names the plugin or its family
     named = subprocess.run(["grep", "-rlE", "repro_toy|toy_forecast|toyseries", str(root / "src" / "repro"),

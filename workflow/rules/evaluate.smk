@@ -2,6 +2,7 @@ rule evaluate:
     input:
         dataset=get_run_dataset,
         checkpoint="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/checkpoint",
+        tracking="results/mlflow_uri.txt",
     output:
         "results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/eval.json",
     params:
@@ -20,3 +21,6 @@ rule evaluate:
     shell:
         "repro --log {log} evaluate --run-config {params.run:q} --dataset-dir {input.dataset} "
         "--checkpoint {input.checkpoint} --out {output}"
+        # live tracking: the evaluated metrics join the training's MLflow run (deferred: summarize
+        # sends them with the spooled run)
+        + ("" if tracking_deferred() else ' --tracking-uri "$(cat {input.tracking})"')

@@ -2,6 +2,7 @@ rule summarize:
     input:
         evals=get_study_evals,
         tracking="results/mlflow_uri.txt",
+        reported="paper_figures/reported/{study}.csv",
     output:
         "results/{scale}/{study}/summary.csv",
     conda:
@@ -17,13 +18,15 @@ rule summarize:
             if tracking_deferred()
             else ""
         )
-        + "repro --log {log} summarize --evals {input.evals} --out {output} {params.allow_mixed}"
+        + "repro --log {log} summarize --evals {input.evals} --reported {input.reported} --out {output} "
+        "{params.allow_mixed}"
 
 
 rule plot_figure:
     input:
         summary="results/{scale}/{study}/summary.csv",
         train_logs=get_study_train_logs,
+        evals=get_study_evals,
         reported="paper_figures/reported/{study}.csv",
     output:
         table=report(
@@ -49,5 +52,6 @@ rule plot_figure:
         "logs/plot_figure/{scale}/{study}/{figure}.log",
     shell:
         "repro --log {log} plot-figure --plugin {params.plugin} --figure {wildcards.study}/{wildcards.figure} "
-        "--summary {input.summary} --train-logs {input.train_logs} --reported {input.reported} "
+        "--summary {input.summary} --train-logs {input.train_logs} --evals {input.evals} "
+        "--reported {input.reported} "
         "--scale {wildcards.scale} --out-dir paper_figures/{wildcards.scale}/{wildcards.study}"

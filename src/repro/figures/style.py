@@ -11,6 +11,19 @@ from repro import io as rio
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
+def method_order(methods, order: list[str]) -> list[str]:
+    """The distinct ``methods`` in the study's ``order`` (the paper's), others after it by name."""
+    return sorted(dict.fromkeys(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
+def scale_note(scale: str, embedded: str, paper: str) -> str:
+    """The first note of every table: which scale made the numbers and what that scale is."""
+    if scale == "embedded":
+        return (f"scale: embedded ({embedded}). Reproduced numbers show each method's effect in miniature; "
+                f"their level is not comparable to the paper's.")
+    return f"scale: paper ({paper})."
+
+
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend, imported when a figure is drawn (~1 s: jobs that
     only import a study's package, e.g. to train, do not pay it)."""

@@ -5,6 +5,7 @@ Reproduced numbers come only from ``eval.json`` written by the ``evaluate`` rule
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -101,8 +102,62 @@ def kernel_mixture(paths: list[Path]) -> list[str]:
             for lib, by_kernels in sorted(seen.items()) if len(by_kernels) > 1]
 
 
-def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.DataFrame:
-    """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type.
+def run_settings(paths: list[Path]) -> pd.DataFrame:
+    """Per (benchmark, model, method): its ``impl``, whether it is an ablation run, and the resolved settings that set its runs
+    apart from the study's others, as columns ``params.<key>`` / ``train.<key>`` (from the run
+    config each ``eval.json`` carries). Figures read what a run was (e.g. an ablation's K and
+    alpha) from here instead of restating it."""
+    rows = []
+    for p in paths:
+        e = rio.read_json(p)
+        cfg = e.get("config") or {}
+        flat = {f"{block}.{k}": json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                for block in ("params", "train") for k, v in (cfg.get(block) or {}).items()}
+        rows.append({"benchmark": e["benchmark"], "model": e["model"], "method": e["method"],
+                     "impl": cfg.get("impl"), "ablation": bool(cfg.get("ablation", False)), **flat})
+    df = pd.DataFrame(rows).drop_duplicates(["benchmark", "model", "method"]) if rows else pd.DataFrame()
+    keep = ["benchmark", "model", "method", "impl", "ablation"] if rows else []
+    for col in df.columns:
+        if col.startswith(("params.", "train.")):
+            # a setting that differs between the study's methods on one benchmark tells them apart
+            if (df.groupby("benchmark")[col].nunique(dropna=False) > 1).any():
+                keep.append(col)
+    return df[keep] if rows else df
+
+
+def join_reported(out: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """``reported_value``, ``reported_std``, ``reported_source`` beside each summary row, where
+    exactly one reported number matches its benchmark, model, method, metric and split (a field
+    the reported row leaves empty matches any) and every
+    ``setting`` of that number equals the row's (its task type, or the run's params / train value
+    of that key)."""
+    out = out.copy()
+    out["reported_value"], out["reported_std"], out["reported_source"] = float("nan"), float("nan"), ""
+    rep = reported.dropna(subset=["value"])
+    if not len(rep):
+        return out
+    from repro.reported import settings
+
+    for i, row in out.iterrows():
+        cand = rep
+        for col in ("benchmark", "model", "method", "metric", "split"):  # an empty field: any
+            cand = cand[(cand[col] == row[col]) | (cand[col] == "")]
+        match = []
+        for _, r in cand.iterrows():
+            facts = {"task_type": row.task_type,
+                     **{c.split(".", 1)[1]: row[c] for c in out.columns if c.startswith(("params.", "train."))}}
+            if all(k in facts and str(facts[k]) == v for k, v in settings(r.setting).items()):
+                match.append(r)
+        if len(match) == 1:
+            out.loc[i, ["reported_value", "reported_std", "reported_source"]] = (
+                match[0].value, match[0]["std"], match[0].source)
+    return out
+
+
+def summarize(paths: list[Path], allow_mixed_provenance: bool = False, reported: Path | None = None) -> pd.DataFrame:
+    """Mean, std (Bessel; 0 for one seed) and seed count per method, split and task type, with
+    each method's ``impl`` and distinguishing settings (``run_settings``) and, given the study's
+    ``reported`` numbers, the matching reported number beside it (``join_reported``).
 
     Refuses (``ProvenanceError``) runs made with different versions of ``NUMERIC_PACKAGES`` or
     different dataset or base-model digests unless ``allow_mixed_provenance``, which logs each difference.
@@ -124,7 +179,15 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False) -> pd.Dat
     g = df.groupby(KEYS, sort=True, dropna=False)["value"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
-    return out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 4, "std": 4})
+    out = out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 4, "std": 4})
+    settings = run_settings(paths)
+    if len(settings):
+        out = out.merge(settings, on=["benchmark", "model", "method"], how="left")
+    if reported is not None:
+        from repro.reported import load
+
+        out = join_reported(out, load(reported))
+    return out
 
 
 def read_train_logs(train_logs: list[Path]) -> pd.DataFrame:

@@ -156,15 +156,22 @@ def generate(out_dir: Path, params: dict) -> None:
 
 
 @registry.FIGURES.register("toy/main_table")
-def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
+def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str,
+               evals: list[Path]) -> None:
     import pandas as pd
 
+    from repro.reported import load
     from repro.figures.style import new_figure, save_figure, write_table
 
     s = pd.read_csv(summary)
-    rep = pd.read_csv(reported)
+    rep = load(reported)
+    rep = rep[rep.metric == "mse"][["method", "value"]].rename(columns={"value": "mse (reported)"})
     table = s.pivot_table(index="method", columns="metric", values="mean").reset_index()
-    table = table.merge(rep[["method", "mse"]].rename(columns={"mse": "mse (reported)"}), on="method", how="left")
+    table = table.merge(rep, on="method", how="left")
+    per_seed = {}
+    for e in map(rio.read_json, evals):  # per-sample outputs live in eval.json (here: per-seed MSE)
+        per_seed.setdefault(e["method"], []).append(round(e["splits"]["test"]["metrics"]["mse"], 6))
+    table["mse per seed"] = table.method.map(lambda m: " ".join(map(str, sorted(per_seed.get(m, [])))))
     write_table(table, out_dir / "main_table.csv", out_dir / "main_table.md", "Toy forecasting",
                 [f"scale: {scale}", f"{len(train_logs)} runs"])
     fig, ax = new_figure()

@@ -17,9 +17,9 @@ def _seeds(a_vals, b_vals, metric):
 def test_paired_claim_higher_is_better():
     (line,) = paired_claim(_seeds([0.7, 0.8, 0.9], [0.6, 0.8, 0.7], "average_precision"), "a", "c",
                            "average_precision", "a beats c")
-    # differences 0.1, 0, 0.2: mean 0.1, standard error 0.1 / sqrt(3) = 0.0577, inside 2 standard errors
-    assert line.startswith("a beats c (b, m): not shown (within 2 standard errors), "
-                           "Δ average_precision = +0.1000 ± 0.0577")
+    # differences 0.1, 0, 0.2: mean 0.1, standard error 0.1 / sqrt(3) = 0.0577, t = 1.73, df = 2, p = 0.23
+    assert line.startswith("a beats c (b, m): not shown (p ≥ 0.05), Δ average_precision = +0.1000 ± 0.0577")
+    assert line.endswith("paired t = 1.73, df = 2.0, p = 0.23, n = 3 paired)")
     (line,) = paired_claim(_seeds([0.7, 0.8, 0.9], [0.5, 0.62, 0.71], "average_precision"), "a", "c",
                            "average_precision", "a beats c")
     assert line.startswith("a beats c (b, m): yes, Δ average_precision = +0.1900 ± 0.0058")

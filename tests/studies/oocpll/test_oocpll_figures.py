@@ -46,7 +46,9 @@ def test_main_table_reports_the_summary_and_checks_the_claims(tmp_path):
     assert set(t["last-10-epoch mean (%) reproduced"]) == {"81.0 ± 1.0"}
     assert set(t["reported (%)"]) == {"n/f"}
     md = (out / "main_table.md").read_text()
-    assert "OOC-PLL beats PRODEN on test accuracy: yes, +5.0 ± 0.8 points (3 seeds)" in md
+    # 0.95 ± 0.01 vs 0.90 ± 0.01 over 3 seeds each: t = 6.12, df = 4, p = 0.0036
+    assert "OOC-PLL beats PRODEN on test accuracy: yes, +5.0 ± 0.8 points (Welch t = 6.12, df = 4.0, p = 0.0036, " \
+           "n = 3 vs 3)" in md
     summary, logs2, _ = _inputs(tmp_path / "worse", 0.85)
     registry.FIGURES.get("oocpll/main_table")(summary=summary, train_logs=logs2, reported=reported, out_dir=out,
                                               scale="embedded")

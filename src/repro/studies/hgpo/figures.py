@@ -11,23 +11,22 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.reported import load as reported_numbers
+from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
 MAIN_ORDER = ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]
-# ablation runs (config/studies/hgpo.yaml, `ablation: true`): method -> (method, K, alpha)
-ABLATION = {"hgpo_k0": ("hgpo", 0, 1.0), "hgpo_k1": ("hgpo", 1, 1.0), "hgpo_k4": ("hgpo", 4, 1.0),
-            "gigpo_k4": ("gigpo", 4, None), "hgpo_a0": ("hgpo", 2, 0.0), "hgpo_a2": ("hgpo", 2, 2.0)}
-MAIN_SETTING = {"hgpo": ("hgpo", 2, 1.0), "gigpo": ("gigpo", 2, None)}
+
+
+def _main_runs(s: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows of runs that are not ablations (``ablation`` as the study config says)."""
+    return s[~s["ablation"].fillna(False).astype(bool)] if "ablation" in s else s
 
 
 def _scale_note(scale: str) -> str:
-    if scale == "embedded":
-        return ("scale: embedded (tiny Qwen2 models on generated ALFWorld games and a generated WebShop "
-                "catalog, CPU). Reproduced numbers show "
-                "each method's effect in miniature; they are not comparable in level to the paper's.")
-    return "scale: paper (Qwen2.5-Instruct on ALFWorld's release games)."
+    return scale_note(scale, "tiny Qwen2 models on generated ALFWorld games and a generated WebShop catalog, CPU",
+                      "Qwen2.5-Instruct on ALFWorld's release games")
 
 
 def _temperatures(summary: pd.DataFrame) -> str:
@@ -61,14 +60,14 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     """Table 1: ALFWorld success (in / out of distribution) and WebShop score and success per
     method, reproduced mean ± std beside the reported values."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type == "all") & ~s.method.isin(ABLATION)]  # ablation runs: the ablation figure
+    s = _main_runs(s[s.task_type == "all"])  # ablation runs: the ablation figure
     s = s.assign(model=_model_label(s, scale))
-    s = s.iloc[np.argsort([MAIN_ORDER.index(m) if m in MAIN_ORDER else len(MAIN_ORDER) for m in s.method],
-                          kind="stable")]
-    rep = pd.read_csv(reported)
+    rank = {m: i for i, m in enumerate(method_order(s.method, MAIN_ORDER))}
+    s = s.iloc[np.argsort([rank[m] for m in s.method], kind="stable")]
+    rep = reported_numbers(reported)
     rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")]
-    hgpo_rep = rep[(rep.protocol == "hgpo_table1") & (rep.history_length == 2)]
-    gigpo_rep = rep[rep.protocol == "gigpo_table1"]
+    hgpo_rep = rep[(rep.table == "hgpo_table1") & (rep.history_length == 2)]
+    gigpo_rep = rep[rep.table == "gigpo_table1"]
     rows = []
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
         row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
@@ -147,7 +146,7 @@ def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
 def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Final success per ALFWorld task type and method (valid_seen), mean ± std over seeds."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type != "all") & (s.benchmark == "alfworld") & ~s.method.isin(ABLATION)]
+    s = _main_runs(s[(s.task_type != "all") & (s.benchmark == "alfworld")])
     table = s.pivot_table(index=["split", "task_type"], columns="method", values="mean").round(1).reset_index()
     write_table(table, out_dir / "task_types.csv", out_dir / "task_types.md",
                 "Success (%) per ALFWorld task type (mean over seeds)",
@@ -230,12 +229,23 @@ def ablation(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
     and 4): final ALFWorld success per split and WebShop score, reproduced mean ± std beside the
     reported values (ALFWorld: HGPO Table 1 at K = 2, 4; WebShop score vs K: [PN])."""
     s = pd.read_csv(summary)
-    s = s[(s.task_type == "all") & s.method.isin({**ABLATION, **MAIN_SETTING}.keys())]
-    rep = pd.read_csv(reported)
+    s = s[(s.task_type == "all") & s.impl.isin(["hgpo", "gigpo"])]
+    k_col, a_col = "train.history_length", "params.length_weight_alpha"
+    if k_col not in s or a_col not in s:
+        raise ValueError(f"the ablation figure reads each run's K and alpha from summary.csv ({k_col}, "
+                         f"{a_col}); they are there when the runs differ in them (config: ablations: true)")
+    runs = s.drop_duplicates("method").set_index("method")
+    main_alpha = runs.loc[~runs.ablation.astype(bool) & (runs.impl == "hgpo"), a_col].iloc[0]
+    order = sorted(runs.index, key=lambda m: (bool(runs.ablation[m]),  # main runs, then K, then alpha
+                                              pd.notna(runs[a_col][m]) and runs[a_col][m] != main_alpha,
+                                              runs.impl[m] != "hgpo", runs[k_col][m], runs[a_col][m]))
+    rep = reported_numbers(reported)
     rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")
-              & rep.protocol.isin(["hgpo_table1", "hgpo_k_ablation"])]
+              & rep.table.isin(["hgpo_table1", "hgpo_k_ablation"])]
     rows = []
-    for run, (method, k, alpha) in {**MAIN_SETTING, **ABLATION}.items():
+    for run in order:  # what each run was comes from its resolved config (summary.csv)
+        method, k = runs.impl[run], int(runs[k_col][run])
+        alpha = float(runs[a_col][run]) if pd.notna(runs[a_col][run]) else None
         for bench, split, metric in ABLATION_PANELS:
             g = s[(s.method == run) & (s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
             r = rep[(rep.method == method) & (rep.history_length == k) & (rep.benchmark == bench)
@@ -269,7 +279,7 @@ def ablation(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
         g = panel[(panel.method == "hgpo") & (panel.K == 2)].dropna(subset=["mean", "alpha"]).sort_values("alpha")
         a_ax.errorbar(g.alpha, g["mean"], yerr=g["std"], marker="o", capsize=3, color=COLORS[c],
                       label=f"{bench}, {label}")
-    ws = rep[(rep.protocol == "hgpo_k_ablation") & (rep.benchmark == "webshop")].sort_values("history_length")
+    ws = rep[(rep.table == "hgpo_k_ablation") & (rep.benchmark == "webshop")].sort_values("history_length")
     w_ax.plot(ws.history_length, ws.value, marker="x", linestyle="--", color="grey", label="reported (1.5B, [PN])")
     for ax, title, ylabel in ((k_ax, "ALFWorld: K (alpha = 1)", "success (%)"),
                               (w_ax, "WebShop: K (alpha = 1)", "score"),

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from repro import io as rio
-from repro.figures.claims import paired_difference, verdict
-from repro.figures.style import COLORS, new_figure, pyplot, save_figure
+from repro.figures.claims import claim_line, paired
+from repro.reported import load as reported_numbers
+from repro.figures.style import COLORS, method_order, new_figure, pyplot, save_figure
+from repro.figures.style import scale_note as _note
 
 # (metric, label, higher is better), in the order of CAMEL's tables
 METRICS7 = [("one_error", "One-error↓", False), ("hamming_loss", "Hamming↓", False),
@@ -25,11 +27,9 @@ HIGHER = {m: h for m, _, h in METRICS7}
 
 
 def scale_note(scale: str, study: str) -> str:
-    if scale == "embedded":
-        return ("scale: embedded (generated multi-label data with latent label topics, "
-                "`multilabel/embedded`; CPU). Numbers show each method's effect in miniature and are not "
-                f"comparable in level to the paper's Mulan results (see src/repro/studies/{study}/README.md).")
-    return "scale: paper (Mulan datasets; the fixed train/test partition of each dataset)."
+    return _note(scale, "generated multi-label data with latent label topics, `multilabel/embedded`; CPU; "
+                        f"see src/repro/studies/{study}/README.md",
+                 "Mulan datasets; the fixed train/test partition of each dataset")
 
 
 def cell(mean: float, std: float, n: int) -> str:
@@ -41,9 +41,9 @@ def reproduced_rows(summary: Path, order: list[str], split: str = "test") -> pd.
     s = pd.read_csv(summary)
     s = s[(s.split == split) & (s.task_type == "all")]
     rows = []
-    rank = {m: i for i, m in enumerate(order)}
+    rank = {m: i for i, m in enumerate(method_order(s.method, order))}
     for (bench, model, method), g in sorted(s.groupby(["benchmark", "model", "method"]),
-                                            key=lambda kv: (kv[0][0], kv[0][1], rank.get(kv[0][2], 99))):
+                                            key=lambda kv: (kv[0][0], kv[0][1], rank[kv[0][2]])):
         row = {"benchmark": bench, "model": model, "method": method, "source": "reproduced",
                "seeds": int(g.n_seeds.max())}
         for m, label, _ in METRICS7:
@@ -55,9 +55,9 @@ def reproduced_rows(summary: Path, order: list[str], split: str = "test") -> pd.
 
 def reported_rows(reported: Path) -> tuple[pd.DataFrame, list[str]]:
     """Reported rows in the reproduced table's shape, and the file's notes (rows without a value)."""
-    rep = pd.read_csv(reported)
-    notes = [str(n) for n in rep.get("note", pd.Series(dtype=str)).dropna().unique()]
-    rep = rep.dropna(subset=["value"]) if "value" in rep else rep.iloc[0:0]
+    rep = reported_numbers(reported)
+    notes = [n for n in dict.fromkeys(rep["note"]) if n]
+    rep = rep.dropna(subset=["value"])
     rows = []
     for (bench, method), g in rep.groupby(["benchmark", "method"]):
         row = {"benchmark": bench, "model": "paper", "method": method, "source": "reported", "seeds": ""}
@@ -83,7 +83,8 @@ def per_seed(train_logs: list[Path], split: str = "test") -> pd.DataFrame:
 
 def paired_claim(seeds: pd.DataFrame, a: str, b: str, metric: str, text: str) -> list[str]:
     """One line per (benchmark, model): does ``a`` beat ``b`` on ``metric``, as measured: the mean and
-    standard error of the per-seed difference a - b over the seeds both ran (``repro.figures.claims``)."""
+    standard error of the per-seed difference a - b over the seeds both ran, and the paired t-test
+    on it (``repro.figures.claims``)."""
     out = []
     if not len(seeds):
         return [f"{text}: no runs"]
@@ -93,11 +94,12 @@ def paired_claim(seeds: pd.DataFrame, a: str, b: str, metric: str, text: str) ->
             out.append(f"{text} ({bench}): not measured ({a} or {b} not run)")
             continue
         d = (wide[a] - wide[b]).dropna().to_numpy()
-        mean, se, n = paired_difference(d)
         wins = int(np.sum(d > 0 if HIGHER[metric] else d < 0))
-        out.append(f"{text} ({bench}, {model}): {verdict(mean, se, HIGHER[metric])}, Δ {metric} = {mean:+.4f} ± "
-                   f"{se:.4f} (mean ± standard error over {n} seeds of {a} − {b}; "
-                   f"{'higher' if HIGHER[metric] else 'lower'} is better; {a} better on {wins} of {n} seeds)")
+        out.append(claim_line(f"{text} ({bench}, {model})", paired(d), higher_is_better=HIGHER[metric], digits=4,
+                              label=f"Δ {metric} = ",
+                              detail=f"mean ± standard error over the seeds of {a} − {b}; "
+                                     f"{'higher' if HIGHER[metric] else 'lower'} is better; {a} better on "
+                                     f"{wins} of {len(d)} seeds"))
     return out
 
 
@@ -108,7 +110,7 @@ def metric_bars(summary: Path, order: list[str], out: Path, title: str, split: s
 
     s = pd.read_csv(summary)
     s = s[(s.split == split) & (s.task_type == "all")]
-    methods = [m for m in order if m in set(s.method)] + sorted(set(s.method) - set(order))
+    methods = method_order(s.method, order)
     benches = sorted(set(s.benchmark))
     new_figure()  # the shared rcParams
     fig, axes = plt.subplots(len(benches), 2, figsize=(10.0, 3.2 * len(benches)), constrained_layout=True,

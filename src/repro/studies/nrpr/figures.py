@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.claims import mean_difference, verdict
-from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.figures.claims import claim_line, welch
+from repro.reported import load as reported_numbers
+from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
 
 METRICS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc_ovr", "AUC")]
@@ -27,15 +28,13 @@ PENALTY_CLAIMS = CLAIMS[:3]
 
 
 def _scale_note(scale: str) -> str:
-    if scale == "embedded":
-        return ("scale: embedded (sklearn's bundled digits = UCI Optdigits test part, 5 known + 5 augmented "
-                "classes, 250 labelled / 500 unlabelled / 500 test, linear model, CPU). Numbers show each "
-                "method's effect in miniature; they are not the paper's Optdigits numbers.")
-    return "scale: paper (the authors' UCI .mat files and MNIST-format sets, the authors' splits)."
+    return scale_note(scale, "sklearn's bundled digits = UCI Optdigits test part, 5 known + 5 augmented classes, "
+                             "250 labelled / 500 unlabelled / 500 test, linear model, CPU",
+                      "the authors' UCI .mat files and MNIST-format sets, the authors' splits")
 
 
 def _order(methods) -> list[str]:
-    return sorted(set(methods), key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
+    return method_order(methods, ORDER)
 
 
 def _fmt(mean: float, std: float, n: int) -> str:
@@ -44,17 +43,16 @@ def _fmt(mean: float, std: float, n: int) -> str:
 
 def claim_lines(s: pd.DataFrame, metric: str, label: str) -> list[str]:
     """One line per claim in CLAIMS whose two methods both ran: the measured difference of means
-    (percentage points) ± its standard error from the two methods' seed spreads."""
+    (percentage points) ± its standard error, and Welch's t-test over the two methods' seeds."""
     lines = []
     for bench in sorted(s.benchmark.unique()):
         g = s[(s.benchmark == bench) & (s.metric == metric)].set_index("method")
         for with_, without, what in CLAIMS:
             if with_ not in g.index or without not in g.index:
                 continue
-            delta, se, n = mean_difference(g.loc[with_], g.loc[without])
-            lines.append(f"{bench}: {what} improves {label}: {verdict(delta, se)}, {100 * delta:+.2f} ± "
-                         f"{100 * se:.2f} points ({with_} vs {without}, {n} seeds; ± = standard error of the "
-                         f"difference of means)")
+            lines.append(claim_line(f"{bench}: {what} improves {label}", welch(g.loc[with_], g.loc[without]),
+                                    scale=100, unit=" points",
+                                    detail=f"{with_} vs {without}; ± = standard error of the difference of means"))
     return lines
 
 
@@ -64,8 +62,8 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     beside the reported values, with the paper's claims as measured differences."""
     s = pd.read_csv(summary)
     s = s[(s.task_type == "all") & (s.split == "test") & s.metric.isin([m for m, _ in METRICS])]
-    rep = pd.read_csv(reported)
-    rep = rep[rep["value"].notna()] if "value" in rep else rep.iloc[0:0]
+    rep = reported_numbers(reported)
+    rep = rep[rep["value"].notna()]
     rows = []
     for bench in sorted(s.benchmark.unique()):
         for method in _order(s[s.benchmark == bench].method):

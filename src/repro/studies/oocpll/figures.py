@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.claims import mean_difference, verdict
-from repro.figures.style import COLORS, new_figure, save_figure, write_table
+from repro.figures.claims import claim_line, welch
+from repro.reported import load as reported_numbers
+from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
 
 ORDER = ["oocpll", "proden", "cc"]
@@ -23,16 +24,13 @@ GROUP_LABEL = {"normal": "normal", "closed": "closed-set OOC", "open": "open-set
 
 
 def _scale_note(scale: str) -> str:
-    if scale == "embedded":
-        return ("scale: embedded (sklearn digits: classes 0-5 known, 6-9 the open-set source; q = 0.3, "
-                "cs_rate = 0.2, os_rate = 0.4; an MLP on CPU). It shows each method's effect in miniature; "
-                "the level is not comparable to the paper's CIFAR-10 numbers.")
-    return "scale: paper (CIFAR-10 with SVHN / CIFAR-100 / ImageNet32 open-set examples, ResNet-18, 300 epochs)."
+    return scale_note(scale, "sklearn digits: classes 0-5 known, 6-9 the open-set source; q = 0.3, cs_rate = 0.2, "
+                             "os_rate = 0.4; an MLP on CPU",
+                      "CIFAR-10 with SVHN / CIFAR-100 / ImageNet32 open-set examples, ResNet-18, 300 epochs")
 
 
 def _order(methods) -> list[str]:
-    ms = list(dict.fromkeys(methods))
-    return sorted(ms, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
+    return method_order(methods, ORDER)
 
 
 def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
@@ -42,11 +40,9 @@ def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
 
 
 def _claim(a: pd.Series, b: pd.Series, what: str) -> str:
-    """'what: yes/no, +d ± se (n seeds)' from two summary rows (difference of means in points,
-    standard error of the difference from the seeds' standard deviations)."""
-    d, se, n = mean_difference(a, b)
-    spread = f" ± {100 * se:.1f}" if pd.notna(se) else ""
-    return f"{what}: {verdict(d, se)}, {100 * d:+.1f}{spread} points ({n} seeds)"
+    """'what: yes/no, +d ± se points (Welch t, df, p, n)' from two summary rows (difference of
+    means in points, its standard error from the seeds' standard deviations)."""
+    return claim_line(what, welch(a, b), scale=100, digits=1, unit=" points")
 
 
 @registry.FIGURES.register("oocpll/main_table")
@@ -55,7 +51,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     over seeds beside the reported value, with the paper's claims checked as measured."""
     s = pd.read_csv(summary)
     s = s[(s.metric == "accuracy") & (s.split == "test")]
-    rep = pd.read_csv(reported)
+    rep = reported_numbers(reported)
     logs = read_train_logs(train_logs)
     last10 = (logs.sort_values("epoch").groupby(["benchmark", "method", "seed"])["eval/test_accuracy"]
               .apply(lambda v: v.tail(10).mean()).groupby(["benchmark", "method"]).agg(["mean", "std", "count"])
@@ -78,7 +74,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                                                     f"OOC-PLL beats {base.upper()} on test accuracy"))
     df = pd.DataFrame(rows, columns=["benchmark", "method", "seeds", "test accuracy (%) reproduced",
                                      "last-10-epoch mean (%) reproduced", "reported (%)"])
-    note = rep["note"].dropna().iloc[0] if "note" in rep and rep["note"].notna().any() else ""
+    note = next((n for n in rep["note"] if n), "")
     write_table(df, out_dir / "main_table.csv", out_dir / "main_table.md",
                 "OOC-PLL: test accuracy on the known classes (%), OOC-PLL vs PRODEN and CC",
                 [_scale_note(scale),
