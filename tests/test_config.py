@@ -107,6 +107,7 @@ STUDY_CASES = [
     ("scales.embedded.train.diagnostics", {"context_inconsistency": {"history_length": 4}}, "scales.embedded.train.diagnostics.context_inconsistency: history_length come(s) from the train block"),
     ("models.tiny-qwen2-alfworld.builder", "magic", "models.tiny-qwen2-alfworld.builder: 'magic' is not a registered model builder"),
     ("models.tiny-qwen2-alfworld.dataset", "alfworld/nope", "models.tiny-qwen2-alfworld.dataset: 'alfworld/nope' is not a declared dataset"),
+    ("models.tiny-qwen2-alfworld.base", "nope", "models.tiny-qwen2-alfworld.base: 'nope' is not another declared model"),
     ("models.tiny-qwen2-alfworld.resources", {"cpus": 0}, "models.tiny-qwen2-alfworld.resources.cpus: 0 is less than the minimum of 1"),
     ("datasets.mnist/full", {}, "datasets.mnist/full: unknown dataset; registered:"),
     ("plugin", "repro.studies.nosuch", "plugin module 'repro.studies.nosuch' not found"),

@@ -64,10 +64,18 @@ def cmd_fetch_dataset(a: argparse.Namespace) -> None:
 
 def cmd_get_model(a: argparse.Namespace) -> None:
     plugins.load(a.plugin)
+    import inspect
+
     fn = registry.MODELS.get(a.builder)
     t0 = time.perf_counter()
     log.info("model via %s -> %s", a.builder, a.out)
-    fn(Path(a.out), a.params, Path(a.dataset_dir) if a.dataset_dir else None)
+    extra = {}
+    if a.base_dir:  # a model derived from another (e.g. a backdoored CLIP from a clean one)
+        if "base_dir" not in inspect.signature(fn).parameters:
+            raise ValueError(f"model builder {a.builder!r} does not derive from a base model (no base_dir "
+                             f"parameter); remove `base` from the model entry")
+        extra["base_dir"] = Path(a.base_dir)
+    fn(Path(a.out), a.params, Path(a.dataset_dir) if a.dataset_dir else None, **extra)
     log.info("model ready in %.1fs", time.perf_counter() - t0)
 
 
@@ -204,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="module registering it (repro.plugins; repeatable)")
     s.add_argument("--params", type=_json_arg, default={})
     s.add_argument("--dataset-dir", default=None)
+    s.add_argument("--base-dir", default=None, help="the model this one derives from (its entry's `base`)")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_get_model)
 

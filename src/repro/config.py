@@ -182,6 +182,9 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if "dataset" in spec and spec["dataset"] not in merged["datasets"]:
             raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is not a declared "
                               f"dataset; allowed: {', '.join(merged['datasets'])}")
+        if "base" in spec and (spec["base"] not in merged["models"] or spec["base"] == name):
+            raise ConfigError(f"{src}: models.{name}.base: {spec['base']!r} is not another declared model; "
+                              f"allowed: {', '.join(m for m in merged['models'] if m != name)}")
     for study, data in studies.items():
         _check_study(study, data, merged, config["scale"], sources[study])
         try:  # the papers' numbers, which every figure job reads (repro.reported)

@@ -39,7 +39,7 @@ def test_a_plugin_family_runs_through_the_workflow(root, tmp_path, monkeypatch):
     mse = {}
     for method in ("last_value", "ar3"):
         for seed in (0, 1):
-            e = json.loads((tmp_path / f"results/embedded/toy/sine/toy-ar/{method}/seed{seed}/eval.json").read_text())
+            e = json.loads((tmp_path / f"results/embedded/toy/sine/toy-ar-derived/{method}/seed{seed}/eval.json").read_text())
             assert e["provenance"]["dataset"]["manifest_sha256"] and e["provenance"]["train"]
             mse[method] = e["splits"]["test"]["metrics"]["mse"]
     assert mse["ar3"] < mse["last_value"]  # a sine is predictable from its last three values
@@ -53,6 +53,9 @@ def test_a_plugin_family_runs_through_the_workflow(root, tmp_path, monkeypatch):
     assert summary.loc[summary.method == "ar3", "reported_value"].isna().all()
     assert set(summary.impl) == {"last_value", "ar"} and not summary.ablation.any()
     assert (tmp_path / "paper_figures/embedded/toy/main_table.png").stat().st_size > 0
+    derived = json.loads((tmp_path / "resources/models/toy-ar-derived/MANIFEST.json").read_text())
+    base = json.loads((tmp_path / "resources/models/toy-ar/config.json").read_text())
+    assert derived["base"]["manifest_sha256"] and base == {"kind": "ar"}  # one get_model job derived from another
     # nothing in the package, the workflow or the schemas names the plugin or its family
     named = subprocess.run(["grep", "-rlE", "repro_toy|toy_forecast|toyseries", str(root / "src" / "repro"),
                             str(root / "workflow"), str(root / "Snakefile")], capture_output=True, text=True)
@@ -80,3 +83,22 @@ def test_parsing_imports_no_torch_and_no_study_dependency(root):
             "print(sorted(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_missing_package_fails_only_the_jobs_that_need_it(root, tmp_path, monkeypatch):
+    """A method whose registered module needs an uninstalled package: the workflow still parses,
+    the other methods' jobs run, and its train jobs fail with a message naming the package."""
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
+    _tree(root, tmp_path)
+    study = tmp_path / "config" / "studies" / "toy.yaml"
+    study.write_text(study.read_text().replace("  ar3: {impl: ar, params: {order: 3}}",
+                                               "  ar3: {impl: ar, params: {order: 3}}\n"
+                                               "  broken: {impl: needs_missing}"))
+    assert snakemake(root, tmp_path, "-n", check=False).returncode == 0
+    proc = snakemake(root, tmp_path, "--cores", "2", "--keep-going", check=False)
+    assert proc.returncode != 0
+    run = tmp_path / "results/embedded/toy/sine/toy-ar-derived"
+    assert (run / "ar3/seed0/eval.json").exists() and (run / "last_value/seed1/eval.json").exists()
+    assert not (run / "broken/seed0/eval.json").exists()
+    log = (tmp_path / "logs/train/embedded/toy/sine/toy-ar-derived/broken/seed0.log").read_text()
+    assert "toy forecaster 'needs_missing' needs the package 'repro_no_such_package', which is not installed" in log

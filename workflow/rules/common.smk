@@ -84,13 +84,16 @@ def get_model_params(wildcards):
 
 
 def get_model_inputs(wildcards):
+    """The dataset a builder learns from and the model it derives from, where the entry names them."""
     spec = get_model_spec(wildcards)
-    return {"dataset": f"resources/datasets/{spec['dataset']}"} if "dataset" in spec else {}
+    return {**({"dataset": f"resources/datasets/{spec['dataset']}"} if "dataset" in spec else {}),
+            **({"base": f"resources/models/{spec['base']}"} if "base" in spec else {})}
 
 
 def get_model_dataset_arg(wildcards):
     spec = get_model_spec(wildcards)
-    return f"--dataset-dir resources/datasets/{spec['dataset']}" if "dataset" in spec else ""
+    return (f"--dataset-dir resources/datasets/{spec['dataset']}" if "dataset" in spec else "") + (
+        f" --base-dir resources/models/{spec['base']}" if "base" in spec else "")
 
 
 def get_run_dataset(wildcards):

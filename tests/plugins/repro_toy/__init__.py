@@ -138,6 +138,20 @@ class ToyForecast:
 
 
 registry.FAMILIES.register("toy_forecast")(ToyForecast())
+# a forecaster whose module needs a package that is not installed: registering it costs nothing,
+# parsing the workflow never imports it, and only the jobs that use it fail (naming the package)
+FORECASTERS.lazy("needs_missing", "repro_toy.missing:Forecaster", params=ARParams)
+
+
+@registry.MODELS.register("toy_derived")
+def derive(out_dir: Path, params: dict, dataset_dir: Path | None, base_dir: Path) -> None:
+    """A model derived from another declared model (``base`` in its entry): the base's spec plus
+    ``params``, with the base's digest recorded (as a backdoored CLIP would record its clean one)."""
+    with rio.atomic_dir(out_dir) as tmp:
+        rio.write_json(tmp / "config.json", {**rio.read_json(Path(base_dir) / "config.json"), **params})
+        rio.write_json(tmp / "MANIFEST.json", {"builder": "toy_derived", "params": params,
+                                               "base": rio.manifest_record(base_dir),
+                                               "files": rio.sha256_tree(tmp)})
 
 
 @registry.DATASETS.register("toyseries/embedded")
