@@ -20,8 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from repro import plugins, registry
-from repro import reported
+from repro import plugins, registry, reported
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 

@@ -50,8 +50,13 @@ def agg_loss(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
 
 def agg_units(mask: torch.Tensor, mode: str) -> float:
     """What ``agg_loss`` averages over in ``mask`` [B, T]: its tokens (token-mean) or its rows;
-    a micro-batch's loss is weighted by its share of the mini-batch's units."""
-    return float(mask.sum()) if mode == "token-mean" else float(mask.shape[0])
+    a micro-batch's loss is weighted by its share of the mini-batch's units (``batch_units``)."""
+    return batch_units(float(mask.sum()), mask.shape[0], mode)
+
+
+def batch_units(n_tokens: float, n_rows: int, mode: str) -> float:
+    """The units ``agg_loss`` averages over in a batch of ``n_tokens`` valid tokens in ``n_rows`` rows."""
+    return float(n_tokens) if mode == "token-mean" else float(n_rows)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

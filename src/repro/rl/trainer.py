@@ -1,8 +1,9 @@
 """The agentic-RL training loop: rollout → advantages → PPO updates → validation → checkpoint.
 
 ``repro.rl.family.AgenticRL`` (family ``agentic_rl``) calls ``train`` and ``evaluate`` here. One
-process on CPU; the same loop is the unit a multi-GPU launcher wraps. The advantage estimator is looked up in
-``repro.registry.ESTIMATORS`` by the method's config; nothing here names a method or a study.
+process on CPU; the same loop is the unit a multi-GPU launcher wraps. The advantage estimator,
+policy loss, rollout kind, sampler and diagnostics are registry items the run's config names;
+nothing here names a method or a study.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from repro.rl.benchmarks import Benchmark
 from repro.rl.config import TrainConfig
 from repro.rl.critic import Critic
 from repro.rl.generation import GenerationBackend
-from repro.rl.losses import agg_units
+from repro.rl.losses import agg_units, batch_units
 from repro.rl.policy import HeadAtResponses, batched_logprobs, pad_to, response_logprobs, update_plan
 from repro.rl.rollout import PromptOptions, Rollout
 
@@ -132,7 +133,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     for micro, n_tokens in plan:
         # the loss's mean over the whole mini-batch: each micro-batch's loss is weighted by its
         # share of the mini-batch's tokens (token-mean) or rows (seq-mean-*), the gradient of one pass
-        n_units = float(n_tokens) if agg == "token-mean" else float(sum(len(m) for m in micro))
+        n_units = batch_units(n_tokens, sum(len(m) for m in micro), agg)
         optimizer.zero_grad(set_to_none=True)
         for m, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
             logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
