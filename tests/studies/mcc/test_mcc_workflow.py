@@ -63,7 +63,7 @@ def test_mcc_embedded_workflow(root, tmp_path):
     ap = s[(s.method == "mcc") & (s.metric == "average_precision")]
     assert table.loc[table.method == "mcc", "Avg. precision↑"].iloc[0].startswith(f"{ap['mean'].iloc[0]:.3f}")
     md = (tmp_path / "paper_figures/embedded/mcc/main_table.md").read_text()
-    assert "claim: MCC beats BR on average precision (synthetic, ml-linear): " in md and "over 2 seeds" in md
+    assert "claim: MCC beats BR on average precision (synthetic, ml-linear): " in md and "n = 2 paired" in md
 
 
 def test_mcc_paper_dry_run_lists_the_mulan_runs(root, tmp_path):

@@ -26,7 +26,7 @@ def _workdir(root, wd):
     emb = study["scales"]["embedded"]
     emb["seeds"] = [0, 1]                       # two seeds: the tables show a spread
     emb["train"]["epochs"] = 20                 # 60 in the real config; 8 of them warm-up here
-    study["benchmarks"]["digits"]["overrides"]["embedded"]["params"]["oocpll"]["warmup"] = 8
+    study["benchmarks"]["digits"]["overrides"]["embedded"]["method_params"]["oocpll"]["warmup"] = 8
     path.write_text(yaml.safe_dump(study))
 
 
