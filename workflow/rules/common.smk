@@ -1,5 +1,6 @@
 # Load + validate the configuration, build the run table, and the get_*/is_* helpers the rules use.
 # Logic that grows belongs in src/repro (repro.config), not here.
+import functools
 import json
 import os
 
@@ -100,8 +101,14 @@ def get_run_dataset(wildcards):
     return f"resources/datasets/{get_run(wildcards).dataset}"
 
 
+@functools.cache
+def run_config_of(run):
+    """The resolved config of one run (train and evaluate jobs, their params and conda env share it)."""
+    return job_config(LOADED, run)
+
+
 def get_run_config(wildcards):
-    return json.dumps(job_config(LOADED, get_run(wildcards)), sort_keys=True)
+    return json.dumps(run_config_of(get_run(wildcards)), sort_keys=True)
 
 
 def get_resource(rule_name, key):
@@ -122,7 +129,7 @@ def get_train_launcher(wildcards):
 
 def get_run_env(wildcards):
     """The conda env of a run's train/evaluate job: its family says which (envs/<name>.yaml)."""
-    run = job_config(LOADED, get_run(wildcards))
+    run = run_config_of(get_run(wildcards))
     return f"../../envs/{registry.FAMILIES.get(run['family']).conda_env(run)}.yaml"
 
 
