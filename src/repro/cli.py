@@ -120,7 +120,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         "method": run["method"], "seed": run["seed"], "scale": run["scale"],
         "checkpoint_iteration": rio.read_json(state)["iteration"] if state.exists() else None,
         **result,
-        "config": run,  # the resolved run config (summarize reads what set the run apart)
+        "config": family.resolve(run),  # every default filled in (summarize reads what set runs apart)
         "provenance": provenance(Path(a.dataset_dir), Path(a.checkpoint), run),
         "seconds": round(time.perf_counter() - t0, 1),
     }

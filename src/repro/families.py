@@ -16,6 +16,7 @@ merged blocks), ``env`` (benchmark keyword arguments), ``benchmark``, ``model`` 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +48,10 @@ class Family(Protocol):
     def conda_env(self, run: dict) -> str:
         """The conda environment file (under ``envs/``) a train/evaluate job of ``run`` runs in."""
 
+    def resolve(self, run: dict) -> dict:
+        """``run`` with every default filled in (``resolved``): what ``eval.json`` records and
+        ``summarize`` reads the runs' settings from."""
+
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
         """Train ``run`` from the base model in ``model_dir``; write the final checkpoint folder
@@ -58,6 +63,16 @@ class Family(Protocol):
         """``{"splits": {split: {"metrics": {name: float}, ...}}}``: the paper's protocol on each
         configured split. ``summarize`` tabulates every split's ``metrics`` (mean ± std over
         seeds); other keys (sample counts, per-sample outputs) stay in ``eval.json``."""
+
+
+def resolved(family: Family, run: dict, params: Any) -> dict:
+    """``run`` with its typed train and evaluate blocks and its method's typed ``params`` (a
+    dataclass, or None) as plain dicts, every default filled in."""
+    def plain(x: Any) -> Any:
+        return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else (x or {})
+
+    return {**run, "train": plain(family.train_config(run["train"], "train")),
+            "evaluate": plain(family.eval_config(run["evaluate"], "evaluate")), "params": plain(params)}
 
 
 def item_params(reg, name: str, values: dict, source: str) -> Any:

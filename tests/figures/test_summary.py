@@ -112,3 +112,31 @@ def test_a_table_of_mixed_cpu_kernels_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         summarize([same[0], _write(tmp_path / "c", 1, **{"provenance.cpu": no_torch})])
     assert "CPU kernels" not in caplog.text
+
+
+def test_summary_carries_run_settings_and_joins_the_matching_reported_number(tmp_path):
+    """Each method's impl and the settings that set it apart come from its eval.json config; a
+    reported number joins the row whose task type and resolved settings its `setting` names (here
+    K = 2 vs K = 4, though K does not tell the main methods apart)."""
+    paths = []
+    for method, k, alpha in (("hgpo", 2, 1.0), ("hgpo_k4", 4, 1.0), ("hgpo_a0", 2, 0.0)):
+        cfg = {"impl": "hgpo", "ablation": method != "hgpo",
+               "params": {"length_weight_alpha": alpha, "mode": "mean_std_norm"},
+               "train": {"history_length": k, "lr": 1e-4}}
+        paths.append(_write(tmp_path / method, 0, method=method, config=cfg))
+    rep = tmp_path / "hgpo.csv"
+    rep.write_text(
+        "study,table,benchmark,model,method,metric,split,setting,value,std,source,confidence,note\n"
+        "hgpo,t1,alfworld,,hgpo,success_rate_pct,valid_seen,history_length=2; task_type=all,92.77,,T1,secondary,\n"
+        "hgpo,t1,alfworld,,hgpo,success_rate_pct,valid_seen,history_length=4; task_type=all,94.85,,T1,secondary,\n")
+    s = summarize(paths, reported=rep)
+    assert {"params.length_weight_alpha", "train.history_length"} <= set(s.columns)
+    assert "train.lr" not in s and "params.mode" not in s  # the same for every method: not shown
+    row = s[(s.task_type == "all")].set_index("method")
+    assert row.loc["hgpo", "reported_value"] == 92.77 and row.loc["hgpo", "train.history_length"] == 2
+    assert set(row.impl) == {"hgpo"} and row.loc["hgpo_k4", "ablation"]
+    # hgpo_k4 is impl hgpo at K = 4, but its method name is not in the reported file: no join
+    assert row[["reported_value"]].isna().sum().item() == 2
+    only_main = summarize(paths[:1], reported=rep)  # one method: K is no column, still matched
+    assert "train.history_length" not in only_main
+    assert only_main[only_main.task_type == "all"].reported_value.tolist() == [92.77]

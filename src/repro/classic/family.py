@@ -26,7 +26,7 @@ from repro import registry
 from repro.classic import metrics as _metrics  # noqa: F401  (the shared metrics every study names)
 from repro.classic.data import ArrayDataset, load_dataset
 from repro.config import check_dataclass
-from repro.families import check_impl, item_params, refuse_keys
+from repro.families import check_impl, item_params, refuse_keys, resolved
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,9 @@ class Classic:
 
     def conda_env(self, run: dict) -> str:
         return "repro"
+
+    def resolve(self, run: dict) -> dict:
+        return resolved(self, run, self.method_params(run, run["params"], "params"))
 
     # --- train -------------------------------------------------------------------------------
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,

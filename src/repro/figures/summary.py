@@ -102,11 +102,12 @@ def kernel_mixture(paths: list[Path]) -> list[str]:
             for lib, by_kernels in sorted(seen.items()) if len(by_kernels) > 1]
 
 
-def run_settings(paths: list[Path]) -> pd.DataFrame:
-    """Per (benchmark, model, method): its ``impl``, whether it is an ablation run, and the resolved settings that set its runs
-    apart from the study's others, as columns ``params.<key>`` / ``train.<key>`` (from the run
-    config each ``eval.json`` carries). Figures read what a run was (e.g. an ablation's K and
-    alpha) from here instead of restating it."""
+def run_settings(paths: list[Path], every: bool = False) -> pd.DataFrame:
+    """Per (benchmark, model, method): its ``impl``, whether it is an ablation run, and the resolved
+    settings (every default filled in, from the run config each ``eval.json`` carries) as columns
+    ``params.<key>`` / ``train.<key>``: those that set its runs apart from the study's others, or
+    ``every`` one. Figures read what a run was (e.g. an ablation's K and alpha) from here instead
+    of restating it."""
     rows = []
     for p in paths:
         e = rio.read_json(p)
@@ -120,18 +121,29 @@ def run_settings(paths: list[Path]) -> pd.DataFrame:
     for col in df.columns:
         if col.startswith(("params.", "train.")):
             # a setting that differs between the study's methods on one benchmark tells them apart
-            if (df.groupby("benchmark")[col].nunique(dropna=False) > 1).any():
+            if every or (df.groupby("benchmark")[col].nunique(dropna=False) > 1).any():
                 keep.append(col)
     return df[keep] if rows else df
 
 
-def join_reported(out: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+def _same(value, text: str) -> bool:
+    """A run's setting equals a reported row's (``2`` and ``"2"``, ``1.0`` and ``"1"`` alike)."""
+    try:
+        return float(value) == float(text)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def join_reported(out: pd.DataFrame, reported: pd.DataFrame, settings_of: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
     """``reported_value``, ``reported_std``, ``reported_source`` beside each summary row, where
     exactly one reported number matches its benchmark, model, method, metric and split (a field
-    the reported row leaves empty matches any) and every
-    ``setting`` of that number equals the row's (its task type, or the run's params / train value
-    of that key)."""
+    the reported row leaves empty matches any) and every ``setting`` of that number equals the
+    row's (its task type, or the run's resolved params / train value of that key: ``settings_of``,
+    every setting per benchmark, model and method; default the row's own columns)."""
     out = out.copy()
+    full = (settings_of.set_index(["benchmark", "model", "method"]) if settings_of is not None and len(settings_of)
+            else None)
     out["reported_value"], out["reported_std"], out["reported_source"] = float("nan"), float("nan"), ""
     rep = reported.dropna(subset=["value"])
     if not len(rep):
@@ -143,10 +155,12 @@ def join_reported(out: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
         for col in ("benchmark", "model", "method", "metric", "split"):  # an empty field: any
             cand = cand[(cand[col] == row[col]) | (cand[col] == "")]
         match = []
+        own = (full.loc[(row.benchmark, row.model, row.method)] if full is not None
+               and (row.benchmark, row.model, row.method) in full.index else row)
+        facts = {"task_type": row.task_type,
+                 **{c.split(".", 1)[1]: own[c] for c in own.index if c.startswith(("params.", "train."))}}
         for _, r in cand.iterrows():
-            facts = {"task_type": row.task_type,
-                     **{c.split(".", 1)[1]: row[c] for c in out.columns if c.startswith(("params.", "train."))}}
-            if all(k in facts and str(facts[k]) == v for k, v in settings(r.setting).items()):
+            if all(k in facts and _same(facts[k], v) for k, v in settings(r.setting).items()):
                 match.append(r)
         if len(match) == 1:
             out.loc[i, ["reported_value", "reported_std", "reported_source"]] = (
@@ -186,7 +200,7 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False, reported:
     if reported is not None:
         from repro.reported import load
 
-        out = join_reported(out, load(reported))
+        out = join_reported(out, load(reported), run_settings(paths, every=True))
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from repro import registry
 from repro.config import ConfigError, check_dataclass
-from repro.families import check_impl, item_params, refuse_keys
+from repro.families import check_impl, item_params, refuse_keys, resolved
 from repro.rl.advantages.common import TRAINER_KEYS
 from repro.rl.config import EvalConfig, TrainConfig
 
@@ -92,6 +92,11 @@ class AgenticRL:
         """The sampler's environment (vLLM pins its own torch and transformers: envs/vllm.yaml)."""
         backend = self.train_config(run["train"], "train").rollout_backend
         return registry.ROLLOUT_BACKENDS.meta(backend).get("conda_env", "repro")
+
+    def resolve(self, run: dict) -> dict:
+        """Defaults filled in; the estimator's params with the trainer's keys it reads."""
+        cfg = self.train_config(run["train"], "train")
+        return resolved(self, run, self.estimator_params(run, cfg) if run["impl"] else None)
 
     def train(self, run: dict[str, Any], **paths: Any) -> None:
         from repro.rl.trainer import train

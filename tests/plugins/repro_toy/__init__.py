@@ -15,7 +15,7 @@ from typing import Any
 from repro import io as rio
 from repro import registry
 from repro.config import check_dataclass
-from repro.families import check_impl, item_params, refuse_keys
+from repro.families import check_impl, item_params, refuse_keys, resolved
 from repro.registry import Registry
 
 FORECASTERS = Registry("toy forecaster")  # the family's own extension point: impl -> Forecaster
@@ -104,6 +104,9 @@ class ToyForecast:
 
     def conda_env(self, run: dict) -> str:
         return "repro"
+
+    def resolve(self, run: dict) -> dict:
+        return resolved(self, run, self.method_params(run, run["params"], "params"))
 
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
