@@ -65,6 +65,20 @@ class Family(Protocol):
         seeds); other keys (sample counts, per-sample outputs) stay in ``eval.json``."""
 
 
+class FamilyDefaults:
+    """What a family may inherit instead of writing: any split name allowed, the package's own
+    conda environment, and ``resolve`` through its ``method_params``."""
+
+    def check_benchmark(self, benchmark: str, evaluate: Any, source: str) -> None:
+        """Any split the dataset holds (checked when a job reads it)."""
+
+    def conda_env(self, run: dict) -> str:
+        return "repro"
+
+    def resolve(self, run: dict) -> dict:
+        return resolved(self, run, self.method_params(run, run["params"], "params"))
+
+
 def resolved(family: Family, run: dict, params: Any) -> dict:
     """``run`` with its typed train and evaluate blocks and its method's typed ``params`` (a
     dataclass, or None) as plain dicts, every default filled in."""

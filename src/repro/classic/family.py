@@ -26,7 +26,7 @@ from repro import registry
 from repro.classic import metrics as _metrics  # noqa: F401  (the shared metrics every study names)
 from repro.classic.data import ArrayDataset, load_dataset
 from repro.config import check_dataclass
-from repro.families import check_impl, item_params, refuse_keys, resolved
+from repro.families import FamilyDefaults, check_impl, item_params, refuse_keys
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def score_split(learner: Learner, fitted: Fitted, data: ArrayDataset, split: str
     return {m: registry.METRICS.get(m)(Y, scores, labels) for m in metrics}
 
 
-class Classic:
+class Classic(FamilyDefaults):
     """Trainer family ``classic`` (``registry.FAMILIES``; the protocol is ``repro.families.Family``)."""
 
     def train_config(self, values: dict, source: str) -> TrainConfig:
@@ -149,14 +149,6 @@ class Classic:
     def method_params(self, spec: dict, values: dict, source: str) -> Any:
         return item_params(registry.LEARNERS, spec["impl"], values, source)
 
-    def check_benchmark(self, benchmark: str, evaluate: EvalConfig, source: str) -> None:
-        """Any split name the dataset holds (checked when the job reads it)."""
-
-    def conda_env(self, run: dict) -> str:
-        return "repro"
-
-    def resolve(self, run: dict) -> dict:
-        return resolved(self, run, self.method_params(run, run["params"], "params"))
 
     # --- train -------------------------------------------------------------------------------
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,

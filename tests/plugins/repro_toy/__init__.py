@@ -15,7 +15,7 @@ from typing import Any
 from repro import io as rio
 from repro import registry
 from repro.config import check_dataclass
-from repro.families import check_impl, item_params, refuse_keys, resolved
+from repro.families import FamilyDefaults, check_impl, item_params, refuse_keys
 from repro.registry import Registry
 
 FORECASTERS = Registry("toy forecaster")  # the family's own extension point: impl -> Forecaster
@@ -83,8 +83,9 @@ class AR:
         return np.concatenate([x[: params.order - 1], pred])  # the first lags: the last value
 
 
-class ToyForecast:
-    """Trainer family ``toy_forecast`` (``repro.families.Family``)."""
+class ToyForecast(FamilyDefaults):
+    """Trainer family ``toy_forecast`` (``repro.families.Family``; the split check, conda env and
+    ``resolve`` inherited from ``FamilyDefaults``)."""
 
     def train_config(self, values: dict, source: str) -> TrainConfig:
         return check_dataclass(TrainConfig, values, source)
@@ -99,14 +100,6 @@ class ToyForecast:
     def method_params(self, spec: dict, values: dict, source: str) -> Any:
         return item_params(FORECASTERS, spec["impl"], values, source)
 
-    def check_benchmark(self, benchmark: str, evaluate: EvalConfig, source: str) -> None:
-        pass
-
-    def conda_env(self, run: dict) -> str:
-        return "repro"
-
-    def resolve(self, run: dict) -> dict:
-        return resolved(self, run, self.method_params(run, run["params"], "params"))
 
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
