@@ -102,12 +102,10 @@ def kernel_mixture(paths: list[Path]) -> list[str]:
             for lib, by_kernels in sorted(seen.items()) if len(by_kernels) > 1]
 
 
-def run_settings(paths: list[Path], every: bool = False) -> pd.DataFrame:
-    """Per (benchmark, model, method): its ``impl``, whether it is an ablation run, and the resolved
-    settings (every default filled in, from the run config each ``eval.json`` carries) as columns
-    ``params.<key>`` / ``train.<key>``: those that set its runs apart from the study's others, or
-    ``every`` one. Figures read what a run was (e.g. an ablation's K and alpha) from here instead
-    of restating it."""
+def run_settings(paths: list[Path]) -> pd.DataFrame:
+    """Per (benchmark, model, method): its ``impl``, whether it is an ablation run, and every
+    resolved setting (defaults filled in, from the run config each ``eval.json`` carries) as
+    columns ``params.<key>`` / ``train.<key>``."""
     rows = []
     for p in paths:
         e = rio.read_json(p)
@@ -116,14 +114,18 @@ def run_settings(paths: list[Path], every: bool = False) -> pd.DataFrame:
                 for block in ("params", "train") for k, v in (cfg.get(block) or {}).items()}
         rows.append({"benchmark": e["benchmark"], "model": e["model"], "method": e["method"],
                      "impl": cfg.get("impl"), "ablation": bool(cfg.get("ablation", False)), **flat})
-    df = pd.DataFrame(rows).drop_duplicates(["benchmark", "model", "method"]) if rows else pd.DataFrame()
-    keep = ["benchmark", "model", "method", "impl", "ablation"] if rows else []
-    for col in df.columns:
-        if col.startswith(("params.", "train.")):
-            # a setting that differs between the study's methods on one benchmark tells them apart
-            if every or (df.groupby("benchmark")[col].nunique(dropna=False) > 1).any():
-                keep.append(col)
-    return df[keep] if rows else df
+    return pd.DataFrame(rows).drop_duplicates(["benchmark", "model", "method"]) if rows else pd.DataFrame()
+
+
+def distinguishing(settings: pd.DataFrame) -> pd.DataFrame:
+    """``run_settings`` reduced to the settings that set a study's methods apart on some benchmark:
+    what figures read to know what a run was (e.g. an ablation's K and alpha)."""
+    if not len(settings):
+        return settings
+    keep = ["benchmark", "model", "method", "impl", "ablation"]
+    keep += [c for c in settings.columns if c.startswith(("params.", "train."))
+             and (settings.groupby("benchmark")[c].nunique(dropna=False) > 1).any()]
+    return settings[keep]
 
 
 def _same(value, text: str) -> bool:
@@ -194,13 +196,14 @@ def summarize(paths: list[Path], allow_mixed_provenance: bool = False, reported:
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     out = out[KEYS + ["mean", "std", "n_seeds"]].round({"mean": 4, "std": 4})
-    settings = run_settings(paths)
+    every = run_settings(paths)  # each eval.json read once more, for its config
+    settings = distinguishing(every)
     if len(settings):
         out = out.merge(settings, on=["benchmark", "model", "method"], how="left")
     if reported is not None:
         from repro.reported import load
 
-        out = join_reported(out, load(reported), run_settings(paths, every=True))
+        out = join_reported(out, load(reported), every)
     return out
 
 
