@@ -3,9 +3,12 @@
 The batches follow reference/agentic-rl.md §8.3: groups of 8 trajectories, ~50% successes of
 length 5-24 (reward 10 on the last step), failures of length 50, ~40 distinct observations per
 task visited by a random walk (so states repeat within and across trajectories), ~5% invalid
-steps. Prints a markdown table; ``--out PATH`` also writes it there (atomically).
+steps; each step's next state is the next row's (a won episode's last step: the success sink, a
+failed one's: a dead-end state). Prints a markdown table; ``--out PATH`` also writes it there
+(atomically). ``--graphgpo-loop`` adds GraphGPO's plain-loop reference beside the vectorised
+estimator (sizes up to 64k rows) and the speed-up.
 
-    python scripts/bench_advantages.py [--sizes 4000 16000 64000 1000000] [--out benchmarks/bench_advantages.md]
+    python scripts/bench_advantages.py [--sizes 4000 16000 64000 1000000] [--graphgpo-loop] [--out benchmarks/bench_advantages.md]
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Callable
 import numpy as np
 
 import repro.rl.advantages  # noqa: F401  (registers the estimators)
+import repro.studies.graphgpo  # noqa: F401  (registers graphgpo)
 from repro.io import write_text
 from repro.registry import ESTIMATORS
 from repro.rl.advantages import discounted_returns
-from repro.rl.batch import StepBatch
+from repro.rl.batch import SUCCESS, StepBatch
+from repro.studies.graphgpo.loop_reference import graphgpo_loop
 
 GROUP_SIZE = 8  # rollouts per task, "group size 8" (§3.4.4)
 STATES_PER_TASK = 40  # "40 distinct observations ... per task" (§8.3)
@@ -46,12 +51,17 @@ def synthetic_batch(target_rows: int, seed: int = 0) -> StepBatch:
     walk = np.cumsum(moves)
     state = (walk - np.repeat(walk[starts], length)) % STATES_PER_TASK  # every trajectory starts in state 0
     reward = np.zeros(n)
-    reward[(starts + length - 1)[success]] = 10.0
+    last = starts + length - 1
+    reward[last[success]] = 10.0
+    anchor = group * (STATES_PER_TASK + 1) + state
+    next_anchor = np.r_[anchor[1:], 0]
+    next_anchor[last] = np.where(success, SUCCESS, group[last] * (STATES_PER_TASK + 1) + STATES_PER_TASK)
     return StepBatch(
         group=group,
         traj=traj,
         step=step,
-        anchor=group * STATES_PER_TASK + state,
+        anchor=anchor,
+        next_anchor=next_anchor,
         reward=reward,
         episode_reward=np.repeat(np.where(success, 10.0, 0.0), length),
         valid=rng.random(n) >= 0.05,
@@ -75,29 +85,48 @@ COLUMNS: list[tuple[str, Callable[[StepBatch], object]]] = [
     ("HGPO K = 2", lambda b: ESTIMATORS.get("hgpo")(b, {"history_length": 2})),
     ("HGPO K = 4", lambda b: ESTIMATORS.get("hgpo")(b, {"history_length": 4})),
     ("HGPO K = 2 + base_group", lambda b: ESTIMATORS.get("hgpo")(b, {"history_length": 2, "base_group": True})),
+    ("GraphGPO", lambda b: ESTIMATORS.get("graphgpo")(b, {})),
 ]
+
+
+def graphgpo_reference(b: StepBatch) -> list[float]:
+    """GraphGPO's plain-loop reference on the batch's columns (``repro.studies.graphgpo.loop_reference``)."""
+    return graphgpo_loop(b.group.tolist(), b.anchor.tolist(), b.next_anchor.tolist(), b.valid.tolist(),
+                         b.episode_reward.tolist())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4_000, 16_000, 64_000, 1_000_000])
     parser.add_argument("--out", default=None, help="also write the markdown table to this path")
+    parser.add_argument("--graphgpo-loop", action="store_true",
+                        help="also time GraphGPO's plain-loop reference (sizes <= 64k rows) and the speed-up")
     args = parser.parse_args()
 
+    extra = ["GraphGPO loop reference", "GraphGPO speed-up"] if args.graphgpo_loop else []
     lines = [
-        "| Groups × 8 (rows N) | " + " | ".join(name for name, _ in COLUMNS) + " |",
-        "|---" * (len(COLUMNS) + 1) + "|",
+        "| Groups × 8 (rows N) | " + " | ".join([name for name, _ in COLUMNS] + extra) + " |",
+        "|---" * (len(COLUMNS) + len(extra) + 1) + "|",
     ]
     for size in args.sizes:
         batch = synthetic_batch(size)
         repeats = 1 if len(batch) >= 500_000 else 3
-        cells = [f"{1e3 * best_time(lambda: fn(batch), repeats):.1f} ms" for _, fn in COLUMNS]
+        times = [best_time(lambda: fn(batch), repeats) for _, fn in COLUMNS]
+        cells = [f"{1e3 * t:.1f} ms" for t in times]
+        if args.graphgpo_loop and len(batch) <= 70_000:
+            np.testing.assert_allclose(ESTIMATORS.get("graphgpo")(batch, {}), graphgpo_reference(batch),
+                                       rtol=1e-9, atol=1e-9)  # the same numbers, then the time
+            loop = best_time(lambda: graphgpo_reference(batch), 1)
+            cells += [f"{1e3 * loop:.1f} ms", f"{loop / times[-1]:.0f}×"]
+        elif args.graphgpo_loop:
+            cells += ["", ""]
         lines.append(f"| {len(np.unique(batch.group))} ({len(batch):,}) | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     header = (
         f"Vectorised estimators (numpy {np.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}); best of 3 runs, "
-        "1 run at >= 500k rows. Each estimator's time includes its own returns and order check.\n"
+        "1 run at >= 500k rows (the loop reference: 1 run). Each estimator's time includes its own "
+        "returns and order check.\n"
     )
     table = header + "\n" + "\n".join(lines) + "\n"
     print("\n" + table)

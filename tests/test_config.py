@@ -151,3 +151,47 @@ def test_bad_study_config(tmp_path, root, workflow_config, hgpo_study, key, valu
         load(workflow_config, tree)
     assert message in str(err.value)
     assert "hgpo.yaml" in str(err.value)
+
+
+def _graphgpo_tree(tmp_path: Path, root: Path, edit) -> Path:
+    """hgpo.yaml as in the repo and graphgpo.yaml changed by ``edit``."""
+    tree = _tree(tmp_path, root, yaml.safe_load((root / "config" / "studies" / "hgpo.yaml").read_text()))
+    graph = yaml.safe_load((root / "config" / "studies" / "graphgpo.yaml").read_text())
+    edit(graph)
+    (tree / "config" / "studies" / "graphgpo.yaml").write_text(yaml.safe_dump(graph))
+    shutil.copytree(root / "paper_figures" / "reported", tree / "paper_figures" / "reported")
+    return tree
+
+
+def test_shared_baselines_are_the_other_studys_runs(root, workflow_config):
+    """GraphGPO's warm start, GRPO and GiGPO are HGPO's runs at the embedded scale (one job each);
+    its own method and, without HGPO in the DAG, every method run under graphgpo/."""
+    runs = {(r.method, r.benchmark): r for r in run_table(load(workflow_config, root)) if r.study == "graphgpo"}
+    assert runs["gigpo", "webshop"].result_dir == "results/embedded/hgpo/webshop/tiny-qwen2-webshop/gigpo/seed0"
+    assert runs["graphgpo", "alfworld"].shared_from is None
+    workflow_config["studies"] = ["graphgpo"]
+    alone = [r for r in run_table(load(workflow_config, root))]
+    assert all(r.shared_from is None and "/graphgpo/" in r.result_dir for r in alone) and len(alone) == 8
+    loaded = load(workflow_config, root)
+    assert run_config(loaded, "graphgpo", "graphgpo", "alfworld")["train"]["state_key"] == "alfworld_tracked"
+    assert "state_key" not in run_config(loaded, "graphgpo", "graphgpo", "webshop")["train"]  # the observation
+    assert run_config(loaded, "graphgpo", "graphgpo", "webshop")["params"]["omega"] == 0.2
+
+
+def test_shared_baseline_configured_differently_is_refused(tmp_path, root, workflow_config):
+    def edit(graph):
+        graph["scales"]["embedded"]["train"]["iterations"] = 7
+    workflow_config["studies"] = ["hgpo", "graphgpo"]
+    with pytest.raises(ConfigError) as err:
+        run_table(load(workflow_config, _graphgpo_tree(tmp_path, root, edit)))
+    msg = str(err.value)
+    assert "graphgpo.yaml: methods.gigpo.shared_with: hgpo runs gigpo on alfworld differently" in msg
+    assert "train.iterations: 7 vs 6" in msg
+
+
+def test_method_train_names_known_methods(tmp_path, root, workflow_config):
+    def edit(graph):
+        graph["benchmarks"]["alfworld"]["overrides"]["embedded"]["method_train"] = {"graph": {"state_key": "x"}}
+    workflow_config["studies"] = ["hgpo", "graphgpo"]
+    with pytest.raises(ConfigError, match="method_train: unknown method 'graph'"):
+        load(workflow_config, _graphgpo_tree(tmp_path, root, edit))

@@ -40,10 +40,12 @@ class Run:
     model: str
     method: str
     seed: int
+    #: the study whose identical run this one is (``methods.<m>.shared_with``); its folder serves both
+    shared_from: str | None = None
 
     @property
     def result_dir(self) -> str:
-        return (f"results/{self.scale}/{self.study}/{self.benchmark}/{self.model}/"
+        return (f"results/{self.scale}/{self.shared_from or self.study}/{self.benchmark}/{self.model}/"
                 f"{self.method}/seed{self.seed}")
 
 
@@ -247,10 +249,15 @@ def _check_study(study: str, data: dict, merged: dict, scale: str, src: str) -> 
             ev = family.eval_config({**s["evaluate"], **over.get("evaluate", {})}, f"{bwhere}.evaluate")
             family.check_benchmark(bench, ev, f"{bwhere}.evaluate" if "splits" in over.get("evaluate", {})
                                    else f"{where}.evaluate")
-            for name in over.get("method_params", {}):
-                if name not in data["methods"]:
-                    raise ConfigError(f"{bwhere}.method_params: unknown method {name!r}; allowed: "
-                                      f"{', '.join(data['methods'])}")
+            for key in ("method_params", "method_train"):
+                for name in over.get(key, {}):
+                    if name not in data["methods"]:
+                        raise ConfigError(f"{bwhere}.{key}: unknown method {name!r}; allowed: "
+                                          f"{', '.join(data['methods'])}")
+            for name, extra in over.get("method_train", {}).items():
+                family.train_config({**s["train"], **over.get("train", {}),
+                                     **data["methods"][name].get("train", {}).get(sc, {}), **extra},
+                                    f"{bwhere}.method_train.{name}")
             shared, read = over.get("params", {}), set()
             for name, m in data["methods"].items():
                 where_p = (f"{bwhere}.method_params.{name}" if name in over.get("method_params", {})
@@ -280,6 +287,9 @@ def _check_study(study: str, data: dict, merged: dict, scale: str, src: str) -> 
             raise ConfigError(f"{src}: benchmarks.{bench}.sources: paper-scale override(s) without a source: "
                               f"{', '.join(missing)}")
     for name, m in data["methods"].items():
+        for sc, owner in m.get("shared_with", {}).items():
+            if owner == study:
+                raise ConfigError(f"{src}: methods.{name}.shared_with.{sc}: {study!r} is this study")
         missing = sorted(set(m.get("train", {}).get("paper", {})) - set(m.get("sources", {})))
         if missing:
             raise ConfigError(f"{src}: methods.{name}.sources: paper-scale override(s) without a source: "
@@ -306,7 +316,9 @@ def study_figures(loaded: dict[str, Any], study: str) -> list[str]:
 
 
 def run_table(loaded: dict[str, Any]) -> list[Run]:
-    """Every run of the selected scale: study × benchmark × model × method × seed."""
+    """Every run of the selected scale: study × benchmark × model × method × seed. A method
+    ``shared_with`` another study in the DAG that has the same run (benchmark, model, method, seed)
+    is that run (``Run.shared_from``), after checking that both studies configure it identically."""
     scale = loaded["config"]["scale"]
     runs = []
     for study, data in loaded["studies"].items():
@@ -318,7 +330,44 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
                 for method in study_methods(loaded, study):
                     for seed in study_seeds(loaded, study):
                         runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
-    return runs
+    own = {(r.study, r.benchmark, r.model, r.method, r.seed) for r in runs}
+    out = []
+    for r in runs:
+        owner = loaded["studies"][r.study]["methods"][r.method].get("shared_with", {}).get(scale)
+        if owner is not None and (owner, r.benchmark, r.model, r.method, r.seed) in own:
+            _check_shared(loaded, r, dataclasses.replace(r, study=owner))
+            r = dataclasses.replace(r, shared_from=owner)
+        out.append(r)
+    return out
+
+
+#: what may differ between a shared run's two configs: who asks, and the training diagnostics
+#: (measurements of each batch that do not change training)
+_NOT_SHARED = ("study", "plugin")
+
+
+def _check_shared(loaded: dict[str, Any], run: Run, theirs: Run) -> None:
+    def flat(cfg: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for block, v in cfg.items():
+            if block in _NOT_SHARED:
+                continue
+            items = v.items() if isinstance(v, dict) else [(None, v)]
+            out.update({(f"{block}.{k}" if k else block): x for k, x in items
+                        if (block, k) != ("train", "diagnostics")})
+        return out
+
+    def resolved(r: Run) -> dict[str, Any]:  # defaults filled in: an omitted default equals a stated one
+        cfg = job_config(loaded, r)
+        return registry.FAMILIES.get(cfg["family"]).resolve(cfg)
+
+    mine, other = flat(resolved(run)), flat(resolved(theirs))
+    diff = sorted(k for k in set(mine) | set(other) if mine.get(k, ...) != other.get(k, ...))
+    if diff:
+        raise ConfigError(f"config/studies/{run.study}.yaml: methods.{run.method}.shared_with: "
+                          f"{theirs.study} runs {run.method} on {run.benchmark} differently "
+                          f"({', '.join(f'{k}: {mine.get(k)!r} vs {other.get(k)!r}' for k in diff)}); "
+                          f"make the two configs equal or drop shared_with")
 
 
 def study_seeds(loaded: dict[str, Any], study: str) -> list[int]:
@@ -353,7 +402,8 @@ def run_config(loaded: dict[str, Any], study: str, method: str, benchmark: str |
                    **{k: v for k, v in over.get("params", {}).items()
                       if k in param_names(registry.FAMILIES.get(data["family"]), m, study)},
                    **over.get("method_params", {}).get(method, {})},
-        "train": {**s["train"], **over.get("train", {}), **m.get("train", {}).get(scale, {})},
+        "train": {**s["train"], **over.get("train", {}), **m.get("train", {}).get(scale, {}),
+                  **over.get("method_train", {}).get(method, {})},
         "evaluate": {**s["evaluate"], **over.get("evaluate", {})},
         "env": dict(over.get("env", {})),
     }

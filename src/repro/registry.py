@@ -108,6 +108,9 @@ BENCHMARKS = Registry("benchmark")  # agentic_rl: benchmark -> repro.rl.benchmar
 ROLLOUT_BACKENDS = Registry("rollout backend")
 # agentic_rl: how episodes are played -> fn(env, backend, games, group_ids, **kw) -> repro.rl.rollout.Rollout
 ROLLOUTS = Registry("rollout")
+# agentic_rl: how a rollout names the state of a step (the anchor of step groups and state graphs)
+# -> factory(n_slots) with key(i, observation, admissible) -> str and update(i, action, observation)
+STATE_KEYS = Registry("state key")
 POLICY_LOSSES = Registry("policy loss")  # agentic_rl: name -> repro.rl.losses.PolicyLoss
 LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner (lazy: meta params=Params)
 METRICS = Registry("metric")  # classic: name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)

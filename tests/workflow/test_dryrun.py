@@ -51,6 +51,11 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
         # one trainer process per GPU
         assert all(f"torchrun --standalone --nproc_per_node={gpus} -m repro.cli --log-file" in b for b in jobs)
     assert "results/paper/hgpo/alfworld/qwen2.5-7b-instruct/hgpo/seed2/eval.json" in out
+    # GraphGPO: its own baselines at the paper scale (its 150-iteration protocol), 2 x 2 x 3 x 4 runs
+    assert _jobs(out, "train", "graphgpo") == 48 and _jobs(out, "plot_figure", "graphgpo") == 3
+    assert "results/paper/graphgpo/webshop/qwen2.5-7b-instruct/gigpo/seed2/eval.json" in out
+    graph = [b for b in out.split("\nrule ") if b.startswith("train:") and "study=graphgpo" in b]
+    assert all(("gpu=2," if "model=qwen2.5-1.5b-instruct," in b else "gpu=4,") in b for b in graph)
     # day-long runs log to MLflow live (config/paper.yaml); the embedded scale defers
     assert "--tracking-spool" not in out and "replay-tracking" not in out
 
@@ -60,6 +65,9 @@ def test_embedded_dag(root, clean_dir):
     assert p.returncode == 0, p.stderr[-3000:]
     # 2 benchmarks x 6 methods x 1 seed (config.yaml), no ablations; both tiny models and datasets
     assert _jobs(p.stdout, "train") == 12 and _jobs(p.stdout, "plot_figure") == 4
+    # GraphGPO trains only its own method: the warm start, GRPO and GiGPO runs are HGPO's
+    assert _jobs(p.stdout, "train", "graphgpo") == 2 and _jobs(p.stdout, "plot_figure", "graphgpo") == 3
+    assert "results/embedded/graphgpo/alfworld/tiny-qwen2-alfworld/gigpo" not in p.stdout
     trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:")]  # every study's
     assert all("--tracking-spool results/embedded/" in b for b in trains) and "replay-tracking" in p.stdout
     for path in ("resources/models/tiny-qwen2-alfworld", "resources/models/tiny-qwen2-webshop",
@@ -69,6 +77,7 @@ def test_embedded_dag(root, clean_dir):
                    cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
     assert _jobs(p.stdout, "train") == 72 and _jobs(p.stdout, "plot_figure") == 5  # 2 x 12 methods x 3 seeds
+    assert _jobs(p.stdout, "train", "graphgpo") == 6
 
 
 def test_lint_is_clean(root):

@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 
 _INT_COLUMNS = ("group", "traj", "step", "anchor")
+#: ``StepBatch.next_anchor`` of a won episode's last step: the success sink (GraphGPO §3.5.2)
+SUCCESS = -1
 _FLOAT_COLUMNS = ("reward", "episode_reward")
 
 
@@ -80,6 +82,12 @@ class StepBatch:
     episode_reward: np.ndarray  # float64[N] the trajectory's summed env reward, repeated on its rows
     valid: np.ndarray  # bool[N]   action parsed validly (invalid rows get the penalty, §2.4)
     agent: np.ndarray | None = None  # int64[N] agent id (multi-agent studies; None = single agent)
+    #: int64[N] code of the state the step led to (same codes as ``anchor``; the next row's anchor
+    #: within a trajectory), ``SUCCESS`` after a won episode's last step; None when not recorded
+    next_anchor: np.ndarray | None = None
+    #: the key string of each code (``anchor_text[code]``), kept where an estimator compares
+    #: keys by similarity; None when not kept
+    anchor_text: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         for name in _INT_COLUMNS:
@@ -89,10 +97,12 @@ class StepBatch:
         self.valid = _as_bool("valid", self.valid)
         if self.agent is not None:
             self.agent = _as_int64("agent", self.agent)
+        if self.next_anchor is not None:
+            self.next_anchor = _as_int64("next_anchor", self.next_anchor)
         n = len(self.group)
         for f in fields(self):
             col = getattr(self, f.name)
-            if col is not None and len(col) != n:
+            if col is not None and f.name != "anchor_text" and len(col) != n:
                 raise ValueError(f"StepBatch.{f.name} has {len(col)} rows but StepBatch.group has {n}")
         if n and self.step.min() < 0:
             raise ValueError(f"StepBatch.step must be >= 0; row {int(np.argmin(self.step))} is {self.step.min()}")
@@ -109,17 +119,35 @@ class StepBatch:
         episode_reward: Sequence[float] | np.ndarray,
         valid: Sequence[bool] | np.ndarray,
         agent: Sequence[int] | np.ndarray | None = None,
+        next_obs: Sequence[str | None] | None = None,
+        keep_text: bool = False,
     ) -> "StepBatch":
-        """Build a batch from raw anchor observation strings (factorised with :func:`factorize`)."""
+        """Build a batch from anchor key strings (factorised with :func:`factorize`); ``next_obs``
+        (the key after each step, None = the success sink) gives ``next_anchor`` in the same codes;
+        ``keep_text`` keeps the strings (``anchor_text``)."""
+        n = len(anchor_obs)
+        nexts = [] if next_obs is None else [s for s in next_obs if s is not None]
+        codes = factorize(list(anchor_obs) + nexts)  # anchors first: their codes do not depend on nexts
+        next_anchor = None
+        if next_obs is not None:
+            next_anchor = np.full(len(next_obs), SUCCESS, dtype=np.int64)
+            next_anchor[np.flatnonzero([s is not None for s in next_obs])] = codes[n:]
+        text = None
+        if keep_text:
+            text = [""] * (int(codes.max()) + 1 if len(codes) else 0)
+            for s, c in zip(list(anchor_obs) + nexts, codes.tolist()):
+                text[c] = s
         return cls(
             group=group,
             traj=traj,
             step=step,
-            anchor=factorize(anchor_obs),
+            anchor=codes[:n],
             reward=reward,
             episode_reward=episode_reward,
             valid=valid,
             agent=agent,
+            next_anchor=next_anchor,
+            anchor_text=text,
         )
 
     def __len__(self) -> int:

@@ -29,6 +29,9 @@ class TrainConfig:
     policy_loss: str = "ppo_clip"         # repro.registry.POLICY_LOSSES
     policy_loss_params: dict = field(default_factory=dict)  # the loss's typed params (e.g. PPOClipParams)
     rollout: str = "multi_turn"           # repro.registry.ROLLOUTS: how episodes are played
+    # repro.registry.STATE_KEYS: the anchor of each step row ("observation": the raw observation,
+    # as GiGPO and HGPO; GraphGPO's ALFWorld runs track the world state, agentic-rl.md §3.5.4)
+    state_key: str = "observation"
     # training diagnostics (repro.registry.DIAGNOSTICS) run on every iteration's batch: name ->
     # params (the diagnostic's typed params; gamma, invalid_penalty, history_length come from here)
     diagnostics: dict = field(default_factory=dict)

@@ -46,7 +46,7 @@ class AgenticRL:
     def train_config(self, values: dict, source: str) -> TrainConfig:
         cfg = check_dataclass(TrainConfig, values, source)
         for key, reg in (("rollout_backend", registry.ROLLOUT_BACKENDS), ("rollout", registry.ROLLOUTS),
-                         ("policy_loss", registry.POLICY_LOSSES)):
+                         ("policy_loss", registry.POLICY_LOSSES), ("state_key", registry.STATE_KEYS)):
             check_impl(reg, {key: getattr(cfg, key)}, source, key=key)
         item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, f"{source}.policy_loss_params")
         for name, params in cfg.diagnostics.items():

@@ -13,4 +13,5 @@ registry.ROLLOUT_BACKENDS.lazy("transformers", "repro.rl.generation:transformers
 registry.ROLLOUT_BACKENDS.lazy("vllm", "repro.rl.vllm_backend:vllm_backend", conda_env="vllm")
 registry.POLICY_LOSSES.lazy("ppo_clip", "repro.rl.losses:PPO_CLIP", params=PPOClipParams)
 registry.ROLLOUTS.lazy("multi_turn", "repro.rl.rollout:run_episodes")
+registry.STATE_KEYS.lazy("observation", "repro.rl.rollout:ObservationKeys")
 registry.MODELS.lazy("tiny_qwen2_sft", "repro.rl.warmstart:build")

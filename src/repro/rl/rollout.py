@@ -1,9 +1,11 @@
 """Rollouts: one result type (:class:`Rollout`) and the registered ways of producing it
 (``registry.ROLLOUTS``, named by ``train.rollout``). ``multi_turn`` (:func:`run_episodes`): agent
 <-> batched environment, one training row per step (agentic-rl.md §2.1). A rollout kind is a
-callable ``(env, backend, games, group_ids, *, max_steps, temperature, seed, prompt, bench) ->
-Rollout``; each step row names the agent that acted (``StepBatch.agent``; 0 for a single agent),
-so single-turn and multi-agent orchestrations fit the same trainer.
+callable ``(env, backend, games, group_ids, *, max_steps, temperature, seed, prompt, bench,
+state_keys) -> Rollout``; each step row names the agent that acted (``StepBatch.agent``; 0 for a
+single agent), so single-turn and multi-agent orchestrations fit the same trainer. ``state_keys``
+(``registry.STATE_KEYS``) names each step's state: the row's anchor and, for the step before, the
+state it led to (``StepBatch.next_anchor``; the success sink after a won episode's last step).
 
 Multi-turn: groups of ``group_size`` episodes share one game. At each step every active episode gets a fresh
 prompt (task, recent history, current observation, admissible actions); the response is parsed for
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from repro.rl.batch import StepBatch, factorize
+from repro.rl.batch import StepBatch
 from repro.rl.generation import GenerationBackend
 from repro.rl.benchmarks import Benchmark
 from repro.rl.prompts import Memory, format_response
@@ -53,8 +55,10 @@ class Rollout:
     old_logprobs: list[list[float]] | None = None
     #: per trajectory, the graded task score at its end (WebShop's reward in [0, 1]; else = won)
     scores: np.ndarray | None = None
-    #: per step row, the raw observation (the anchor), kept so that rollouts can be concatenated
+    #: per step row, the state key (the anchor), kept so that rollouts can be concatenated
     anchor_obs: list[str] | None = None
+    #: per step row, the key of the state it led to (None: the success sink)
+    next_obs: list[str | None] | None = None
     #: per step row, the token ids of the responses its sampling was restricted to
     #: (``constrain_to_admissible``); None when sampling was free. The update's log-probs are
     #: then those of the same restricted distribution.
@@ -77,10 +81,12 @@ class Rollout:
                 cols[k].append(getattr(b, k))
             g_off += int(b.group.max()) + 1 if len(b) else 0
             t_off += int(b.traj.max()) + 1 if len(b) else 0
-        batch = StepBatch.from_anchor_strings(anchor_obs=[a for ro in parts for a in ro.anchor_obs],
+        flat = lambda attr: [x for ro in parts for x in getattr(ro, attr)]  # noqa: E731
+        nexts = None if any(ro.next_obs is None for ro in parts) else flat("next_obs")
+        batch = StepBatch.from_anchor_strings(anchor_obs=flat("anchor_obs"), next_obs=nexts,
+                                              keep_text=parts[0].batch.anchor_text is not None,
                                               agent=None if agents is None else np.concatenate(agents),
                                               **{k: np.concatenate(v) for k, v in cols.items()})
-        flat = lambda attr: [x for ro in parts for x in getattr(ro, attr)]  # noqa: E731
         logps = None if any(ro.old_logprobs is None for ro in parts) else flat("old_logprobs")
         allowed = None if any(ro.allowed_ids is None for ro in parts) else flat("allowed_ids")
         return cls(batch=batch, prompt_ids=flat("prompt_ids"), response_ids=flat("response_ids"),
@@ -89,7 +95,7 @@ class Rollout:
                    games=flat("games"), seconds={k: max(ro.seconds.get(k, 0.0) for ro in parts)
                                                  for k in parts[0].seconds},
                    old_logprobs=logps, scores=np.concatenate([ro.scores for ro in parts]),
-                   anchor_obs=flat("anchor_obs"), allowed_ids=allowed)
+                   anchor_obs=flat("anchor_obs"), next_obs=nexts, allowed_ids=allowed)
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -111,11 +117,26 @@ class Rollout:
         return out
 
 
+class ObservationKeys:
+    """State keys ``observation`` (``registry.STATE_KEYS``): the raw observation, as GiGPO's and
+    HGPO's anchors (agentic-rl.md §3.3.3)."""
+
+    def __init__(self, n: int) -> None:
+        pass
+
+    def key(self, i: int, observation: str, admissible: list[str]) -> str:
+        return observation
+
+    def update(self, i: int, action: str, observation: str) -> None:
+        pass
+
+
 def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[int], *,
                  max_steps: int, temperature: float, seed: int, prompt: PromptOptions,
-                 bench: Benchmark) -> Rollout:
+                 bench: Benchmark, state_keys=ObservationKeys) -> Rollout:
     """Play one episode per entry of ``games`` (a group repeats its game) and collect step rows."""
     n = len(games)
+    keys = state_keys(n)
     t0 = time.perf_counter()
     obs, admissible, infos = env.reset(games)
     t_env = time.perf_counter() - t0
@@ -125,7 +146,8 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     memories = [Memory() for _ in range(n)]
     active = np.ones(n, dtype=bool)
     won = np.zeros(n, dtype=bool)
-    rows: list[list[tuple]] = [[] for _ in range(n)]  # (obs, reward, valid, prompt, response, logp, allowed)
+    # (state key, reward, valid, prompt, response, logp, allowed, key of the next state)
+    rows: list[list[tuple]] = [[] for _ in range(n)]
     task_types = [info["task_type"] for info in infos]
     for t in range(max_steps):
         idx = np.flatnonzero(active)
@@ -147,13 +169,16 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
         t_env += time.perf_counter() - e0
         for j, i in enumerate(idx):
             action, valid = parsed[j]
-            rows[i].append((obs[i], float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids,
-                            gens[j].logprobs, gens[j].allowed_ids))
+            key = keys.key(i, obs[i], admissible[i])
+            keys.update(i, action, next_obs[i])
             memories[i].add(obs[i], action)
             if dones[i]:
                 active[i] = False
                 won[i] = bool(next_infos[i]["won"])
                 scores[i] = float(next_infos[i][bench.score_key]) if bench.score_key else float(won[i])
+            after = None if won[i] else keys.key(i, next_obs[i], next_infos[i]["admissible"])
+            rows[i].append((key, float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids,
+                            gens[j].logprobs, gens[j].allowed_ids, after))
             obs[i] = next_obs[i]
             admissible[i] = next_infos[i]["admissible"]
     # --- gather: trajectory-major, chronological ---
@@ -161,11 +186,13 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     flat = [row for r in rows for row in r]
     traj = np.repeat(np.arange(n), lengths)
     ep_reward = np.array([sum(x[1] for x in r) for r in rows])
-    batch = StepBatch(
+    batch = StepBatch.from_anchor_strings(
         group=np.repeat(np.asarray(group_ids, dtype=np.int64), lengths),
         traj=traj,
         step=np.concatenate([np.arange(k) for k in lengths]) if n else np.zeros(0, np.int64),
-        anchor=factorize([x[0] for x in flat]),
+        anchor_obs=[x[0] for x in flat],
+        next_obs=[x[7] for x in flat],
+        keep_text=True,
         reward=np.array([x[1] for x in flat], dtype=np.float64),
         episode_reward=ep_reward[traj],
         valid=np.array([x[2] for x in flat], dtype=bool),
@@ -174,5 +201,6 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,
                    seconds={"env": t_env, "generate": t_gen}, anchor_obs=[x[0] for x in flat],
+                   next_obs=[x[7] for x in flat],
                    old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat],
                    allowed_ids=[x[6] for x in flat] if prompt.constrain_to_admissible else None)

@@ -80,7 +80,8 @@ def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps
     with precision(cfg):
         return registry.ROLLOUTS.get(cfg.rollout)(env, backend, plays, groups, max_steps=max_steps,
                                                   temperature=temperature, seed=seed,
-                                                  prompt=_prompt_options(cfg), bench=bench)
+                                                  prompt=_prompt_options(cfg), bench=bench,
+                                                  state_keys=registry.STATE_KEYS.get(cfg.state_key))
 
 
 def precision(cfg: TrainConfig):

@@ -121,6 +121,15 @@ def segment_std(dev: np.ndarray, seg: Segments, ddof: int) -> np.ndarray:
     return std
 
 
+def normalize_in_segments(x: np.ndarray, seg: Segments, epsilon: float, remove_std: bool) -> np.ndarray:
+    """``(x - mean) / (std + eps)`` per segment, Bessel std (``x - mean`` when ``remove_std``):
+    float64[N]; exactly 0 in one-row segments (GiGPO's step groups, §3.3.4; GraphGPO's edge groups)."""
+    dev = centered(x, seg)
+    if not remove_std:
+        dev /= segment_std(dev, seg, ddof=1)[seg.ids] + epsilon
+    return dev
+
+
 # --- returns and scores -----------------------------------------------------------------------
 
 

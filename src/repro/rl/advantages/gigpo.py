@@ -11,11 +11,10 @@ from repro.registry import ESTIMATORS
 from repro.rl.advantages.common import (
     Mode,
     StepParams,
-    centered,
     episode_advantage,
     episode_scores,
+    normalize_in_segments,
     resolve,
-    segment_std,
     segments,
     step_returns,
 )
@@ -56,8 +55,4 @@ def step_advantage(batch: StepBatch, p: Any) -> np.ndarray:
     """GiGPO's step-level term A^S float64[N] (Eq. 7) for params ``p`` (``gamma``,
     ``invalid_penalty``, ``mode``, ``epsilon`` attributes); 0 in one-row step groups."""
     ret = step_returns(batch, p.gamma, p.invalid_penalty)
-    seg = segments(batch.group, batch.anchor)
-    adv_step = centered(ret, seg)  # exactly 0 in one-row step groups
-    if p.mode != "mean_norm":
-        adv_step /= segment_std(adv_step, seg, ddof=1)[seg.ids] + p.epsilon
-    return adv_step
+    return normalize_in_segments(ret, segments(batch.group, batch.anchor), p.epsilon, p.mode == "mean_norm")

@@ -13,25 +13,16 @@ import pandas as pd
 from repro import registry
 from repro.reported import load as reported_numbers
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
+from repro.figures.agentic import cell, main_runs, model_label, temperatures, validation_curve
 from repro.figures.summary import read_train_logs
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
 MAIN_ORDER = ["warmstart", "ppo", "rloo", "grpo", "gigpo", "hgpo"]
 
 
-def _main_runs(s: pd.DataFrame) -> pd.DataFrame:
-    """The summary's rows of runs that are not ablations (``ablation`` as the study config says)."""
-    return s[~s["ablation"].fillna(False).astype(bool)] if "ablation" in s else s
-
-
 def _scale_note(scale: str) -> str:
     return scale_note(scale, "tiny Qwen2 models on generated ALFWorld games and a generated WebShop catalog, CPU",
                       "Qwen2.5-Instruct on ALFWorld's release games")
-
-
-def _temperatures(summary: pd.DataFrame) -> str:
-    temps = summary["temperature"].dropna().unique() if "temperature" in summary else []
-    return ", ".join(f"{t:g}" for t in sorted(temps)) or "n/a"
 
 
 # Table 1 cells: (label, benchmark, split, metric)
@@ -41,27 +32,13 @@ CELLS = [("ALFWorld In", "alfworld", "valid_seen", "success_rate_pct"),
          ("WebShop succ.", "webshop", "test", "success_rate_pct")]
 
 
-def _cell(df: pd.DataFrame, bench: str, split: str, metric: str, fmt: str = "{:.1f}") -> str:
-    g = df[(df.benchmark == bench) & (df.split == split) & (df.metric == metric)]
-    if not len(g):
-        return "n/f"
-    mean, std = g["mean" if "mean" in g else "value"].iloc[0], g["std"].iloc[0]
-    one_seed = "n_seeds" in g and g["n_seeds"].iloc[0] < 2  # no spread to show
-    return fmt.format(mean) + (f" ± {std:.1f}" if pd.notna(std) and not one_seed else "")
-
-
-def _model_label(s: pd.DataFrame, scale: str) -> pd.Series:
-    """The embedded scale trains one tiny model per benchmark; one row per method there."""
-    return pd.Series("tiny (one per benchmark)", index=s.index) if scale == "embedded" else s.model
-
-
 @registry.FIGURES.register("hgpo/main_table")
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Table 1: ALFWorld success (in / out of distribution) and WebShop score and success per
     method, reproduced mean ± std beside the reported values."""
     s = pd.read_csv(summary)
-    s = _main_runs(s[s.task_type == "all"])  # ablation runs: the ablation figure
-    s = s.assign(model=_model_label(s, scale))
+    s = main_runs(s[s.task_type == "all"])  # ablation runs: the ablation figure
+    s = s.assign(model=model_label(s, scale))
     rank = {m: i for i, m in enumerate(method_order(s.method, MAIN_ORDER))}
     s = s.iloc[np.argsort([rank[m] for m in s.method], kind="stable")]
     rep = reported_numbers(reported)
@@ -72,13 +49,13 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
         row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
         for label, bench, split, metric in CELLS:
-            row[f"{label} reproduced"] = _cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
+            row[f"{label} reproduced"] = cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
         for label, bench, split, metric in CELLS:
             r = hgpo_rep[hgpo_rep.method == method]
-            row[f"{label} reported (1.5B)"] = _cell(r, bench, split, metric, "{:.2f}")
+            row[f"{label} reported (1.5B)"] = cell(r, bench, split, metric, "{:.2f}")
         r = gigpo_rep[gigpo_rep.method == method]
         row["GiGPO paper: ALFWorld all / WebShop score / succ. (1.5B)"] = " / ".join(
-            _cell(r, b, sp, m) for b, sp, m in (("alfworld", "valid_seen", "success_rate_pct"),
+            cell(r, b, sp, m) for b, sp, m in (("alfworld", "valid_seen", "success_rate_pct"),
                                                 ("webshop", "test", "score"),
                                                 ("webshop", "test", "success_rate_pct")))
         rows.append(row)
@@ -90,7 +67,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "reproduced: mean ± std over seeds, from eval.json (ALFWorld valid_seen = in-distribution, "
                  "valid_unseen = out-of-distribution; WebShop: its test goals, score = mean task score "
                  "x 100, success = score exactly 1), episodes sampled at temperature "
-                 f"{_temperatures(s)} (the paper evaluates at 0.4).",
+                 f"{temperatures(s)} (the paper evaluates at 0.4).",
                  "reported: HGPO Table 1 for Qwen2.5-1.5B-Instruct as quoted by third-party reproduction "
                  "notes (paper_figures/reported/hgpo.csv has every source; HGPO's WebShop numbers were "
                  "found only for K = 4, see the ablation figure); 'n/f' = not found.",
@@ -115,14 +92,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
 def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Train-time validation success vs iteration (ALFWorld valid_seen, WebShop test goals):
     mean ± band over seeds per method, one panel per benchmark."""
-    logs = read_train_logs(train_logs)
-    col = "eval/val/success_rate"
-    v = logs.dropna(subset=[col]) if col in logs else logs.iloc[0:0]
-    keys = ["benchmark", "method", "iteration"]
-    agg = (v.groupby(keys)[col].agg(["mean", "std", "count"]).reset_index()
-           if len(v) else pd.DataFrame(columns=[*keys, "mean", "std", "count"]))
-    agg["std"] = agg["std"].fillna(0.0)
-    agg[["mean", "std"]] = (100 * agg[["mean", "std"]]).round(2)
+    agg = validation_curve(train_logs)
     write_table(agg.rename(columns={"count": "seeds"}), out_dir / "eval_curve.csv", out_dir / "eval_curve.md",
                 "Train-time validation success (%) vs iteration",
                 [_scale_note(scale), "from train_log.csv (train-time validation on ALFWorld valid_seen and "
@@ -146,7 +116,7 @@ def eval_curve(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
 def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Final success per ALFWorld task type and method (valid_seen), mean ± std over seeds."""
     s = pd.read_csv(summary)
-    s = _main_runs(s[(s.task_type != "all") & (s.benchmark == "alfworld")])
+    s = main_runs(s[(s.task_type != "all") & (s.benchmark == "alfworld")])
     table = s.pivot_table(index=["split", "task_type"], columns="method", values="mean").round(1).reset_index()
     write_table(table, out_dir / "task_types.csv", out_dir / "task_types.md",
                 "Success (%) per ALFWorld task type (mean over seeds)",

@@ -1,0 +1,50 @@
+"""Table pieces the agentic-RL studies' figures share (HGPO, GraphGPO, PA-MoE): which summary rows
+are main runs, one table cell, the model column, the sampling temperatures and the train-time
+validation curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from repro.figures.summary import read_train_logs
+
+
+def main_runs(s: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows of runs that are not ablations (``ablation`` as the study config says)."""
+    return s[~s["ablation"].fillna(False).astype(bool)] if "ablation" in s else s
+
+
+def temperatures(summary: pd.DataFrame) -> str:
+    temps = summary["temperature"].dropna().unique() if "temperature" in summary else []
+    return ", ".join(f"{t:g}" for t in sorted(temps)) or "n/a"
+
+
+def cell(df: pd.DataFrame, bench: str, split: str, metric: str, fmt: str = "{:.1f}") -> str:
+    """``mean ± std`` (summary rows: ``mean``; reported rows: ``value``) of one benchmark, split and
+    metric; no ± for one seed; 'n/f' where there is no row."""
+    g = df[(df.benchmark == bench) & (df.split == split) & (df.metric == metric)]
+    if not len(g):
+        return "n/f"
+    mean, std = g["mean" if "mean" in g else "value"].iloc[0], g["std"].iloc[0]
+    one_seed = "n_seeds" in g and g["n_seeds"].iloc[0] < 2  # no spread to show
+    return fmt.format(mean) + (f" ± {std:.1f}" if pd.notna(std) and not one_seed else "")
+
+
+def model_label(s: pd.DataFrame, scale: str) -> pd.Series:
+    """The embedded scale trains one tiny model per benchmark; one row per method there."""
+    return pd.Series("tiny (one per benchmark)", index=s.index) if scale == "embedded" else s.model
+
+
+def validation_curve(train_logs: list[Path], col: str = "eval/val/success_rate") -> pd.DataFrame:
+    """Train-time validation ``col`` (x 100) per benchmark, method and iteration: mean, std (0 for
+    one seed) and seed count over the runs' train_log.csv."""
+    logs = read_train_logs(train_logs)
+    v = logs.dropna(subset=[col]) if col in logs else logs.iloc[0:0]
+    keys = ["benchmark", "method", "iteration"]
+    agg = (v.groupby(keys)[col].agg(["mean", "std", "count"]).reset_index()
+           if len(v) else pd.DataFrame(columns=[*keys, "mean", "std", "count"]))
+    agg["std"] = agg["std"].fillna(0.0)
+    agg[["mean", "std"]] = (100 * agg[["mean", "std"]]).round(2)
+    return agg
