@@ -5,8 +5,11 @@ length 5-24 (reward 10 on the last step), failures of length 50, ~40 distinct ob
 task visited by a random walk (so states repeat within and across trajectories), ~5% invalid
 steps; each step's next state is the next row's (a won episode's last step: the success sink, a
 failed one's: a dead-end state). Prints a markdown table; ``--out PATH`` also writes it there
-(atomically). ``--graphgpo-loop`` adds GraphGPO's plain-loop reference beside the vectorised
-estimator (sizes up to 64k rows) and the speed-up.
+(atomically). ``--graphgpo-loop`` adds GraphGPO's two loop references beside the vectorised
+estimator, each checked to give the same numbers first: the plain-loop reference (dicts and heapq,
+about as fast as pure Python gets; sizes up to 64k rows) and the same algorithm with the released
+code's data access (whole-batch scans per task and trajectory, O(N^2) row placement, 0-d tensors
+per row, agentic-rl.md §8.2; sizes up to 16k rows), with the speed-ups.
 
     python scripts/bench_advantages.py [--sizes 4000 16000 64000 1000000] [--graphgpo-loop] [--out benchmarks/bench_advantages.md]
 """
@@ -27,7 +30,7 @@ from repro.io import write_text
 from repro.registry import ESTIMATORS
 from repro.rl.advantages import discounted_returns
 from repro.rl.batch import SUCCESS, StepBatch
-from repro.studies.graphgpo.loop_reference import graphgpo_loop
+from repro.studies.graphgpo.loop_reference import graphgpo_loop, graphgpo_released_loops
 
 GROUP_SIZE = 8  # rollouts per task, "group size 8" (§3.4.4)
 STATES_PER_TASK = 40  # "40 distinct observations ... per task" (§8.3)
@@ -95,6 +98,13 @@ def graphgpo_reference(b: StepBatch) -> list[float]:
                          b.episode_reward.tolist())
 
 
+def graphgpo_released_inputs(b: StepBatch) -> tuple:
+    """The batch as the released code holds it: object arrays of id and key strings."""
+    text = lambda c: "success" if c == SUCCESS else f"observation {c} " + "x" * 300  # noqa: E731  (~310 chars, §8.3)
+    return ([f"uid-{g}" for g in b.group], [f"traj-{t}" for t in b.traj], [text(c) for c in b.anchor],
+            [text(c) for c in b.next_anchor], b.valid, b.episode_reward)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4_000, 16_000, 64_000, 1_000_000])
@@ -103,7 +113,8 @@ def main() -> None:
                         help="also time GraphGPO's plain-loop reference (sizes <= 64k rows) and the speed-up")
     args = parser.parse_args()
 
-    extra = ["GraphGPO loop reference", "GraphGPO speed-up"] if args.graphgpo_loop else []
+    extra = (["GraphGPO plain loop", "speed-up", "GraphGPO released-code loops", "speed-up"]
+             if args.graphgpo_loop else [])
     lines = [
         "| Groups × 8 (rows N) | " + " | ".join([name for name, _ in COLUMNS] + extra) + " |",
         "|---" * (len(COLUMNS) + len(extra) + 1) + "|",
@@ -113,13 +124,16 @@ def main() -> None:
         repeats = 1 if len(batch) >= 500_000 else 3
         times = [best_time(lambda: fn(batch), repeats) for _, fn in COLUMNS]
         cells = [f"{1e3 * t:.1f} ms" for t in times]
-        if args.graphgpo_loop and len(batch) <= 70_000:
-            np.testing.assert_allclose(ESTIMATORS.get("graphgpo")(batch, {}), graphgpo_reference(batch),
+        for limit, ref in ((70_000, graphgpo_reference),
+                           (20_000, lambda b: graphgpo_released_loops(*graphgpo_released_inputs(b))))[
+                               : 2 if args.graphgpo_loop else 0]:
+            if len(batch) > limit:
+                cells += ["", ""]
+                continue
+            np.testing.assert_allclose(ref(batch), ESTIMATORS.get("graphgpo")(batch, {}),
                                        rtol=1e-9, atol=1e-9)  # the same numbers, then the time
-            loop = best_time(lambda: graphgpo_reference(batch), 1)
+            loop = best_time(lambda: ref(batch), 1)
             cells += [f"{1e3 * loop:.1f} ms", f"{loop / times[-1]:.0f}×"]
-        elif args.graphgpo_loop:
-            cells += ["", ""]
         lines.append(f"| {len(np.unique(batch.group))} ({len(batch):,}) | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     header = (

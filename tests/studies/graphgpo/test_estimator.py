@@ -174,3 +174,16 @@ def test_from_anchor_strings_codes_next_states_like_anchors():
     np.testing.assert_array_equal(b.anchor, [0, 1, 0])
     np.testing.assert_array_equal(b.next_anchor, [1, SUCCESS, 2])
     assert b.anchor_text == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_released_loop_structure_gives_the_same_numbers(seed):
+    """The benchmark's reference-cost implementation computes what the estimator computes."""
+    from repro.studies.graphgpo.loop_reference import graphgpo_released_loops
+
+    b = random_batch(seed, [8, 8, 5, 1])
+    text = lambda c: "success" if c == SUCCESS else f"state {c}"  # noqa: E731
+    got = graphgpo_released_loops([f"u{g}" for g in b.group], [f"t{t}" for t in b.traj],
+                                  [text(c) for c in b.anchor], [text(c) for c in b.next_anchor], b.valid,
+                                  b.episode_reward, omega=0.3)
+    np.testing.assert_allclose(got, ESTIMATORS.get("graphgpo")(b, {"omega": 0.3}), rtol=1e-9, atol=1e-9)

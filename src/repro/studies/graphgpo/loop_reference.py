@@ -125,3 +125,83 @@ def graphgpo_loop(group, anchor, next_anchor, valid, episode_reward, *, omega=0.
             for i, sc in zip(rows, scores):
                 adv[i] += beta_e * ((sc - m) if mode == "mean_norm" else (sc - m) / (s + eps))
     return adv
+
+
+def graphgpo_released_loops(uid, traj_uid, anchor_obs, next_obs, valid, episode_reward, *, omega=0.1,
+                            penalty=0.1, eps=1e-6):
+    """The same numbers with the released code's data access pattern (agentic-rl.md §8.2, §3.5.3),
+    for the benchmark's "reference cost" column: object arrays of ids and key strings (``next_obs``
+    ``"success"`` after a won episode), a graph per task found by scanning the whole batch
+    (``np.where``), edges as attribute dicts, Dijkstra carrying paths, returns per trajectory
+    scanned and put back row by row (each row locating itself with two scans: O(N^2)), step and
+    episode groups normalised with 0-d torch tensors per row. Code exponent, mean_std_norm, exact keys."""
+    import numpy as np
+    import torch
+
+    uid, traj_uid = np.asarray(uid, dtype=object), np.asarray(traj_uid, dtype=object)
+    n = len(uid)
+    graphs = {}
+    for u in set(uid.tolist()):
+        edges = defaultdict(lambda: defaultdict(list))
+        nodes = set()
+        for i in np.where(uid == u)[0]:
+            edges[anchor_obs[i]][next_obs[i]].append({"traj_uid": traj_uid[i], "uid": u, "data_id": int(i),
+                                                      "episode_rewards": episode_reward[i], "weight": 1.0})
+            nodes.update((anchor_obs[i], next_obs[i]))
+        reverse = defaultdict(list)
+        for a in edges:
+            for b in edges[a]:
+                for attr in edges[a][b]:
+                    reverse[b].append((a, attr["weight"]))
+        dist = {x: math.inf for x in nodes}
+        paths = {x: [] for x in nodes}
+        dist["success"] = 0.0
+        heap = [(0.0, "success", ["success"])]
+        while heap:
+            cost, node, path = heapq.heappop(heap)
+            if cost > dist[node]:
+                continue
+            for prev, w in reverse[node]:
+                if cost + w < dist[prev]:
+                    dist[prev] = cost + w
+                    paths[prev] = [prev] + path
+                    heapq.heappush(heap, (cost + w, prev, [prev] + path))
+        far = max([d for d in dist.values() if d != math.inf] + [0.0])
+        graphs[u] = {x: (far + 1.0 if d == math.inf else d) for x, d in dist.items()}
+    by_traj = {}
+    for t in np.unique(traj_uid):
+        idx = np.where(traj_uid == t)[0]
+        d = graphs[uid[idx[0]]]
+        by_traj[t] = [10.0 * omega ** (d[next_obs[i]] + 1.0 - 1.0) for i in idx]
+    returns = np.zeros(n)
+    for i, t in enumerate(traj_uid):
+        idx = np.where(traj_uid == t)[0]
+        returns[i] = by_traj[t][np.where(idx == i)[0][0]]
+    returns -= penalty * ~np.asarray(valid, dtype=bool)
+
+    def normalise(values, group_of, singleton_zero):
+        members = defaultdict(list)
+        for i in range(n):
+            members[group_of[i]].append(torch.tensor(values[i], dtype=torch.float64))
+        stats = {}
+        for g, vals in members.items():
+            if len(vals) == 1:
+                stats[g] = (vals[0] if singleton_zero else torch.tensor(0.0, dtype=torch.float64),
+                            torch.tensor(1.0, dtype=torch.float64))
+            else:
+                stacked = torch.stack(vals)
+                stats[g] = (torch.mean(stacked), torch.std(stacked))
+        out = torch.zeros(n, dtype=torch.float64)
+        for i in range(n):
+            m, s = stats[group_of[i]]
+            out[i] = (values[i] - m) / (s + eps)
+        return out.numpy()
+
+    step_group = np.zeros(n, dtype=object)
+    for u in set(uid.tolist()):
+        clusters = {}
+        for i in np.where(uid == u)[0]:
+            clusters.setdefault(anchor_obs[i], len(clusters))
+            step_group[i] = (u, clusters[anchor_obs[i]])
+    scores = np.asarray(episode_reward, dtype=float) - penalty * ~np.asarray(valid, dtype=bool)
+    return normalise(returns, step_group, True) + normalise(scores, uid, False)
