@@ -6,9 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from repro.figures.style import COLORS, method_order, new_figure, save_figure
 from repro.figures.summary import read_train_logs
+
+#: the main tables' cells: (label, benchmark, split, metric); ALFWorld in / out of distribution,
+#: WebShop score and success
+MAIN_CELLS = [("ALFWorld In", "alfworld", "valid_seen", "success_rate_pct"),
+              ("ALFWorld Out", "alfworld", "valid_unseen", "success_rate_pct"),
+              ("WebShop score", "webshop", "test", "score"),
+              ("WebShop succ.", "webshop", "test", "success_rate_pct")]
 
 
 def main_runs(s: pd.DataFrame) -> pd.DataFrame:
@@ -48,3 +57,35 @@ def validation_curve(train_logs: list[Path], col: str = "eval/val/success_rate")
     agg["std"] = agg["std"].fillna(0.0)
     agg[["mean", "std"]] = (100 * agg[["mean", "std"]]).round(2)
     return agg
+
+
+def reproduced_row(model: str, method: str, grp: pd.DataFrame) -> dict:
+    """One method's main-table row so far: model, method, seeds and each ``MAIN_CELLS`` cell
+    reproduced ('' for a benchmark the method has no run on)."""
+    row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
+    for label, bench, split, metric in MAIN_CELLS:
+        row[f"{label} reproduced"] = cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
+    return row
+
+
+def in_order(s: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Summary rows sorted by method in the paper's ``order`` (others after it), stable otherwise."""
+    rank = {m: i for i, m in enumerate(method_order(s.method, order))}
+    return s.iloc[np.argsort([rank[m] for m in s.method], kind="stable")]
+
+
+def main_bars(s: pd.DataFrame, methods: list[str], path: Path, scale: str) -> None:
+    """The main table as bars: ALFWorld success (in / out) and WebShop score / success per method,
+    mean ± std over seeds."""
+    fig, axes = new_figure(10.0, 3.6, ncols=2)
+    x = np.arange(len(methods))
+    for ax, cells, title in ((axes[0], MAIN_CELLS[:2], "ALFWorld success (%)"),
+                             (axes[1], MAIN_CELLS[2:], "WebShop (%)")):
+        for k, (label, bench, split, metric) in enumerate(cells):
+            g = (s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
+                 .drop_duplicates("method").set_index("method").reindex(methods))
+            ax.bar(x + (k - 0.5) * 0.38, g["mean"], 0.38, yerr=g["std"], capsize=3, color=COLORS[k], label=label)
+        ax.set_xticks(x, methods, rotation=20)
+        ax.set_title(f"{title}, {scale} scale")
+        ax.legend(frameon=False, fontsize=7)
+    save_figure(fig, path)

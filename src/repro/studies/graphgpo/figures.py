@@ -12,18 +12,24 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.agentic import cell, main_runs, model_label, temperatures, validation_curve
+from repro.figures.agentic import (
+    MAIN_CELLS,
+    cell,
+    in_order,
+    main_bars,
+    main_runs,
+    reproduced_row,
+    model_label,
+    temperatures,
+    validation_curve,
+)
 from repro.figures.claims import claim_line, welch
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
 from repro.reported import load as reported_numbers
 
 ORDER = ["warmstart", "grpo", "gigpo", "graphgpo"]
-#: (label, benchmark, split, metric) of the main table
-CELLS = [("ALFWorld In", "alfworld", "valid_seen", "success_rate_pct"),
-         ("ALFWorld Out", "alfworld", "valid_unseen", "success_rate_pct"),
-         ("WebShop score", "webshop", "test", "score"),
-         ("WebShop succ.", "webshop", "test", "success_rate_pct")]
+CELLS = MAIN_CELLS  # (label, benchmark, split, metric) of the main table
 #: the paper's claims: (better, worse) on each benchmark's headline metric (§6.6)
 CLAIMS = [("graphgpo", "gigpo"), ("gigpo", "grpo"), ("graphgpo", "grpo")]
 HEADLINE = {"alfworld": ("valid_seen", "success_rate_pct"), "webshop": ("test", "success_rate_pct")}
@@ -54,15 +60,12 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     reproduced mean ± std beside GraphGPO's own table (its re-runs of GRPO and GiGPO, §6.6)."""
     s = main_runs(pd.read_csv(summary))
     s = s[s.task_type == "all"].assign(model=lambda d: model_label(d, scale))
-    rank = {m: i for i, m in enumerate(method_order(s.method, ORDER))}
-    s = s.iloc[np.argsort([rank[m] for m in s.method], kind="stable")]
+    s = in_order(s, ORDER)
     rep = reported_numbers(reported)
     rep = rep[rep.table == "graphgpo_table"]
     rows = []
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
-        row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
-        for label, bench, split, metric in CELLS:
-            row[f"{label} reproduced"] = cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
+        row = reproduced_row(model, method, grp)
         for rep_model, size in REPORTED_MODELS.items():
             r = rep[(rep.method == method) & (rep.model == rep_model)]
             row[f"reported {size}: ALFWorld / WebShop succ."] = " / ".join(
@@ -81,18 +84,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "own re-runs of GRPO and GiGPO (not the GiGPO paper's numbers); the split of its ALFWorld "
                  "column is not stated (here beside valid_seen, verl-agent's default validation split).",
                  *[f"claim: {line}" for line in lines]])
-    fig, axes = new_figure(10.0, 3.6, ncols=2)
-    methods = list(dict.fromkeys(s.method))
-    x = np.arange(len(methods))
-    for ax, cells, title in ((axes[0], CELLS[:2], "ALFWorld success (%)"), (axes[1], CELLS[2:], "WebShop (%)")):
-        for k, (label, bench, split, metric) in enumerate(cells):
-            g = (s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
-                 .drop_duplicates("method").set_index("method").reindex(methods))
-            ax.bar(x + (k - 0.5) * 0.38, g["mean"], 0.38, yerr=g["std"], capsize=3, color=COLORS[k], label=label)
-        ax.set_xticks(x, methods, rotation=20)
-        ax.set_title(f"{title}, {scale} scale")
-        ax.legend(frameon=False, fontsize=7)
-    save_figure(fig, out_dir / "main_table.png")
+    main_bars(s, list(dict.fromkeys(s.method)), out_dir / "main_table.png", scale)
 
 
 def early_claims(logs: pd.DataFrame, col: str = "rollout/success_rate") -> list[str]:

@@ -12,8 +12,18 @@ import pandas as pd
 
 from repro import registry
 from repro.reported import load as reported_numbers
-from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
-from repro.figures.agentic import cell, main_runs, model_label, temperatures, validation_curve
+from repro.figures.style import COLORS, new_figure, save_figure, scale_note, write_table
+from repro.figures.agentic import (
+    MAIN_CELLS,
+    cell,
+    in_order,
+    main_bars,
+    main_runs,
+    reproduced_row,
+    model_label,
+    temperatures,
+    validation_curve,
+)
 from repro.figures.summary import read_train_logs
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
@@ -25,11 +35,7 @@ def _scale_note(scale: str) -> str:
                       "Qwen2.5-Instruct on ALFWorld's release games")
 
 
-# Table 1 cells: (label, benchmark, split, metric)
-CELLS = [("ALFWorld In", "alfworld", "valid_seen", "success_rate_pct"),
-         ("ALFWorld Out", "alfworld", "valid_unseen", "success_rate_pct"),
-         ("WebShop score", "webshop", "test", "score"),
-         ("WebShop succ.", "webshop", "test", "success_rate_pct")]
+CELLS = MAIN_CELLS  # (label, benchmark, split, metric) of the main table
 
 
 @registry.FIGURES.register("hgpo/main_table")
@@ -39,17 +45,14 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     s = pd.read_csv(summary)
     s = main_runs(s[s.task_type == "all"])  # ablation runs: the ablation figure
     s = s.assign(model=model_label(s, scale))
-    rank = {m: i for i, m in enumerate(method_order(s.method, MAIN_ORDER))}
-    s = s.iloc[np.argsort([rank[m] for m in s.method], kind="stable")]
+    s = in_order(s, MAIN_ORDER)
     rep = reported_numbers(reported)
     rep = rep[(rep.task_type == "all") & (rep.model == "qwen2.5-1.5b-instruct")]
     hgpo_rep = rep[(rep.table == "hgpo_table1") & (rep.history_length == 2)]
     gigpo_rep = rep[rep.table == "gigpo_table1"]
     rows = []
     for (model, method), grp in s.groupby(["model", "method"], sort=False):
-        row = {"model": model, "method": method, "seeds": int(grp.n_seeds.max())}
-        for label, bench, split, metric in CELLS:
-            row[f"{label} reproduced"] = cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
+        row = reproduced_row(model, method, grp)
         for label, bench, split, metric in CELLS:
             r = hgpo_rep[hgpo_rep.method == method]
             row[f"{label} reported (1.5B)"] = cell(r, bench, split, metric, "{:.2f}")
@@ -74,18 +77,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "GiGPO paper: its own Table 1 (its own protocol and baseline runs; HGPO re-ran the "
                  "baselines and reports higher GiGPO numbers), the only published PPO and RLOO rows.",
                  "warmstart = the base model before RL (for the paper, the prompted Instruct model)."])
-    fig, axes = new_figure(10.0, 3.6, ncols=2)
-    methods = list(dict.fromkeys(df.method))
-    x = np.arange(len(methods))
-    for ax, cells, title in ((axes[0], CELLS[:2], "ALFWorld success (%)"), (axes[1], CELLS[2:], "WebShop (%)")):
-        for k, (label, bench, split, metric) in enumerate(cells):
-            g = (s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)]
-                 .drop_duplicates("method").set_index("method").reindex(methods))
-            ax.bar(x + (k - 0.5) * 0.38, g["mean"], 0.38, yerr=g["std"], capsize=3, color=COLORS[k], label=label)
-        ax.set_xticks(x, methods, rotation=20)
-        ax.set_title(f"{title}, {scale} scale")
-        ax.legend(frameon=False, fontsize=7)
-    save_figure(fig, out_dir / "main_table.png")
+    main_bars(s, list(dict.fromkeys(df.method)), out_dir / "main_table.png", scale)
 
 
 @registry.FIGURES.register("hgpo/eval_curve")
