@@ -30,9 +30,11 @@ from repro.reported import load as reported_numbers
 
 ORDER = ["warmstart", "grpo", "gigpo", "graphgpo"]
 CELLS = MAIN_CELLS  # (label, benchmark, split, metric) of the main table
-#: the paper's claims: (better, worse) on each benchmark's headline metric (§6.6)
+#: the paper's claims: (better, worse) on each benchmark's metrics (§6.6: success; WebShop's score
+#: as well, the graded metric EFCA quotes and the one our small success rates cannot resolve)
 CLAIMS = [("graphgpo", "gigpo"), ("gigpo", "grpo"), ("graphgpo", "grpo")]
-HEADLINE = {"alfworld": ("valid_seen", "success_rate_pct"), "webshop": ("test", "success_rate_pct")}
+HEADLINE = [("alfworld", "valid_seen", "success_rate_pct"), ("webshop", "test", "success_rate_pct"),
+            ("webshop", "test", "score")]
 REPORTED_MODELS = {"qwen2.5-1.5b-instruct": "1.5B", "qwen2.5-7b-instruct": "7B"}
 
 
@@ -42,9 +44,9 @@ def _scale_note(scale: str) -> str:
 
 
 def claims(s: pd.DataFrame) -> list[str]:
-    """Each of the paper's orderings on each benchmark's headline metric, Welch's t over seeds."""
+    """Each of the paper's orderings on each benchmark's metrics, Welch's t over seeds."""
     lines = []
-    for bench, (split, metric) in HEADLINE.items():
+    for bench, split, metric in HEADLINE:
         g = s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)].drop_duplicates("method")
         g = g.set_index("method")
         for a, b in CLAIMS:
