@@ -148,8 +148,9 @@ def learning_curves(*, summary: Path, train_logs: list[Path], reported: Path, ou
 
 PROGRESS = {"graph/progress_in_failed": "progress steps in failed trajectories (%)",
             "graph/nonprogress_in_successful": "non-progress steps in successful trajectories (%)"}
-#: the paper's ALFWorld statistics [S] (agentic-rl.md §3.5.1)
-PAPER_PROGRESS = {"graph/progress_in_failed": 22.0, "graph/nonprogress_in_successful": 65.3}
+#: train_log.csv column -> the metric of the paper's number in the reported file (table motivation)
+REPORTED_PROGRESS = {"graph/progress_in_failed": "progress_in_failed_pct",
+                     "graph/nonprogress_in_successful": "nonprogress_in_successful_pct"}
 
 
 @registry.FIGURES.register("graphgpo/progress")
@@ -159,13 +160,16 @@ def progress(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
     successful ones, over the training iterations' batches (groups with a success only)."""
     logs = read_train_logs(train_logs)
     cols = [c for c in PROGRESS if c in logs]
+    rep = reported_numbers(reported)
+    rep = rep[rep.table == "motivation"]
     rows = []
     for (bench, method), g in (logs.dropna(subset=cols[:1]).groupby(["benchmark", "method"]) if cols else []):
         per_seed = g.groupby("seed")[cols].mean() * 100  # mean over iterations, per seed
         row = {"benchmark": bench, "method": method, "seeds": len(per_seed), "iterations": int(g.iteration.nunique())}
         for c in cols:
             row[PROGRESS[c]] = f"{per_seed[c].mean():.1f}" + (f" ± {per_seed[c].std():.1f}" if len(per_seed) > 1 else "")
-            row[f"paper (ALFWorld) {PROGRESS[c].split(' (')[0]}"] = PAPER_PROGRESS[c] if bench == "alfworld" else "n/f"
+            paper = rep[(rep.benchmark == bench) & (rep.metric == REPORTED_PROGRESS[c])]
+            row[f"paper {PROGRESS[c].split(' (')[0]}"] = f"{paper.value.iloc[0]:.1f}" if len(paper) else "n/f"
         rows.append(row)
     df = pd.DataFrame(rows)
     write_table(df, out_dir / "progress.csv", out_dir / "progress.md",
