@@ -32,6 +32,10 @@ class TrainConfig:
     # repro.registry.STATE_KEYS: the anchor of each step row ("observation": the raw observation,
     # as GiGPO and HGPO; GraphGPO's ALFWorld runs track the world state, agentic-rl.md §3.5.4)
     state_key: str = "observation"
+    # repro.registry.FINETUNING: what is trained ("full": every weight, as the papers; "lora":
+    # adapters on the frozen model) and its typed params
+    finetune: str = "full"
+    finetune_params: dict = field(default_factory=dict)
     # training diagnostics (repro.registry.DIAGNOSTICS) run on every iteration's batch: name ->
     # params (the diagnostic's typed params; gamma, invalid_penalty, history_length come from here)
     diagnostics: dict = field(default_factory=dict)

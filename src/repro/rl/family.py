@@ -46,9 +46,15 @@ class AgenticRL:
     def train_config(self, values: dict, source: str) -> TrainConfig:
         cfg = check_dataclass(TrainConfig, values, source)
         for key, reg in (("rollout_backend", registry.ROLLOUT_BACKENDS), ("rollout", registry.ROLLOUTS),
-                         ("policy_loss", registry.POLICY_LOSSES), ("state_key", registry.STATE_KEYS)):
+                         ("policy_loss", registry.POLICY_LOSSES), ("state_key", registry.STATE_KEYS),
+                         ("finetune", registry.FINETUNING)):
             check_impl(reg, {key: getattr(cfg, key)}, source, key=key)
         item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, f"{source}.policy_loss_params")
+        item_params(registry.FINETUNING, cfg.finetune, cfg.finetune_params, f"{source}.finetune_params")
+        if cfg.finetune != "full" and (cfg.rollout_backend != "transformers" or cfg.parallel == "fsdp"):
+            # adapters are not synced into vLLM nor sharded by our FSDP path: not built yet
+            raise ConfigError(f"{source}.finetune: {cfg.finetune!r} needs rollout_backend: transformers and "
+                              f"parallel: ddp (got {cfg.rollout_backend}, {cfg.parallel})")
         for name, params in cfg.diagnostics.items():
             check_impl(registry.DIAGNOSTICS, {name: name}, f"{source}.diagnostics", key=name)
             with_trainer_keys(registry.DIAGNOSTICS, name, params or {}, cfg, f"{source}.diagnostics.{name}")

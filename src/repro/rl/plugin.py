@@ -6,6 +6,7 @@ from repro import registry
 from repro.data import alfworld, webshop  # noqa: F401  (register their datasets)
 from repro.rl import advantages, benchmarks  # noqa: F401  (register the estimators and benchmarks)
 from repro.rl.config import PPOClipParams
+from repro.rl.finetune import FullParams, LoraParams
 from repro.rl.family import AgenticRL
 
 registry.FAMILIES.register("agentic_rl")(AgenticRL())
@@ -14,4 +15,6 @@ registry.ROLLOUT_BACKENDS.lazy("vllm", "repro.rl.vllm_backend:vllm_backend", con
 registry.POLICY_LOSSES.lazy("ppo_clip", "repro.rl.losses:PPO_CLIP", params=PPOClipParams)
 registry.ROLLOUTS.lazy("multi_turn", "repro.rl.rollout:run_episodes")
 registry.STATE_KEYS.lazy("observation", "repro.rl.rollout:ObservationKeys")
+registry.FINETUNING.lazy("full", "repro.rl.finetune:full", params=FullParams)
+registry.FINETUNING.lazy("lora", "repro.rl.finetune:lora", params=LoraParams)
 registry.MODELS.lazy("tiny_qwen2_sft", "repro.rl.warmstart:build")

@@ -23,6 +23,7 @@ import torch
 
 from repro import io as rio
 from repro import registry
+from repro.families import item_params
 from repro.rl import benchmarks
 from repro.rl import distributed as dist
 from repro.rl.benchmarks import Benchmark
@@ -158,8 +159,6 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
 
 def policy_loss(cfg: TrainConfig):
     """(the registered loss ``cfg.policy_loss``, its typed params from ``cfg.policy_loss_params``)."""
-    from repro.families import item_params
-
     return (registry.POLICY_LOSSES.get(cfg.policy_loss),
             item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, "train.policy_loss_params"))
 
@@ -230,6 +229,9 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
     loss_fn, loss_params = policy_loss(cfg)
     ref_model = (copy.deepcopy(model).eval() if estimator and loss_fn.uses_reference(loss_params)
                  else None)  # the base model
+    tuned = registry.FINETUNING.get(cfg.finetune)(model, item_params(registry.FINETUNING, cfg.finetune,
+                                                                        cfg.finetune_params, "train.finetune_params"))
+    model = tuned.module  # what is trained (the reference above is the base model)
     state_path = work_dir / "state.pt"
     state = torch.load(state_path, weights_only=False) if estimator and state_path.exists() else None
     if state is not None:
@@ -241,7 +243,8 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
         ref_model = dist.shard_model(HeadAtResponses(ref_model, "lm"))
     if fsdp:
         log.info("parameters sharded over %d ranks (FSDP)", dist.world_size())
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
                      state=state["critic"] if state is not None else None)
               if getattr(estimator, "needs_values", False) else None)
@@ -320,7 +323,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
         dist.barrier()
         return
     with rio.atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, **whole)
+        tuned.export().save_pretrained(tmp, **whole)
         tok.save_pretrained(tmp)
         rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
                                                     "seed": seed,
