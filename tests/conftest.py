@@ -18,6 +18,27 @@ os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 @pytest.fixture(scope="session")
+def tiny_alfworld():
+    """``make(base, games) -> (dataset, model)``, see :func:`_tiny_alfworld`."""
+    return _tiny_alfworld
+
+
+def _tiny_alfworld(base: Path, games: dict[str, int]) -> tuple[Path, Path]:
+    """(dataset, model) under ``base``: generated ALFWorld games (two seen rooms, one unseen) and a
+    freshly initialised one-layer Qwen2 whose tokenizer is trained on their PDDL: the trainer's
+    smallest real inputs."""
+    from repro.data.alfworld import generate_embedded
+    from repro.models.tiny import build_tiny_qwen2
+
+    data, model = base / "data", base / "model"
+    generate_embedded(data, {"seed": 1, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1, "games": games})
+    build_tiny_qwen2(model, {"seed": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "num_key_value_heads": 1},
+                     [p.read_text() for p in data.rglob("initial_state.pddl")])
+    return data, model
+
+
+@pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
 

@@ -24,16 +24,8 @@ SHRINK = {"iterations": 2, "tasks_per_batch": 2, "group_size": 3, "max_steps": 4
           "finetune": "lora", "finetune_params": {"rank": 4, "alpha": 8, "dropout": 0.0}}
 
 
-def test_lora_trains_only_the_adapted_projections(tmp_path, root):
-    from repro.data.alfworld import generate_embedded
-    from repro.models.tiny import build_tiny_qwen2
-
-    data, model = tmp_path / "data", tmp_path / "model"
-    generate_embedded(data, {"seed": 1, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1,
-                             "games": {"train": 4, "valid_seen": 2, "valid_unseen": 2}})
-    build_tiny_qwen2(model, {"seed": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                             "num_attention_heads": 2, "num_key_value_heads": 1},
-                     [p.read_text() for p in data.rglob("initial_state.pddl")])
+def test_lora_trains_only_the_adapted_projections(tmp_path, root, tiny_alfworld):
+    data, model = tiny_alfworld(tmp_path, {"train": 4, "valid_seen": 2, "valid_unseen": 2})
     cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
     run = run_config(load(cfg, root), "hgpo", "gigpo", "alfworld")
     run["train"].update(SHRINK)

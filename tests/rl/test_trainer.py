@@ -26,18 +26,9 @@ SHRINK = {"iterations": 3, "tasks_per_batch": 2, "group_size": 3, "max_steps": 4
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, root):
-    from repro.data.alfworld import generate_embedded
-    from repro.models.tiny import build_tiny_qwen2
-
+def inputs(tmp_path_factory, root, tiny_alfworld):
     base = tmp_path_factory.mktemp("trainer")
-    data = base / "data"
-    generate_embedded(data, {"seed": 1, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1,
-                             "games": {"train": 6, "valid_seen": 4, "valid_unseen": 4}})
-    model = base / "model"
-    corpus = [p.read_text() for p in data.rglob("initial_state.pddl")]
-    build_tiny_qwen2(model, {"seed": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                             "num_attention_heads": 2, "num_key_value_heads": 1}, corpus)
+    data, model = tiny_alfworld(base, {"train": 6, "valid_seen": 4, "valid_unseen": 4})
     cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
     run = run_config(load(cfg, root), "hgpo", "hgpo")
     run["train"].update(SHRINK)

@@ -22,19 +22,9 @@ SHRINK = {"iterations": 2, "tasks_per_batch": 2, "group_size": 4, "max_steps": 6
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, root):
-    from repro.data.alfworld import generate_embedded
-    from repro.models.tiny import build_tiny_qwen2
-
+def inputs(tmp_path_factory, tiny_alfworld):
     base = tmp_path_factory.mktemp("graphgpo")
-    data = base / "data"
-    generate_embedded(data, {"seed": 1, "n_layouts_seen": 2, "n_layouts_unseen": 1, "num_workers": 1,
-                             "games": {"train": 4, "valid_seen": 2, "valid_unseen": 2}})
-    model = base / "model"
-    corpus = [p.read_text() for p in data.rglob("initial_state.pddl")]
-    build_tiny_qwen2(model, {"seed": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                             "num_attention_heads": 2, "num_key_value_heads": 1}, corpus)
-    return base, data, model
+    return (base, *tiny_alfworld(base, {"train": 4, "valid_seen": 2, "valid_unseen": 2}))
 
 
 def test_graphgpo_trains_with_world_state_keys(inputs, root):
