@@ -343,19 +343,15 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
 
 #: what may differ between a shared run's two configs: who asks, and the training diagnostics
 #: (measurements of each batch that do not change training)
-_NOT_SHARED = ("study", "plugin")
+_NOT_SHARED = ("study", "plugin", "train.diagnostics")
 
 
 def _check_shared(loaded: dict[str, Any], run: Run, theirs: Run) -> None:
     def flat(cfg: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for block, v in cfg.items():
-            if block in _NOT_SHARED:
-                continue
-            items = v.items() if isinstance(v, dict) else [(None, v)]
-            out.update({(f"{block}.{k}" if k else block): x for k, x in items
-                        if (block, k) != ("train", "diagnostics")})
-        return out
+            out.update({f"{block}.{k}": x for k, x in v.items()} if isinstance(v, dict) else {block: v})
+        return {k: x for k, x in out.items() if k not in _NOT_SHARED}
 
     def resolved(r: Run) -> dict[str, Any]:  # defaults filled in: an omitted default equals a stated one
         cfg = job_config(loaded, r)

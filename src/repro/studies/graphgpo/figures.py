@@ -162,9 +162,10 @@ def progress(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
     cols = [c for c in PROGRESS if c in logs]
     rep = reported_numbers(reported)
     rep = rep[rep.table == "motivation"]
-    rows = []
+    rows, means = [], []
     for (bench, method), g in (logs.dropna(subset=cols[:1]).groupby(["benchmark", "method"]) if cols else []):
         per_seed = g.groupby("seed")[cols].mean() * 100  # mean over iterations, per seed
+        means.append(per_seed.mean())
         row = {"benchmark": bench, "method": method, "seeds": len(per_seed), "iterations": int(g.iteration.nunique())}
         for c in cols:
             row[PROGRESS[c]] = f"{per_seed[c].mean():.1f}" + (f" ± {per_seed[c].std():.1f}" if len(per_seed) > 1 else "")
@@ -186,8 +187,7 @@ def progress(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: 
     if len(df):
         x = np.arange(len(df))
         for k, c in enumerate(cols):
-            vals = [float(str(v).split(" ")[0]) for v in df[PROGRESS[c]]]
-            ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, color=COLORS[k], label=PROGRESS[c])
+            ax.bar(x + (k - 0.5) * 0.38, [m[c] for m in means], 0.38, color=COLORS[k], label=PROGRESS[c])
         ax.set_xticks(x, [f"{b}/{m}" for b, m in zip(df.benchmark, df.method)], rotation=20)
     ax.set_ylabel("% of steps")
     ax.set_title(f"Progress statistics ({scale} scale)")
