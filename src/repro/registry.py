@@ -111,7 +111,7 @@ ROLLOUTS = Registry("rollout")
 # agentic_rl: how a rollout names the state of a step (the anchor of step groups and state graphs)
 # -> factory(n_slots) with key(i, observation, admissible) -> str and update(i, action, observation)
 STATE_KEYS = Registry("state key")
-# agentic_rl: what the trainer updates -> factory(model, params) -> repro.rl.finetune.Tuned (meta params=Params)
+# agentic_rl: what the trainer updates -> factory(model, tok, params, checkpoint=None) -> repro.rl.finetune.Tuned (meta params=Params)
 FINETUNING = Registry("fine-tuning method")
 POLICY_LOSSES = Registry("policy loss")  # agentic_rl: name -> repro.rl.losses.PolicyLoss
 LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner (lazy: meta params=Params)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from repro.figures.claims import claim_line, welch
 from repro.figures.style import COLORS, method_order, new_figure, save_figure
 from repro.figures.summary import read_train_logs
 
@@ -66,6 +67,20 @@ def reproduced_row(model: str, method: str, grp: pd.DataFrame) -> dict:
     for label, bench, split, metric in MAIN_CELLS:
         row[f"{label} reproduced"] = cell(grp, bench, split, metric) if (grp.benchmark == bench).any() else ""
     return row
+
+
+def ordering_claims(s: pd.DataFrame, cells: list[tuple[str, str, str]], pairs: list[tuple[str, str]]) -> list[str]:
+    """The paper's orderings "a > b" on each (benchmark, split, metric) of ``cells``, Welch's t
+    over seeds from summary rows ``s``; pairs without both methods are skipped."""
+    lines = []
+    for bench, split, metric in cells:
+        g = s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)].drop_duplicates("method")
+        g = g.set_index("method")
+        for a, b in pairs:
+            if a in g.index and b in g.index:
+                lines.append(claim_line(f"{bench}: {a} > {b} ({split} {metric})", welch(g.loc[a], g.loc[b]),
+                                        digits=1, unit=" points"))
+    return lines
 
 
 def in_order(s: pd.DataFrame, order: list[str]) -> pd.DataFrame:

@@ -134,7 +134,7 @@ def deal(micro: Sequence[T], sharded: bool) -> list[tuple[T, float]]:
 def sync_grads(model: torch.nn.Module) -> None:
     """Gradients summed over ranks: FSDP did it in backward; else one all-reduce."""
     if not is_sharded(model):
-        all_reduce_grads(list(model.parameters()))
+        all_reduce_grads([p for p in model.parameters() if p.requires_grad])  # frozen weights (adapters) have none
 
 
 def all_reduce_grads(params: Sequence[torch.nn.Parameter]) -> None:

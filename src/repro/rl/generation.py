@@ -34,7 +34,7 @@ class GenerationBackend(Protocol):
     """What the rollout and the trainer need from a sampler (``repro.registry.ROLLOUT_BACKENDS``)."""
 
     def generate(self, prompts: list[str], *, temperature: float, seed: int,
-                 allowed: list[list[str]] | None = None) -> list[Generation]: ...
+                 allowed: list[list[str]] | None = None, agents: list[int] | None = None) -> list[Generation]: ...
 
     def release(self) -> None:
         """The rollout is over: memory the sampler holds may be freed for the update."""
@@ -76,13 +76,15 @@ class TransformersBackend:
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int, max_prompt_tokens: int,
-                 batch_size: int = 64, device: str = "cpu", top_p: float = 1.0) -> None:
+                 batch_size: int = 64, device: str = "cpu", top_p: float = 1.0, agent_kwargs=None) -> None:
         # a sharded (FSDP) policy cannot sample: each rank plays its own games, so ranks would run
         # different numbers of forward passes through collectives. It samples from a whole replica.
         self.source = model if dist.is_sharded(model) else None
         self.model, self.tok = (_replica(model) if self.source is not None else model), tokenizer
         self.max_new_tokens, self.max_prompt_tokens = max_new_tokens, max_prompt_tokens
         self.batch_size, self.device, self.top_p = batch_size, device, top_p
+        #: ``generate`` kwargs that make each row's response its agent's (``Tuned.agent_kwargs``)
+        self.agent_kwargs = agent_kwargs
 
     def encode_prompts(self, prompts: list[str]) -> list[list[int]]:
         return encode_prompts(self.tok, prompts, self.max_prompt_tokens)
@@ -98,13 +100,16 @@ class TransformersBackend:
 
     @torch.no_grad()
     def generate(self, prompts: list[str], *, temperature: float, seed: int,
-                 allowed: list[list[str]] | None = None) -> list[Generation]:
+                 allowed: list[list[str]] | None = None, agents: list[int] | None = None) -> list[Generation]:
         """Sample one response per prompt.
 
         ``allowed`` (optional, one list per prompt) restricts each response to one of the given
         texts by masking, token by token, everything that does not continue one of them
-        (embedded-scale option ``constrain_to_admissible``).
+        (embedded-scale option ``constrain_to_admissible``). ``agents`` (one per prompt) names
+        the weights that write each response, through ``agent_kwargs`` (one ``generate`` call).
         """
+        if agents is not None and self.agent_kwargs is None:
+            raise ValueError("TransformersBackend.generate: agents given but the policy has one set of weights")
         if not prompts:
             return []
         encoded = self.encode_prompts(prompts)
@@ -134,8 +139,9 @@ class TransformersBackend:
 
                     def constrain(batch_id: int, ids: torch.Tensor, _t=chunk_tries, _w=width) -> list[int]:
                         return _t[batch_id].allowed(tuple(ids[_w:].tolist()))
+                per_row = {} if agents is None else self.agent_kwargs(agents[lo:lo + self.batch_size])
                 seqs = self.model.generate(
-                    prefix_allowed_tokens_fn=constrain,
+                    **per_row, prefix_allowed_tokens_fn=constrain,
                     input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
                     max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
                     temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,
@@ -166,10 +172,11 @@ def _replica(model):
     return replica.eval()
 
 
-def transformers_backend(model, tok, cfg, model_dir, device) -> TransformersBackend:
-    """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused)."""
+def transformers_backend(model, tok, cfg, model_dir, device, agent_kwargs=None) -> TransformersBackend:
+    """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused;
+    ``agent_kwargs``: ``Tuned.agent_kwargs`` where rows have their own weights)."""
     return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
-                               max_prompt_tokens=cfg.max_prompt_tokens, device=device)
+                               max_prompt_tokens=cfg.max_prompt_tokens, device=device, agent_kwargs=agent_kwargs)
 
 
 def _sampled_logprobs(step_scores: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,9 @@
 (``registry.ROLLOUTS``, named by ``train.rollout``). ``multi_turn`` (:func:`run_episodes`): agent
 <-> batched environment, one training row per step (agentic-rl.md §2.1). A rollout kind is a
 callable ``(env, backend, games, group_ids, *, max_steps, temperature, seed, prompt, bench,
-state_keys) -> Rollout``; each step row names the agent that acted (``StepBatch.agent``; 0 for a
-single agent), so single-turn and multi-agent orchestrations fit the same trainer. ``state_keys``
+state_keys, agents) -> Rollout``; each step row names the agent that acted (``StepBatch.agent``; 0
+for a single agent, else what ``agents``, an :class:`AgentChooser`, picked), so single-turn and
+multi-agent orchestrations fit the same trainer. ``state_keys``
 (``registry.STATE_KEYS``) names each step's state: the row's anchor and, for the step before, the
 state it led to (``StepBatch.next_anchor``; the success sink after a won episode's last step).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -131,9 +133,20 @@ class ObservationKeys:
         pass
 
 
+class AgentChooser(Protocol):
+    """Who writes each step's response (e.g. PA-MoE's phase router over its experts)."""
+
+    def begin(self, tasks: list[str]) -> None:
+        """New episodes, one per entry (their task texts)."""
+
+    def choose(self, idx: np.ndarray, obs: list[str], memories: list[Memory]) -> list[int]:
+        """The agent of each active episode ``idx`` at this step, from its current observation
+        (``obs``, indexed by episode) and its (observation, action) history."""
+
+
 def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[int], *,
                  max_steps: int, temperature: float, seed: int, prompt: PromptOptions,
-                 bench: Benchmark, state_keys=ObservationKeys) -> Rollout:
+                 bench: Benchmark, state_keys=ObservationKeys, agents: AgentChooser | None = None) -> Rollout:
     """Play one episode per entry of ``games`` (a group repeats its game) and collect step rows."""
     n = len(games)
     keys = state_keys(n)
@@ -142,11 +155,13 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
     t_env = time.perf_counter() - t0
     t_gen = 0.0
     tasks = [bench.task_text(o) for o in obs]
+    if agents is not None:
+        agents.begin(tasks)
     scores = np.zeros(n)
     memories = [Memory() for _ in range(n)]
     active = np.ones(n, dtype=bool)
     won = np.zeros(n, dtype=bool)
-    # (state key, reward, valid, prompt, response, logp, allowed, key of the next state)
+    # (state key, reward, valid, prompt, response, logp, allowed, key of the next state, agent)
     rows: list[list[tuple]] = [[] for _ in range(n)]
     task_types = [info["task_type"] for info in infos]
     for t in range(max_steps):
@@ -158,7 +173,9 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
         allowed = ([[format_response(a, prompt.require_think)
                      for a in bench.actions(admissible[i], tasks[i], True) if a != "help"]
                     for i in idx] if prompt.constrain_to_admissible else None)
-        gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t, allowed=allowed)
+        who = [0] * len(idx) if agents is None else list(agents.choose(idx, obs, memories))
+        gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003 + t, allowed=allowed,
+                                **({} if agents is None else {"agents": who}))
         t_gen += time.perf_counter() - g0
         actions = [""] * n
         parsed = [bench.parse(g.text, prompt.require_think) for g in gens]
@@ -178,7 +195,7 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
                 scores[i] = float(next_infos[i][bench.score_key]) if bench.score_key else float(won[i])
             after = None if won[i] else keys.key(i, next_obs[i], next_infos[i]["admissible"])
             rows[i].append((key, float(rewards[i]), valid, gens[j].prompt_ids, gens[j].response_ids,
-                            gens[j].logprobs, gens[j].allowed_ids, after))
+                            gens[j].logprobs, gens[j].allowed_ids, after, who[j]))
             obs[i] = next_obs[i]
             admissible[i] = next_infos[i]["admissible"]
     # --- gather: trajectory-major, chronological ---
@@ -196,7 +213,7 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
         reward=np.array([x[1] for x in flat], dtype=np.float64),
         episode_reward=ep_reward[traj],
         valid=np.array([x[2] for x in flat], dtype=bool),
-        agent=np.zeros(len(flat), dtype=np.int64),  # one agent
+        agent=np.array([x[8] for x in flat], dtype=np.int64),
     )
     return Rollout(batch=batch, prompt_ids=[x[3] for x in flat], response_ids=[x[4] for x in flat],
                    won=won, lengths=lengths, task_types=task_types, games=list(games), scores=scores,

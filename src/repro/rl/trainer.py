@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from repro.rl import distributed as dist
 from repro.rl.benchmarks import Benchmark
 from repro.rl.config import TrainConfig
 from repro.rl.critic import Critic
+from repro.rl.finetune import Tuned
 from repro.rl.generation import GenerationBackend
 from repro.rl.losses import agg_units, batch_units
 from repro.rl.policy import HeadAtResponses, batched_logprobs, pad_to, response_logprobs, update_plan
@@ -68,21 +69,31 @@ def _prompt_options(cfg: TrainConfig) -> PromptOptions:
                          constrain_to_admissible=cfg.constrain_to_admissible)
 
 
-def _backend(model, tok, cfg: TrainConfig, model_dir: Path) -> GenerationBackend:
+def _backend(tuned: Tuned, tok, cfg: TrainConfig, model_dir: Path) -> GenerationBackend:
     """The configured sampler (``rollout_backend``), built around the trainer's policy."""
-    return registry.ROLLOUT_BACKENDS.get(cfg.rollout_backend)(model, tok, cfg, model_dir, dist.device())
+    per_row = {"agent_kwargs": tuned.agent_kwargs} if tuned.per_agent else {}
+    return registry.ROLLOUT_BACKENDS.get(cfg.rollout_backend)(tuned.sampler, tok, cfg, model_dir, dist.device(),
+                                                              **per_row)
+
+
+def _tuned(model, tok, cfg: TrainConfig, checkpoint: Path | None = None) -> Tuned:
+    """What ``train.finetune`` trains around ``model`` (restored from ``checkpoint`` to evaluate)."""
+    params = item_params(registry.FINETUNING, cfg.finetune, cfg.finetune_params, "train.finetune_params")
+    return registry.FINETUNING.get(cfg.finetune)(model, tok, params, checkpoint=checkpoint)
 
 
 def play(env, backend, games: list, repeats: int, *, cfg: TrainConfig, max_steps: int,
-         temperature: float, seed: int, bench: Benchmark) -> Rollout:
-    """Each game ``repeats`` times; the copies of one game form a group."""
+         temperature: float, seed: int, bench: Benchmark, agents=None) -> Rollout:
+    """Each game ``repeats`` times; the copies of one game form a group (``agents``: who acts at
+    each step, ``Tuned.agents``)."""
     plays = [g for g in games for _ in range(repeats)]
     groups = [i for i in range(len(games)) for _ in range(repeats)]
     with precision(cfg):
         return registry.ROLLOUTS.get(cfg.rollout)(env, backend, plays, groups, max_steps=max_steps,
                                                   temperature=temperature, seed=seed,
                                                   prompt=_prompt_options(cfg), bench=bench,
-                                                  state_keys=registry.STATE_KEYS.get(cfg.state_key))
+                                                  state_keys=registry.STATE_KEYS.get(cfg.state_key),
+                                                  **({} if agents is None else {"agents": agents}))
 
 
 def precision(cfg: TrainConfig):
@@ -97,7 +108,8 @@ def _sample_games(pool: list[str], k: int, rng: np.random.Generator) -> list[str
 
 
 def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
-               pad_id: int, rng: np.random.Generator, plan=None, eos_id: int | None = None) -> dict[str, float]:
+               pad_id: int, rng: np.random.Generator, plan=None, eos_id: int | None = None,
+               tuned: Tuned | None = None) -> dict[str, float]:
     """One optimizer step per mini-batch of ``plan`` (default: ``ppo_epochs`` passes over the step
     rows in random mini-batches of ``mini_batch_rows``), gradients accumulated over micro-batches
     of ``micro_batch_rows``. ``adv``: float[N] per step row, or a list of float[L_i] per token.
@@ -105,7 +117,9 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     Old, new and reference log-probs are all of the distribution the rollout sampled from: at
     ``train_temperature``, and renormalised over the allowed tokens where the rollout restricted
     sampling (``ro.allowed_ids``; needs ``eos_id``), so the update is the gradient of the policy
-    that acted. The loss is ``train.policy_loss`` (``registry.POLICY_LOSSES``) with its params."""
+    that acted. The loss is ``train.policy_loss`` (``registry.POLICY_LOSSES``) with its params.
+    With ``tuned.per_agent`` each row's log-probs come from its agent's weights (``ro.batch.agent``):
+    a micro-batch runs one forward per agent present, whose losses add up to the same mean."""
     loss_fn, loss_params = policy_loss(cfg)
     agg = loss_fn.agg_mode(loss_params)
     temp = cfg.train_temperature
@@ -115,8 +129,13 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     if cfg.old_logprobs == "sampler" and ro.old_logprobs is not None:  # equal in fp32 (tested)
         old = [torch.tensor(x, dtype=torch.float32) for x in ro.old_logprobs]
     else:
-        old = batched_logprobs(model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
-                               temperature=temp, allowed_ids=allowed, eos_id=eos_id)
+        old = [None] * len(ro.prompt_ids)
+        for rows in by_agent(range(len(ro.prompt_ids)), ro, tuned):
+            for i, x in zip(rows, batched_logprobs(model, [ro.prompt_ids[i] for i in rows],
+                                                   [ro.response_ids[i] for i in rows], pad_id, cfg.mini_batch_rows,
+                                                   temperature=temp, eos_id=eos_id,
+                                                   allowed_ids=None if allowed is None else [allowed[i] for i in rows])):
+                old[i] = x
     ref = (batched_logprobs(ref_model, ro.prompt_ids, ro.response_ids, pad_id, cfg.mini_batch_rows,
                             temperature=temp, allowed_ids=allowed, eos_id=eos_id)
            if loss_fn.uses_reference(loss_params) else old)
@@ -137,24 +156,38 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         # share of the mini-batch's tokens (token-mean) or rows (seq-mean-*), the gradient of one pass
         n_units = batch_units(n_tokens, sum(len(m) for m in micro), agg)
         optimizer.zero_grad(set_to_none=True)
-        for m, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
-            logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
-                                                [ro.response_ids[i] for i in m], pad_id, temperature=temp,
-                                                allowed_ids=None if allowed is None else [allowed[i] for i in m],
-                                                eos_id=eos_id)
-            width = logp.shape[1]
-            a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
-            loss, parts = loss_fn(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
-                                  ent, a, mask, loss_params)
-            share = agg_units(mask, agg) / n_units
-            (loss * (share * weight)).backward()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v * share * (weight > 0)
+        for part, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
+            for m in by_agent(part, ro, tuned):  # one forward per acting agent's weights
+                logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
+                                                    [ro.response_ids[i] for i in m], pad_id, temperature=temp,
+                                                    allowed_ids=None if allowed is None else [allowed[i] for i in m],
+                                                    eos_id=eos_id)
+                width = logp.shape[1]
+                a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
+                loss, parts = loss_fn(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
+                                      ent, a, mask, loss_params)
+                share = agg_units(mask, agg) / n_units
+                (loss * (share * weight)).backward()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v * share * (weight > 0)
         dist.sync_grads(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
     sums = dist.all_reduce_sum(sums)
     return {f"train/{k}": v / max(len(plan), 1) for k, v in sums.items()}
+
+
+def by_agent(rows, ro: Rollout, tuned: Tuned | None) -> Iterator[list[int]]:
+    """``rows`` split by their acting agent (order kept within each part), that agent's weights
+    selected as each part is handed out; all of ``rows`` at once for one set of weights."""
+    rows = list(rows)
+    if tuned is None or not tuned.per_agent:
+        yield rows
+        return
+    agent = ro.batch.agent
+    for k in sorted({int(agent[i]) for i in rows}):
+        tuned.select(k)
+        yield [i for i in rows if agent[i] == k]
 
 
 def policy_loss(cfg: TrainConfig):
@@ -199,11 +232,12 @@ class _Log:
 
 
 def _save_state(work_dir: Path, model, policy, optimizer, iteration: int, log_rows: list,
-                critic: Critic | None = None) -> None:
+                critic: Critic | None = None, tuned: Tuned | None = None) -> None:
     """The resumable state, written by rank 0; every rank calls this (FSDP gathers the shards)."""
     state = {"model": dist.full_state_dict(model), "optimizer": dist.optimizer_state(policy, optimizer),
              "iteration": iteration, "log": log_rows,
-             "critic": critic.state_dict() if critic is not None else None}
+             "critic": critic.state_dict() if critic is not None else None,
+             "tuned": tuned.state_dict() if tuned is not None else {}}
     if not dist.is_main():
         return
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -229,13 +263,13 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
     loss_fn, loss_params = policy_loss(cfg)
     ref_model = (copy.deepcopy(model).eval() if estimator and loss_fn.uses_reference(loss_params)
                  else None)  # the base model
-    tuned = registry.FINETUNING.get(cfg.finetune)(model, item_params(registry.FINETUNING, cfg.finetune,
-                                                                        cfg.finetune_params, "train.finetune_params"))
+    tuned = _tuned(model, tok, cfg)
     model = tuned.module  # what is trained (the reference above is the base model)
     state_path = work_dir / "state.pt"
     state = torch.load(state_path, weights_only=False) if estimator and state_path.exists() else None
     if state is not None:
         model.load_state_dict(state["model"])  # whole weights, before any sharding
+        tuned.load_state_dict(state.get("tuned", {}))
     # what the update runs: the model itself, or (fsdp, several ranks) its sharded forward
     fsdp = cfg.parallel == "fsdp" and dist.world_size() > 1
     policy = dist.shard_model(HeadAtResponses(model, "lm")) if fsdp else model
@@ -248,13 +282,13 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
     critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
                      state=state["critic"] if state is not None else None)
               if getattr(estimator, "needs_values", False) else None)
-    columns = LOG_COLUMNS + [c for _, _, cols in diagnostics for c in cols]
+    columns = LOG_COLUMNS + [c for _, _, cols in diagnostics for c in cols] + list(tuned.columns)
     start, history = 0, _Log(columns)
     if state is not None:
         dist.load_optimizer_state(policy, optimizer, state["optimizer"])
         start, history = state["iteration"], _Log(columns, state["log"])
         log.info("resuming from checkpoint %s at iteration %d", state_path, start)
-    backend = _backend(model, tok, cfg, model_dir)
+    backend = _backend(tuned, tok, cfg, model_dir)
     bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
     env = _env(bench, dataset_dir, bench.train_split, cfg, cfg.max_steps, seed,
                cfg.tasks_per_batch * cfg.group_size, env_params)
@@ -266,7 +300,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
         log.info("training %s for %d iterations on %d train games (start %d)",
                  run["method"], iterations, len(train_games), start)
         if start == 0 and val_env is not None:  # validation before training (val_before_train)
-            row = {"iteration": 0, **_validate(val_env, backend, val_games, cfg, seed, 0, bench)}
+            row = {"iteration": 0, **_validate(val_env, backend, val_games, cfg, seed, 0, bench, tuned)}
             history.add(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=0)
         for it in range(start + 1, iterations + 1):
@@ -277,7 +311,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
             # data parallel: each rank plays whole groups, every rank gets the whole batch
             ro = play(env, backend, dist.shard(games), cfg.group_size, cfg=cfg, max_steps=cfg.max_steps,
                       temperature=cfg.train_temperature, seed=seed * 10_007 + it + 104_729 * dist.rank(),
-                      bench=bench)
+                      bench=bench, agents=tuned.agents(training=True))
             ro = Rollout.concat(dist.all_gather(ro))
             backend.release()  # e.g. vLLM's memory, for the update
             t_roll = time.perf_counter() - t0
@@ -292,7 +326,8 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                          critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                        clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
                 parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan,
-                                        eos_id=tok.eos_token_id))
+                                        eos_id=tok.eos_token_id, tuned=tuned))
+                parts.update(tuned.after_update(ro, it))
             backend.sync_weights()  # the sampler follows the updated policy
             flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
             measured = {k: v for hook, params, _ in diagnostics for k, v in hook(ro, params).items()}
@@ -301,7 +336,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                    "time/rollout_s": round(t_roll, 3), "time/update_s": round(time.perf_counter() - t1, 3),
                    **{f"time/{k}_s": round(v, 3) for k, v in ro.seconds.items()}}
             if val_env is not None and cfg.val_every and (it % cfg.val_every == 0 or it == iterations):
-                row.update(_validate(val_env, backend, val_games, cfg, seed, it, bench))
+                row.update(_validate(val_env, backend, val_games, cfg, seed, it, bench, tuned))
             history.add(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, step=it)
             log.info("iter %d/%d  success %.3f  valid %.2f  rows %d  loss %.4f  kl %.4f  "
@@ -312,7 +347,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                      row["time/update_s"],
                      f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
             if it % cfg.checkpoint_every == 0 and it < iterations:  # every rank: gathers under FSDP
-                _save_state(work_dir, model, policy, optimizer, it, history.rows, critic)
+                _save_state(work_dir, model, policy, optimizer, it, history.rows, critic, tuned)
     finally:
         env.close()
         if val_env is not None:
@@ -323,7 +358,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
         dist.barrier()
         return
     with rio.atomic_dir(out_dir) as tmp:
-        tuned.export().save_pretrained(tmp, **whole)
+        tuned.save(tmp, **whole)
         tok.save_pretrained(tmp)
         rio.write_json(tmp / "trainer_state.json", {"iteration": iterations, "method": run["method"],
                                                     "seed": seed,
@@ -333,14 +368,15 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
     log.info("wrote %s and %s", out_dir, log_csv)
     dist.barrier()
 
-def _validate(env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark) -> dict:
+def _validate(env, backend, games: list, cfg: TrainConfig, seed: int, it: int, bench: Benchmark,
+              tuned: Tuned) -> dict:
     """Train-time validation on ``val_episodes`` episodes of the benchmark's validation split
     (``eval/val/success_rate``; ALFWorld valid_seen, WebShop its test goals)."""
     rng = np.random.default_rng([seed, it, 1])
     picked = _sample_games(games, cfg.val_episodes, rng)
     ro = play(env, backend, dist.shard(picked), 1, cfg=cfg, max_steps=cfg.max_steps,
               temperature=cfg.val_temperature, seed=seed * 7919 + it + 1_000_000 + 104_729 * dist.rank(),
-              bench=bench)
+              bench=bench, agents=tuned.agents(training=False))
     return {"eval/val/success_rate": float(np.concatenate(dist.all_gather(ro.won)).mean())}
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -349,7 +385,8 @@ def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: 
     ecfg = family.eval_config(run["evaluate"], "evaluate")
     seed = int(run["seed"])
     model, tok = _load(checkpoint_dir)
-    backend = _backend(model, tok, cfg, checkpoint_dir)
+    tuned = _tuned(model, tok, cfg, checkpoint=checkpoint_dir)
+    backend = _backend(tuned, tok, cfg, checkpoint_dir)
     bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
     splits: dict[str, Any] = {}
     for split in ecfg.splits:
@@ -361,7 +398,8 @@ def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: 
                    len(games) * ecfg.episodes_per_game, env_params)
         try:
             ro = play(env, backend, games, ecfg.episodes_per_game, cfg=cfg, max_steps=ecfg.max_steps,
-                      temperature=ecfg.temperature, seed=seed * 104_729 + 17, bench=bench)
+                      temperature=ecfg.temperature, seed=seed * 104_729 + 17, bench=bench,
+                      agents=tuned.agents(training=False))
         finally:
             env.close()
         splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
@@ -369,7 +407,7 @@ def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: 
                          "games": len(games), "temperature": ecfg.temperature,
                          "per_task_type": ro.success_by_task_type(),
                          "valid_action_ratio": float(ro.batch.valid.mean()),
-                         "mean_episode_length": float(ro.lengths.mean())}
+                         "mean_episode_length": float(ro.lengths.mean()), **tuned.usage(ro)}
         log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],
                  len(ro.won))
     return {"splits": splits}

@@ -20,6 +20,7 @@ from repro.figures.agentic import (
     main_runs,
     reproduced_row,
     model_label,
+    ordering_claims,
     temperatures,
     validation_curve,
 )
@@ -45,15 +46,7 @@ def _scale_note(scale: str) -> str:
 
 def claims(s: pd.DataFrame) -> list[str]:
     """Each of the paper's orderings on each benchmark's metrics, Welch's t over seeds."""
-    lines = []
-    for bench, split, metric in HEADLINE:
-        g = s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)].drop_duplicates("method")
-        g = g.set_index("method")
-        for a, b in CLAIMS:
-            if a in g.index and b in g.index:
-                lines.append(claim_line(f"{bench}: {a} > {b} ({split} {metric})", welch(g.loc[a], g.loc[b]),
-                                        digits=1, unit=" points"))
-    return lines
+    return ordering_claims(s, HEADLINE, CLAIMS)
 
 
 @registry.FIGURES.register("graphgpo/main_table")

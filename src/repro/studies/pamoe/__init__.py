@@ -1,4 +1,13 @@
-"""PA-MoE (Yang, Li, He et al., ICML 2026): phase-aware mixture of LoRA experts. So far its phase
-router and losses (``router.py``) and its K LoRA experts through peft with mixed-adapter sampling
-(``experts.py``), both tested; the routed rollout, the trainer's expert-wise update and the study
-config are not built yet (issue 17), so nothing is registered and no study YAML names it."""
+"""PA-MoE (Phase-Aware Mixture of Experts for Agentic RL, ICML 2026; agentic-rl.md §3.8): the
+study's plugin (``repro.plugins``) registers the agentic-RL family, what each arm trains
+(``registry.FINETUNING``: ``lora_experts``, PA-MoE's phase-routed experts; ``token_moe``, the
+token-routing baseline; the single-LoRA baseline is the core's ``lora``), the ``task_shares``
+diagnostic and the study's figures."""
+
+from repro import registry
+from repro.rl import plugin  # noqa: F401  (family, estimators, benchmarks, datasets, samplers, warm start)
+from repro.studies.pamoe import diagnostics, figures  # noqa: F401  (registration)
+from repro.studies.pamoe.params import LoraExpertsParams, TokenMoEParams
+
+registry.FINETUNING.lazy("lora_experts", "repro.studies.pamoe.routed:lora_experts", params=LoraExpertsParams)
+registry.FINETUNING.lazy("token_moe", "repro.studies.pamoe.token_moe:token_moe", params=TokenMoEParams)

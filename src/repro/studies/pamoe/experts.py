@@ -7,18 +7,9 @@ puts the results back in row order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
-
-@dataclass(frozen=True)
-class ExpertParams:
-    experts: int = 4                 # K (paper_compliant_experts.py, §3.8.2)
-    rank: int = 32                   # LoRA rank 32, alpha 64, dropout 0.05 (§3.8.2)
-    alpha: int = 64
-    dropout: float = 0.05
-    targets: tuple[str, ...] = field(default=("q_proj", "k_proj", "v_proj", "o_proj"))
+from repro.studies.pamoe.params import ExpertParams  # noqa: F401  (re-exported)
 
 
 def expert_name(k: int) -> str:

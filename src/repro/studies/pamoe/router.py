@@ -14,37 +14,10 @@ Shapes: B rows (steps), d the base model's hidden size, K experts, L history pai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class RouterParams:
-    experts: int = 4               # K = 4 (paper_compliant_experts.py, §3.8.2)
-    history: int = 5               # L = 5 (action, observation) pairs (§3.8.2)
-    heads: int = 8                 # cross-attention heads (§3.8.2)
-    lstm_hidden: int = 256         # 3-layer LSTM, hidden 256, dropout 0.1 (§3.8.2)
-    lstm_layers: int = 3
-    mlp_hidden: int = 512          # Linear(d+256 -> 512) -> LayerNorm -> ReLU -> Dropout 0.1 -> Linear(512 -> K)
-    dropout: float = 0.1
-    tau_start: float = 2.0         # tau_0 (§3.8.3)
-    tau_end: float = 0.5           # tau_f
-    anneal_steps: int = 3000       # T_anneal, router updates
-    choice: Literal["argmax", "sample"] = "argmax"  # note: argmax [S]; released code: sample while training [C]
-    switch_coef: float = 0.05      # lambda_s (§3.8.3)
-    balance_coef: float = 0.001    # lambda_bal [C]
-    diversity_coef: float = 0.01   # lambda_div [C]
-    diversity_margin: float = 0.1  # tau_div [C]
-    lr: float = 1e-4               # the router's own AdamW (released code) [C]
-
-    def __post_init__(self) -> None:
-        if self.experts < 1 or self.history < 1:
-            raise ValueError(f"experts and history must be >= 1, got {self.experts}, {self.history}")
-        if not 0 < self.tau_end <= self.tau_start:
-            raise ValueError(f"need 0 < tau_end <= tau_start, got {self.tau_end}, {self.tau_start}")
+from repro.studies.pamoe.params import RouterParams  # noqa: F401  (re-exported)
 
 
 def temperature(step: int, p: RouterParams) -> float:
