@@ -23,7 +23,9 @@ from repro.rl.rollout import Rollout
 from repro.rl.trainer import ppo_update
 
 
-def main(out: Path, parallel: str) -> None:
+def setup() -> tuple[Qwen2Config, Qwen2ForCausalLM, list[list[int]], list[list[int]]]:
+    """This process joined to the group; the tiny model config, the base model and the fixed
+    batch (prompts, responses) every worker updates on (also tests/studies/pamoe/ddp_experts.py)."""
     dist.init_from_env()
     torch.set_num_threads(1)
     torch.manual_seed(3)
@@ -34,6 +36,11 @@ def main(out: Path, parallel: str) -> None:
     sizes = [(9, 2), (3, 4), (14, 1), (5, 3), (7, 2), (12, 1), (4, 5), (6, 2), (10, 3), (8, 2), (5, 5)]
     prompts = [torch.randint(2, 50, (p,), generator=gen).tolist() for p, _ in sizes]
     responses = [torch.randint(2, 50, (r,), generator=gen).tolist() for _, r in sizes]
+    return cfg_model, base, prompts, responses
+
+
+def main(out: Path, parallel: str) -> None:
+    cfg_model, base, prompts, responses = setup()
     old = [(x - 0.1).tolist() for x in batched_logprobs(base, prompts, responses, 0, batch_size=4)]
     ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
                  lengths=np.zeros(0, int), task_types=[], games=[], old_logprobs=old)

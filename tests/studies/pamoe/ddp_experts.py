@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
 from repro.rl import distributed as dist
 from repro.rl import plugin  # noqa: F401  (registers the policy loss ppo_update uses)
@@ -21,6 +21,9 @@ from repro.rl.rollout import Rollout
 from repro.rl.trainer import ppo_update
 from repro.studies.pamoe.experts import activate, add_experts
 from repro.studies.pamoe.params import ExpertParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "rl"))
+from ddp_update import setup  # noqa: E402  (the fixed model and batch of the core's DDP test)
 
 
 class Experts(Tuned):
@@ -33,12 +36,7 @@ class Experts(Tuned):
 
 
 def main(out: Path) -> None:
-    dist.init_from_env()
-    torch.set_num_threads(1)
-    torch.manual_seed(3)
-    cfg_model = Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    base = Qwen2ForCausalLM(cfg_model)
+    cfg_model, base, prompts, responses = setup()
     model = Qwen2ForCausalLM(cfg_model)
     model.load_state_dict(base.state_dict())
     tuned = Experts(model)
@@ -46,10 +44,6 @@ def main(out: Path) -> None:
         for name, p in tuned.module.named_parameters():
             if "lora_B" in name:
                 p.normal_(0.0, 0.2, generator=torch.Generator().manual_seed(len(name)))
-    gen = torch.Generator().manual_seed(1)
-    sizes = [(9, 2), (3, 4), (14, 1), (5, 3), (7, 2), (12, 1), (4, 5), (6, 2), (10, 3), (8, 2), (5, 5)]
-    prompts = [torch.randint(2, 50, (p,), generator=gen).tolist() for p, _ in sizes]
-    responses = [torch.randint(2, 50, (r,), generator=gen).tolist() for _, r in sizes]
     agents = np.array([0, 1, 2, 1, 0, 2, 2, 1, 0, 0, 1])
     old = [(x - 0.1).tolist() for x in batched_logprobs(base, prompts, responses, 0, batch_size=4)]
     ro = Rollout(batch=SimpleNamespace(agent=agents), prompt_ids=prompts, response_ids=responses,
