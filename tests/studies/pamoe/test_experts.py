@@ -3,10 +3,15 @@ generates alone, and the per-expert forward trains only the chosen experts."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 
-from repro.studies.pamoe.experts import ExpertParams, add_experts, expert_name, generate_mixed, logits_by_expert
+from repro.rl.finetune import Tuned
+from repro.rl.trainer import by_agent
+from repro.studies.pamoe.experts import ExpertParams, activate, add_experts, expert_name
 
 pytest.importorskip("peft")
 
@@ -32,7 +37,8 @@ def test_mixed_adapter_batch_generates_what_each_adapter_generates_alone(model):
     mask = torch.ones_like(ids)
     experts = [0, 1, 2, 1]
     kw = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 0, "eos_token_id": None}
-    mixed = generate_mixed(model, ids, mask, experts, **kw)
+    model.eval()  # as the sampler: one generate, each row's adapter named (PhaseExperts.agent_kwargs)
+    mixed = model.generate(input_ids=ids, attention_mask=mask, adapter_names=[expert_name(k) for k in experts], **kw)
     for i, k in enumerate(experts):
         model.set_adapter(expert_name(k))
         model.eval()
@@ -44,7 +50,12 @@ def test_mixed_adapter_batch_generates_what_each_adapter_generates_alone(model):
 def test_per_expert_forward_reaches_only_the_chosen_experts(model):
     model.train()
     ids = torch.tensor([[5, 6, 7], [9, 10, 11], [12, 13, 14]])
-    logits = logits_by_expert(model, ids, torch.ones_like(ids), torch.tensor([2, 0, 2]))
+    experts = np.array([2, 0, 2])
+    tuned = Tuned(module=model, per_agent=True)
+    tuned.select = lambda k: activate(model, k)  # PhaseExperts.select
+    logits = torch.zeros(3, 3, 50)
+    for rows in by_agent(range(3), SimpleNamespace(batch=SimpleNamespace(agent=experts)), tuned):  # the update's split
+        logits = logits.index_copy(0, torch.tensor(rows), model(input_ids=ids[rows]).logits)
     assert logits.shape == (3, 3, 50)
     logits.sum().backward()
     grads = {k: sum(p.grad.abs().sum().item() for n, p in model.named_parameters()

@@ -1,13 +1,11 @@
 """PA-MoE's experts: K LoRA adapters on the attention projections of a frozen policy (agentic-rl.md
 §3.8.2), one adapter per row. Sampling runs a batch whose rows use different experts in one
-``generate`` (peft's mixed-adapter batches, ``adapter_names``); the update, which peft does not
-allow with mixed adapters in training mode, runs each expert's rows with that expert active and
-puts the results back in row order.
+``generate`` (peft's mixed-adapter batches, ``adapter_names``: ``PhaseExperts.agent_kwargs``); the
+update, which peft does not allow with mixed adapters in training mode, runs each expert's rows
+with that expert active (``activate``, through ``repro.rl.trainer.by_agent``).
 """
 
 from __future__ import annotations
-
-import torch
 
 from repro.studies.pamoe.params import ExpertParams  # noqa: F401  (re-exported)
 
@@ -44,30 +42,3 @@ def activate(peft_model, k: int) -> None:
     flowing to another expert's weights in this step still reach them)."""
     peft_model.set_adapter(expert_name(k))
     _trainable(peft_model)
-
-
-def generate_mixed(peft_model, input_ids: torch.Tensor, attention_mask: torch.Tensor, experts: list[int],
-                   **kwargs) -> torch.Tensor:
-    """``generate`` with row i written by expert ``experts[i]``: [B, T + new] token ids."""
-    was_training = peft_model.training
-    peft_model.eval()
-    try:
-        return peft_model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                   adapter_names=[expert_name(k) for k in experts], **kwargs)
-    finally:
-        peft_model.train(was_training)
-
-
-def logits_by_expert(peft_model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     experts: torch.Tensor) -> torch.Tensor:
-    """Logits [B, T, V] with row i through expert ``experts[i]`` (one forward per expert present),
-    differentiable with respect to each expert's LoRA weights."""
-    out = None
-    for k in torch.unique(experts).tolist():
-        rows = torch.nonzero(experts == k).squeeze(1)
-        activate(peft_model, k)
-        logits = peft_model(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits
-        if out is None:
-            out = logits.new_zeros((len(experts), *logits.shape[1:]))
-        out = out.index_copy(0, rows, logits)
-    return out
