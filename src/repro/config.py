@@ -303,9 +303,11 @@ def param_names(family: Any, method: dict, source: str) -> set[str]:
 
 
 def study_methods(loaded: dict[str, Any], study: str) -> list[str]:
-    """The study's methods in this DAG: ablation methods only when the config sets ``ablations``."""
-    ablations = bool(loaded["config"].get("ablations", False))
-    return [m for m, spec in loaded["studies"][study]["methods"].items() if ablations or not spec.get("ablation")]
+    """The study's methods in this DAG: ablation methods only when the config sets ``ablations``,
+    and a method that names its ``scales`` only at those."""
+    ablations, scale = bool(loaded["config"].get("ablations", False)), loaded["config"]["scale"]
+    return [m for m, spec in loaded["studies"][study]["methods"].items()
+            if (ablations or not spec.get("ablation")) and scale in spec.get("scales", (scale,))]
 
 
 def study_figures(loaded: dict[str, Any], study: str) -> list[str]:

@@ -110,7 +110,7 @@ def check_impl(reg, spec: dict, source: str, *, allow_none: bool = False, key: s
 
 def refuse_keys(spec: dict, allowed: set[str], source: str, family: str) -> None:
     """A method entry's keys outside the shared ones and ``allowed`` (the family's own)."""
-    shared = {"impl", "params", "train", "sources", "ablation", "shared_with"}
+    shared = {"impl", "params", "train", "sources", "ablation", "scales", "shared_with"}
     extra = sorted(set(spec) - shared - allowed)
     if extra:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, extra))} (family {family}); "

@@ -27,46 +27,12 @@ from repro.models.hub import download_snapshot
 from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer
 from repro.registry import MODELS
 
+from hub_cache import LFS, git_oid, lfs_pointer, write_hub_cache
+
 REPO = "Qwen/Qwen2.5-1.5B-Instruct"
 SHA = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"
 OTHER_SHA = "0" * 40
-LFS = {"model.safetensors"}
 TOKEN = "hf_plantedSECRETtoken0123456789"
-
-
-def git_oid(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def lfs_pointer(data: bytes) -> bytes:
-    sha = hashlib.sha256(data).hexdigest()
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(data)}\n".encode()
-
-
-def write_hub_cache(cache: Path, repo_id: str, sha: str, files: dict[str, bytes], *, tree: bool = True) -> Path:
-    """Lay ``files`` out as huggingface_hub's cache does for commit ``sha``; return the repo folder."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    entries = {}
-    for name, data in files.items():
-        if name in LFS:
-            etag = hashlib.sha256(data).hexdigest()
-            entries[name] = {"size": len(data), "blob_id": git_oid(lfs_pointer(data)),
-                             "lfs_sha256": etag, "lfs_size": len(data)}
-        else:
-            etag = git_oid(data)
-            entries[name] = {"size": len(data), "blob_id": etag}
-        blob = repo / "blobs" / etag
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = repo / "snapshots" / sha / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(sha)
-    if tree:
-        (repo / "trees").mkdir(exist_ok=True)
-        (repo / "trees" / f"{sha}.json").write_text(json.dumps({"format_version": 1, "files": entries}))
-    return repo
 
 
 @pytest.fixture(scope="module")

@@ -78,17 +78,9 @@ def download_snapshot(out_dir: Path, params: dict, dataset_dir: Path | None = No
     """
     repo_id, revision = _check_params(params)
     allow, ignore = params.get("allow_patterns"), params.get("ignore_patterns")
-    source = params.get("source") or "hub"
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        if source == "hub":
-            endpoint = params.get("endpoint") or constants.ENDPOINT
-            tree = _from_hub(tmp, repo_id, revision, allow, ignore, endpoint)
-            recorded_source = endpoint
-        else:
-            tree = _from_local_cache(tmp, repo_id, revision, allow, ignore, _local_path(source))
-            recorded_source = source
-        files = _digest_and_verify(tmp, tree)
+        files, recorded_source, tree = fetch_verified(tmp, repo_id, revision, params)
         write_json(
             tmp / MANIFEST,
             {
@@ -104,6 +96,24 @@ def download_snapshot(out_dir: Path, params: dict, dataset_dir: Path | None = No
             },
         )
     logger.info("%s@%s: %d files from %s into %s", repo_id, revision, len(files), recorded_source, out_dir)
+
+
+def fetch_verified(dest: Path, repo_id: str, revision: str, params: dict, repo_type: str = "model"
+                   ) -> tuple[dict[str, str], str, list[Any] | None]:
+    """The files of ``repo_id`` at commit ``revision`` copied into ``dest`` from ``params["source"]``
+    (the Hub at ``params["endpoint"]``, or a ``file://`` local HF cache), each checked against the
+    commit's tree listing where there is one: (sha256 per file, the source recorded, the listing).
+    ``repo_type``: ``"model"`` or ``"dataset"``."""
+    allow, ignore = params.get("allow_patterns"), params.get("ignore_patterns")
+    source = params.get("source") or "hub"
+    if source == "hub":
+        endpoint = params.get("endpoint") or constants.ENDPOINT
+        tree = _from_hub(dest, repo_id, revision, allow, ignore, endpoint, repo_type)
+        recorded = endpoint
+    else:
+        tree = _from_local_cache(dest, repo_id, revision, allow, ignore, _local_path(source), repo_type)
+        recorded = source
+    return _digest_and_verify(dest, tree), recorded, tree
 
 
 def _check_params(params: dict) -> tuple[str, str]:
@@ -128,7 +138,7 @@ def _hub_token() -> str | bool:
 
 
 def _from_hub(
-    tmp: Path, repo_id: str, revision: str, allow: Any, ignore: Any, endpoint: str
+    tmp: Path, repo_id: str, revision: str, allow: Any, ignore: Any, endpoint: str, repo_type: str = "model"
 ) -> list[Any] | None:
     """Download into ``tmp`` (as ``local_dir``); return the commit's tree listing.
 
@@ -138,6 +148,7 @@ def _from_hub(
     try:
         snapshot_download(
             repo_id,
+            repo_type=repo_type,
             revision=revision,
             local_dir=tmp,
             allow_patterns=allow,
@@ -156,7 +167,7 @@ def _from_hub(
             f"downloading {repo_id}@{revision} failed at {url} after huggingface_hub's retries "
             f"({type(err).__name__}: {err}); nothing was kept, rerun to start the download again"
         ) from err
-    tree = _cached_tree(repo_id, revision, local_dir=tmp)
+    tree = _cached_tree(repo_id, revision, repo_type, local_dir=tmp)
     # huggingface_hub's download metadata (etags, tree listing); not part of the model.
     shutil.rmtree(tmp / ".cache" / "huggingface", ignore_errors=True)
     if (tmp / ".cache").is_dir() and not any((tmp / ".cache").iterdir()):
@@ -175,10 +186,10 @@ def _local_path(source: str) -> Path:
 
 
 def _from_local_cache(
-    tmp: Path, repo_id: str, revision: str, allow: Any, ignore: Any, path: Path
+    tmp: Path, repo_id: str, revision: str, allow: Any, ignore: Any, path: Path, repo_type: str = "model"
 ) -> list[Any] | None:
     """Copy the commit's files (symlinks resolved) from a local HF cache; return its tree listing."""
-    folder = repo_folder_name(repo_id=repo_id, repo_type="model")
+    folder = repo_folder_name(repo_id=repo_id, repo_type=repo_type)
     if path.parent.name == "snapshots":  # .../models--Org--Name/snapshots/<sha>
         if path.name != revision:
             raise ValueError(f"local snapshot {path} is commit {path.name}, but params['revision'] is {revision}")
@@ -191,6 +202,7 @@ def _from_local_cache(
         snapshot = Path(
             snapshot_download(
                 repo_id,
+                repo_type=repo_type,
                 revision=revision,
                 cache_dir=path,
                 local_files_only=True,
@@ -210,16 +222,16 @@ def _from_local_cache(
         dest = tmp / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(snapshot / name, dest)  # follows the snapshots/ -> blobs/ symlink
-    return _cached_tree(repo_id, revision, cache_dir=path)
+    return _cached_tree(repo_id, revision, repo_type, cache_dir=path)
 
 
-def _cached_tree(repo_id: str, revision: str, **where: Any) -> list[Any] | None:
+def _cached_tree(repo_id: str, revision: str, repo_type: str = "model", **where: Any) -> list[Any] | None:
     """The commit's tree listing cached by huggingface_hub (>= 2.4), or None when unavailable."""
     get_tree = getattr(huggingface_hub, "get_cached_repo_tree", None)
     if get_tree is None:
         return None
     try:
-        return get_tree(repo_id, revision=revision, **where)
+        return get_tree(repo_id, repo_type=repo_type, revision=revision, **where)
     except Exception as err:  # CachedRepoTreeNotFoundError: a cache written before hub 2.4
         logger.warning("no cached tree listing for %s@%s (%s); files are not verified", repo_id, revision, err)
         return None

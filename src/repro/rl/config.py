@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
+#: verl's ``loss_agg_mode`` values: the mean over all tokens, or over sequences of each
+#: sequence's token sum / token mean
+AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     iterations: int = 160                 # training iterations (one rollout batch each)
@@ -42,6 +47,7 @@ class TrainConfig:
     max_prompt_tokens: int = 4096         # left-truncated
     max_response_tokens: int = 512
     train_temperature: float = 1.0
+    top_p: float = 1.0                    # nucleus sampling of rollouts and validation (1 = off)
     val_temperature: float = 0.4
     val_every: int = 5                    # train-time validation every N iterations (0 = never)
     val_episodes: int = 128               # episodes per train-time validation (valid_seen)
@@ -79,6 +85,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         for name in ("lr", "critic_lr", "critic_value_clip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -89,9 +97,12 @@ class EvalConfig:
     splits: list[str] = field(default_factory=lambda: ["valid_seen", "valid_unseen"])
     episodes_per_game: int = 1
     temperature: float = 0.4
+    top_p: float = 1.0                    # nucleus sampling at evaluation (KPO: 0.7, Dr. MAS: 0.95)
     max_steps: int = 50
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         # the split names themselves are the benchmark's (checked against repro.rl.benchmarks)
         if not self.splits:
             raise ValueError("splits: [] must name at least one split")

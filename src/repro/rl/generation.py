@@ -175,7 +175,7 @@ def _replica(model):
 def transformers_backend(model, tok, cfg, model_dir, device, agent_kwargs=None) -> TransformersBackend:
     """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused;
     ``agent_kwargs``: ``Tuned.agent_kwargs`` where rows have their own weights)."""
-    return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens,
+    return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens, top_p=cfg.top_p,
                                max_prompt_tokens=cfg.max_prompt_tokens, device=device, agent_kwargs=agent_kwargs)
 
 

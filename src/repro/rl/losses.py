@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
-from repro.rl.config import PPOClipParams
+from repro.rl.config import AGG_MODES, PPOClipParams
 
 
 class PolicyLoss(Protocol):
@@ -29,11 +29,6 @@ class PolicyLoss(Protocol):
                  entropy: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, params: Any
                  ) -> tuple[torch.Tensor, dict[str, float]]:
         """(loss, parts for logging) of one micro-batch. [B, T] tensors; ``adv`` [B] or [B, T]."""
-
-
-#: verl's ``loss_agg_mode`` values: the mean over all tokens, or over sequences of each
-#: sequence's token sum / token mean
-AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 
 
 def agg_loss(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:

@@ -14,6 +14,7 @@ registry.ROLLOUT_BACKENDS.lazy("transformers", "repro.rl.generation:transformers
 registry.ROLLOUT_BACKENDS.lazy("vllm", "repro.rl.vllm_backend:vllm_backend", conda_env="vllm")
 registry.POLICY_LOSSES.lazy("ppo_clip", "repro.rl.losses:PPO_CLIP", params=PPOClipParams)
 registry.ROLLOUTS.lazy("multi_turn", "repro.rl.rollout:run_episodes")
+registry.ROLLOUTS.lazy("single_turn", "repro.rl.rollout:run_single_turn")
 registry.STATE_KEYS.lazy("observation", "repro.rl.rollout:ObservationKeys")
 registry.FINETUNING.lazy("full", "repro.rl.finetune:full", params=FullParams)
 registry.FINETUNING.lazy("lora", "repro.rl.finetune:lora", params=LoraParams)

@@ -221,3 +221,39 @@ def run_episodes(env, backend: GenerationBackend, games: list, group_ids: list[i
                    next_obs=[x[7] for x in flat],
                    old_logprobs=None if any(x[5] is None for x in flat) else [x[5] for x in flat],
                    allowed_ids=[x[6] for x in flat] if prompt.constrain_to_admissible else None)
+
+
+def run_single_turn(env, backend: GenerationBackend, games: list, group_ids: list[int], *,
+                    max_steps: int, temperature: float, seed: int, prompt: PromptOptions,
+                    bench: Benchmark, state_keys=ObservationKeys, agents: AgentChooser | None = None) -> Rollout:
+    """``single_turn``: one prompt -> one response -> one reward per entry of ``games`` (math with a
+    verifier, KPO): every trajectory is one row, so a GRPO group is the responses to one prompt.
+    ``max_steps`` and ``state_keys`` do not apply; ``agents`` picks each response's writer once."""
+    n = len(games)
+    t0 = time.perf_counter()
+    obs, admissible, infos = env.reset(games)
+    t_env = time.perf_counter() - t0
+    prompts = [bench.prompt(o, a, bench.task_text(o), Memory(), prompt) for o, a in zip(obs, admissible)]
+    who = [0] * n
+    if agents is not None:
+        agents.begin([bench.task_text(o) for o in obs])
+        who = list(agents.choose(np.arange(n), obs, [Memory() for _ in range(n)]))
+    g0 = time.perf_counter()
+    gens = backend.generate(prompts, temperature=temperature, seed=seed * 1_000_003,
+                            **({} if agents is None else {"agents": who}))
+    t_gen = time.perf_counter() - g0
+    parsed = [bench.parse(g.text, prompt.require_think) for g in gens]
+    e0 = time.perf_counter()
+    _, rewards, _, done_infos = env.step([a for a, _ in parsed])
+    t_env += time.perf_counter() - e0
+    won = np.array([bool(i["won"]) for i in done_infos], dtype=bool)
+    reward = np.asarray(rewards, dtype=np.float64)
+    batch = StepBatch.from_anchor_strings(
+        group=np.asarray(group_ids, dtype=np.int64), traj=np.arange(n), step=np.zeros(n, np.int64),
+        anchor_obs=list(obs), next_obs=None, keep_text=True, reward=reward, episode_reward=reward,
+        valid=np.array([v for _, v in parsed], dtype=bool), agent=np.asarray(who, dtype=np.int64))
+    return Rollout(batch=batch, prompt_ids=[g.prompt_ids for g in gens], response_ids=[g.response_ids for g in gens],
+                   won=won, lengths=np.ones(n, dtype=np.int64), task_types=[i["task_type"] for i in infos],
+                   games=list(games), scores=won.astype(float), seconds={"env": t_env, "generate": t_gen},
+                   anchor_obs=list(obs), next_obs=None,
+                   old_logprobs=None if any(g.logprobs is None for g in gens) else [g.logprobs for g in gens])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = [
     "iteration", "rollout/success_rate", "rollout/episode_reward", "rollout/valid_action_ratio",
     "rollout/episode_length", "train/policy_loss", "train/kl", "train/entropy", "train/clipfrac",
-    "train/advantage_abs_mean", "critic/value_loss", "critic/value_clipfrac", "time/rollout_s",
+    "train/advantage_abs_mean", "train/grad_norm", "train/grad_norm_max", "train/ratio_spike_frac",
+    "critic/value_loss", "critic/value_clipfrac", "time/rollout_s",
     "time/update_s", "eval/val/success_rate",
 ]
 
@@ -149,6 +151,8 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     if plan is None:
         plan = _plan(ro, cfg, rng)
     sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    norms: list[float] = []
     model.train()
     sharded = dist.is_sharded(model)
     for micro, n_tokens in plan:
@@ -168,13 +172,30 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
                                       ent, a, mask, loss_params)
                 share = agg_units(mask, agg) / n_units
                 (loss * (share * weight)).backward()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v * share * (weight > 0)
+                parts["ratio_spike_frac"] = spike_fraction(logp.detach(), pad_to([old[i] for i in m], width), mask)
+                for k, v in parts.items():  # NaN: undefined here (e.g. KPO's sign switches on-policy)
+                    w = share * (weight > 0) if v == v else 0.0
+                    sums[k] = sums.get(k, 0.0) + (v * w if w else 0.0)
+                    weights[k] = weights.get(k, 0.0) + w
         dist.sync_grads(model)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)))
         optimizer.step()
-    sums = dist.all_reduce_sum(sums)
-    return {f"train/{k}": v / max(len(plan), 1) for k, v in sums.items()}
+    sums, weights = dist.all_reduce_sum(sums), dist.all_reduce_sum(weights)
+    # each key's mean over the mini-batches (a micro-batch weighted by its share of its mini-batch)
+    out = {f"train/{k}": v / weights[k] if weights[k] > 0 else float("nan") for k, v in sums.items()}
+    if norms:  # the gradient norm before clipping, of every optimizer step
+        out.update({"train/grad_norm": float(np.mean(norms)), "train/grad_norm_max": float(np.max(norms))})
+    return out
+
+
+#: a token's ratio π/π_old counts as a spike outside [1/2, 2]
+SPIKE_LOG_RATIO = float(np.log(2.0))
+
+
+def spike_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor) -> float:
+    """Share of valid tokens (mask [B, T]) whose ratio exp(logp − old_logp) leaves [1/2, 2]."""
+    spikes = ((logp - old_logp).abs() > SPIKE_LOG_RATIO).float()
+    return float((spikes * mask).sum() / mask.sum().clamp_min(1.0))
 
 
 def by_agent(rows, ro: Rollout, tuned: Tuned | None) -> Iterator[list[int]]:
@@ -282,7 +303,8 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
     critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
                      state=state["critic"] if state is not None else None)
               if getattr(estimator, "needs_values", False) else None)
-    columns = LOG_COLUMNS + [c for _, _, cols in diagnostics for c in cols] + list(tuned.columns)
+    columns = (LOG_COLUMNS + [c for _, _, cols in diagnostics for c in cols] + list(tuned.columns)
+               + list(registry.POLICY_LOSSES.meta(cfg.policy_loss).get("columns", ())))  # the loss's own parts
     start, history = 0, _Log(columns)
     if state is not None:
         dist.load_optimizer_state(policy, optimizer, state["optimizer"])
@@ -386,7 +408,7 @@ def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: 
     seed = int(run["seed"])
     model, tok = _load(checkpoint_dir)
     tuned = _tuned(model, tok, cfg, checkpoint=checkpoint_dir)
-    backend = _backend(tuned, tok, cfg, checkpoint_dir)
+    backend = _backend(tuned, tok, dataclasses.replace(cfg, top_p=ecfg.top_p), checkpoint_dir)
     bench, env_params = benchmarks.get(run["benchmark"]), run.get("env", {})
     splits: dict[str, Any] = {}
     for split in ecfg.splits:
@@ -402,12 +424,17 @@ def evaluate(family, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: 
                       agents=tuned.agents(training=False))
         finally:
             env.close()
+        k, usage = ecfg.episodes_per_game, tuned.usage(ro)
+        # avg@k is success_rate; pass@k: a game counts when any of its k episodes won
+        metrics = {**({"pass_at_k_pct": 100 * float(ro.won.reshape(len(games), k).any(axis=1).mean())}
+                      if k > 1 else {}), **usage.pop("metrics", {})}
         splits[split] = {"success_rate": float(ro.won.mean()), "episodes": int(len(ro.won)),
                          **({"score": 100 * float(ro.scores.mean())} if bench.score_key else {}),
-                         "games": len(games), "temperature": ecfg.temperature,
+                         "games": len(games), "temperature": ecfg.temperature, "top_p": ecfg.top_p,
                          "per_task_type": ro.success_by_task_type(),
                          "valid_action_ratio": float(ro.batch.valid.mean()),
-                         "mean_episode_length": float(ro.lengths.mean()), **tuned.usage(ro)}
+                         "mean_episode_length": float(ro.lengths.mean()), **usage,
+                         **({"metrics": metrics} if metrics else {})}
         log.info("evaluated %s: success %.3f over %d episodes", split, splits[split]["success_rate"],
                  len(ro.won))
     return {"splits": splits}

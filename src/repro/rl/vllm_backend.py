@@ -256,5 +256,6 @@ def vllm_backend(model, tok, cfg, model_dir, device) -> VLLMBackend:
     if not str(device).startswith("cuda"):
         raise RuntimeError(f"rollout_backend 'vllm' needs a CUDA device; this process has {device!r}")
     return VLLMBackend(model, tok, model_dir=Path(model_dir), max_new_tokens=cfg.max_response_tokens,
-                       max_prompt_tokens=cfg.max_prompt_tokens, logprobs=cfg.old_logprobs == "sampler",
+                       max_prompt_tokens=cfg.max_prompt_tokens, top_p=cfg.top_p,
+                       logprobs=cfg.old_logprobs == "sampler",
                        engine=cfg.rollout_engine)
