@@ -1,0 +1,144 @@
+"""The ``math`` benchmark of the agentic-RL family and its embedded warm start.
+
+Imported by the plugins of the math studies (KPO, Dr. MAS); registers
+
+- ``BENCHMARKS["math"]``: single-step episodes of ``repro.envs.math.MathBatchEnv`` (the prompt is
+  the question plus the study's answer instruction, ``env.instruction``; the whole response is
+  the action; valid = the verifier finds an answer in it);
+- ``DATASETS["math/embedded"]`` (``repro.data.math_embedded``) and ``DATASETS["math/dapo"]``
+  (``repro.data.math_dapo``);
+- ``MODELS["tiny_qwen2_math"]``: a tiny Qwen2 with a digit-level tokenizer, warm-started by SFT
+  on the train split's worked solutions (the embedded counterpart of an instruct model that can
+  already do some of the problems).
+
+Splits: ``train``, ``valid`` (train-time validation) and the evaluation sets: ``test``
+(embedded) or the paper's six (``aime24``, ``aime25``, ``amc23``, ``math500``, ``minerva``,
+``olympiad``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro import io as rio
+from repro import registry
+from repro.envs import math as menv
+from repro.data import math_dapo  # noqa: F401  (registers math/dapo)
+from repro.data import math_embedded  # noqa: F401  (registers math/embedded)
+from repro.rl import prompts
+from repro.rl.benchmarks import Benchmark
+
+log = logging.getLogger(__name__)
+
+PAPER_EVAL_SPLITS = ("aime24", "aime25", "amc23", "math500", "minerva", "olympiad")
+
+
+@dataclass(frozen=True)
+class MathBenchmark(Benchmark):
+    """The environment's observation is the whole user prompt; no history, no action list."""
+
+    def prompt(self, obs: str, admissible: list[str], task: str, memory: prompts.Memory, opts) -> str:
+        return obs
+
+
+def _make(dataset_dir, split, *, workers, max_steps, seed, slots, **env):
+    return menv.MathBatchEnv(dataset_dir, split, **env)
+
+
+def _games(dataset_dir, split, **env):
+    return menv.MathBatchEnv(dataset_dir, split, **env).list_games()
+
+
+def _parse(text: str, require_think: bool) -> tuple[str, bool]:
+    """The whole response is the action; it is valid when it states an answer."""
+    return text, menv.extract_answer(text) is not None
+
+
+def _no_expert(*args, **kwargs):
+    raise NotImplementedError("the math benchmark has no expert episodes; its warm start "
+                              "(builder tiny_qwen2_math) learns from the train split's worked solutions")
+
+
+registry.BENCHMARKS.register("math")(MathBenchmark(
+    name="math", train_split="train", val_split="valid", eval_splits=("test", "valid", "train") + PAPER_EVAL_SPLITS,
+    make=_make, list_games=_games, task_text=lambda obs: obs, templates={}, observation_filters={},
+    parser=_parse, expert_episodes=_no_expert,
+))
+
+
+# --- embedded warm start ---------------------------------------------------------------------------
+
+WARMSTART_DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "instruction": "hash",        # the answer instruction of the prompts (MathBatchEnv)
+    # share of worked solutions whose final line names an operand of the question instead of the
+    # result (seeded): the warm start's systematic, prompt-independent error that RL can remove
+    "solution_noise": 0.0,
+    "sft_epochs": 4,
+    "sft_lr": 2e-3,
+    "sft_batch_size": 64,
+    "sft_micro_batch_size": 64,
+    "max_prompt_tokens": 96,
+    "model": {},                  # Qwen2Config overrides (repro.models.tiny defaults otherwise)
+}
+
+
+def noisy_solutions(problems: list[dict[str, Any]], noise: float, seed: int) -> list[str]:
+    """Each problem's worked solution; a ``noise`` share of them (seeded) end with ``#### <the
+    first number of the question that is not the answer>`` instead of the answer."""
+    rng = random.Random(seed)
+    out = []
+    for q in problems:
+        sol = q["solution"]
+        if rng.random() < noise:
+            wrong = [n for n in re.findall(r"\d+", q["question"]) if n != str(q["answer"])]
+            if wrong and "####" in sol:
+                sol = sol.rsplit("####", 1)[0] + f"#### {wrong[0]}"
+        out.append(sol)
+    return out
+
+
+def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
+    """Tokenizer on every split's text (as a pretrained tokenizer knows the words of any problem),
+    a fresh tiny Qwen2, SFT on (question + instruction, worked solution) of the train split."""
+    from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer  # noqa: PLC0415
+    from repro.rl.sft import sft  # noqa: PLC0415
+
+    if dataset_dir is None:
+        raise ValueError("tiny_qwen2_math needs a dataset (models.<name>.dataset in the study YAML)")
+    p = {**WARMSTART_DEFAULTS, **params}
+    env = menv.MathBatchEnv(dataset_dir, "train", instruction=p["instruction"])
+    train = list(env.problems().values())
+    missing = [q["id"] for q in train if not q.get("solution")]
+    if missing:
+        raise ValueError(f"{menv.split_file(dataset_dir, 'train')}: problems without a worked solution "
+                         f"(needed by tiny_qwen2_math): {missing[:3]}")
+    pairs = [(env.prompt(q), s) for q, s in zip(train, noisy_solutions(train, p["solution_noise"], p["seed"]))]
+    corpus = [t for pair in pairs for t in pair]
+    for split in sorted(p.stem for p in Path(dataset_dir).glob("*.jsonl")):
+        corpus += [q["question"] for q in menv.read_problems(dataset_dir, split)]
+    with rio.atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch) / "base"
+        build_tiny_qwen2(base, {"seed": p["seed"], **p["model"]}, corpus)
+        model, tok = load_model_and_tokenizer(base)
+        t0 = time.perf_counter()
+        losses = sft(model, tok, pairs, epochs=p["sft_epochs"], lr=p["sft_lr"], batch_size=p["sft_batch_size"],
+                     micro_batch_size=p["sft_micro_batch_size"], seed=p["seed"],
+                     max_prompt_tokens=p["max_prompt_tokens"])
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        rio.write_json(tmp / "MANIFEST.json", {
+            "builder": "tiny_qwen2_math", "params": p, "demonstrations": len(pairs),
+            "sft_losses": losses, "sft_seconds": round(time.perf_counter() - t0, 1),
+            "files": rio.sha256_tree(tmp)})
+    log.info("warm-started math model written to %s (%d worked solutions)", out_dir, len(pairs))
+
+
+registry.MODELS.register("tiny_qwen2_math")(build_warmstart)
