@@ -29,8 +29,12 @@ class Tuned:
     export_fn: Any = None
     #: rows of different agents go through different weights (``select``) in the update
     per_agent: bool = False
-    #: train_log.csv columns ``after_update`` fills
+    #: train_log.csv columns ``after_update`` (and the worker groups' metrics) fill
     columns: tuple[str, ...] = ()
+    #: the agents of each worker group, whose weights ``group_parameters`` gives, updated
+    #: separately (one optimizer and one pass over its agents' rows each: Dr. MAS's non-shared
+    #: agents); None: one group, every trainable weight, the whole batch
+    worker_groups: tuple[tuple[int, ...], ...] | None = None
 
     def export(self):
         return self.module if self.export_fn is None else self.export_fn(self.module)
@@ -41,6 +45,10 @@ class Tuned:
 
     def trainable(self) -> list:
         return [p for p in self.module.parameters() if p.requires_grad]
+
+    def group_parameters(self, group: int) -> list:
+        """The trainable weights of worker group ``group`` (``worker_groups``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares worker groups but not their parameters")
 
     @property
     def sampler(self):

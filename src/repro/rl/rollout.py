@@ -16,6 +16,7 @@ chronological, as the estimators require.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,19 @@ class Rollout:
                                                  for k in parts[0].seconds},
                    old_logprobs=logps, scores=np.concatenate([ro.scores for ro in parts]),
                    anchor_obs=flat("anchor_obs"), next_obs=nexts, allowed_ids=allowed)
+
+    def take(self, rows) -> "Rollout":
+        """The step rows ``rows`` (int array, in order) as a rollout for an update: every per-row
+        field is subset; the per-trajectory ones (outcomes, lengths) are kept whole."""
+        rows = np.asarray(rows, dtype=np.int64)
+        b = self.batch
+        pick = lambda xs: None if xs is None else [xs[i] for i in rows]  # noqa: E731
+        batch = StepBatch(**{f.name: (getattr(b, f.name) if f.name == "anchor_text" or getattr(b, f.name) is None
+                                      else getattr(b, f.name)[rows]) for f in dataclasses.fields(b)})
+        return dataclasses.replace(self, batch=batch, prompt_ids=pick(self.prompt_ids),
+                                   response_ids=pick(self.response_ids), old_logprobs=pick(self.old_logprobs),
+                                   anchor_obs=pick(self.anchor_obs), next_obs=pick(self.next_obs),
+                                   allowed_ids=pick(self.allowed_ids))
 
     def metrics(self, prefix: str) -> dict[str, float]:
         return {

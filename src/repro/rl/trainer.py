@@ -159,7 +159,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
         # the loss's mean over the whole mini-batch: each micro-batch's loss is weighted by its
         # share of the mini-batch's tokens (token-mean) or rows (seq-mean-*), the gradient of one pass
         n_units = batch_units(n_tokens, sum(len(m) for m in micro), agg)
-        optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)  # every weight: another worker group's must not linger
         for part, weight in dist.deal(micro, sharded):  # data parallel: this rank's micro-batches of the step
             for m in by_agent(part, ro, tuned):  # one forward per acting agent's weights
                 logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
@@ -196,6 +196,39 @@ def spike_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tenso
     """Share of valid tokens (mask [B, T]) whose ratio exp(logp − old_logp) leaves [1/2, 2]."""
     spikes = ((logp - old_logp).abs() > SPIKE_LOG_RATIO).float()
     return float((spikes * mask).sum() / mask.sum().clamp_min(1.0))
+
+
+def worker_groups(tuned: Tuned, policy, fsdp: bool) -> list[tuple[tuple[int, ...] | None, list]]:
+    """(agents, trainable parameters) of each worker group, each updated with its own optimizer:
+    one group of every trainable weight, or ``tuned.worker_groups`` (e.g. one model per agent)."""
+    if tuned.worker_groups is None:
+        return [(None, [p for p in policy.parameters() if p.requires_grad])]
+    if fsdp:
+        raise ValueError("worker groups (one set of weights per agent) run with parallel: ddp, not fsdp")
+    return [(agents, tuned.group_parameters(g)) for g, agents in enumerate(tuned.worker_groups)]
+
+
+def update_groups(groups, optimizers, policy, ref_model, ro: Rollout, adv, cfg: TrainConfig, tok, rng, plan,
+                  tuned: Tuned) -> dict[str, float]:
+    """The policy update: one ``ppo_update`` over the whole batch, or, with worker groups, one per
+    group over its agents' rows (Dr. MAS's Algorithm 1, step 4), each with its own optimizer and
+    mini-batches; then each metric is the groups' mean and ``<metric>/wg<g>`` the group's own."""
+    if len(groups) == 1:
+        return ppo_update(policy, ref_model, optimizers[0], ro, adv, cfg, tok.pad_token_id, rng, plan,
+                          eos_id=tok.eos_token_id, tuned=tuned)
+    per: list[dict[str, float]] = []
+    for g, ((agents, _), opt) in enumerate(zip(groups, optimizers)):
+        rows = np.flatnonzero(np.isin(ro.batch.agent, agents))
+        if rows.size == 0:
+            continue
+        sub = ro.take(rows)
+        sub_adv = [adv[i] for i in rows] if isinstance(adv, list) else np.asarray(adv)[rows]
+        parts = ppo_update(policy, ref_model, opt, sub, sub_adv, cfg, tok.pad_token_id, rng, _plan(sub, cfg, rng),
+                           eos_id=tok.eos_token_id, tuned=tuned)
+        per.append({**parts, **{f"{k}/wg{g}": v for k, v in parts.items()}})
+    keys = {k for p in per for k in p if "/wg" not in k}
+    return {**{k: float(np.mean([p[k] for p in per if k in p])) for k in keys},
+            **{k: v for p in per for k, v in p.items() if "/wg" in k}}
 
 
 def by_agent(rows, ro: Rollout, tuned: Tuned | None) -> Iterator[list[int]]:
@@ -252,10 +285,11 @@ class _Log:
         return buf.getvalue()
 
 
-def _save_state(work_dir: Path, model, policy, optimizer, iteration: int, log_rows: list,
+def _save_state(work_dir: Path, model, policy, optimizers: list, iteration: int, log_rows: list,
                 critic: Critic | None = None, tuned: Tuned | None = None) -> None:
     """The resumable state, written by rank 0; every rank calls this (FSDP gathers the shards)."""
-    state = {"model": dist.full_state_dict(model), "optimizer": dist.optimizer_state(policy, optimizer),
+    opt = [dist.optimizer_state(policy, o) for o in optimizers]
+    state = {"model": dist.full_state_dict(model), "optimizer": opt[0] if len(opt) == 1 else opt,
              "iteration": iteration, "log": log_rows,
              "critic": critic.state_dict() if critic is not None else None,
              "tuned": tuned.state_dict() if tuned is not None else {}}
@@ -298,8 +332,8 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
         ref_model = dist.shard_model(HeadAtResponses(ref_model, "lm"))
     if fsdp:
         log.info("parameters sharded over %d ranks (FSDP)", dist.world_size())
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+    groups = worker_groups(tuned, policy, fsdp)
+    optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) for _, params in groups]
     critic = (Critic(model_dir, cfg.critic_lr, cfg.weight_decay, cfg.parallel,
                      state=state["critic"] if state is not None else None)
               if getattr(estimator, "needs_values", False) else None)
@@ -307,7 +341,9 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                + list(registry.POLICY_LOSSES.meta(cfg.policy_loss).get("columns", ())))  # the loss's own parts
     start, history = 0, _Log(columns)
     if state is not None:
-        dist.load_optimizer_state(policy, optimizer, state["optimizer"])
+        saved = state["optimizer"] if isinstance(state["optimizer"], list) else [state["optimizer"]]
+        for o, st in zip(optimizers, saved, strict=True):
+            dist.load_optimizer_state(policy, o, st)
         start, history = state["iteration"], _Log(columns, state["log"])
         log.info("resuming from checkpoint %s at iteration %d", state_path, start)
     backend = _backend(tuned, tok, cfg, model_dir)
@@ -347,8 +383,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                 parts = ({} if critic is None else
                          critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                        clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
-                parts.update(ppo_update(policy, ref_model, optimizer, ro, adv, cfg, tok.pad_token_id, rng, plan,
-                                        eos_id=tok.eos_token_id, tuned=tuned))
+                parts.update(update_groups(groups, optimizers, policy, ref_model, ro, adv, cfg, tok, rng, plan, tuned))
                 parts.update(tuned.after_update(ro, it))
             backend.sync_weights()  # the sampler follows the updated policy
             flat = np.concatenate(adv) if isinstance(adv, list) and adv else np.asarray(adv, dtype=float)
@@ -369,7 +404,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                      row["time/update_s"],
                      f"  val {row['eval/val/success_rate']:.3f}" if "eval/val/success_rate" in row else "")
             if it % cfg.checkpoint_every == 0 and it < iterations:  # every rank: gathers under FSDP
-                _save_state(work_dir, model, policy, optimizer, it, history.rows, critic, tuned)
+                _save_state(work_dir, model, policy, optimizers, it, history.rows, critic, tuned)
     finally:
         env.close()
         if val_env is not None:

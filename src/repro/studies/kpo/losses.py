@@ -19,7 +19,6 @@ sg[x̂_t] replaced by the sequence's mean log-ratio, clipped at the same band.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 import torch

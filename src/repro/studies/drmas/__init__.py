@@ -1,0 +1,13 @@
+"""Dr. MAS (Feng, He et al., 2026): the study's plugin (``repro.plugins``) registers the agentic-RL
+family, the math benchmark, the ``drmas`` estimator (global / agent-wise / mixed normalisation),
+the math team's rollout ``drmas_math`` and the non-shared agents' fine-tuning ``per_agent_models``.
+Everything that imports torch is registered lazily."""
+
+from repro import registry
+from repro.rl import math_benchmark  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
+from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, samplers)
+from repro.studies.drmas import estimator  # noqa: F401  (registers drmas)
+from repro.studies.drmas.params import PerAgentParams
+
+registry.ROLLOUTS.lazy("drmas_math", "repro.studies.drmas.orchestra:run_math_team")
+registry.FINETUNING.lazy("per_agent_models", "repro.studies.drmas.weights:per_agent_models", params=PerAgentParams)
