@@ -19,8 +19,6 @@ Splits: ``train``, ``valid`` (train-time validation) and the evaluation sets: ``
 from __future__ import annotations
 
 import logging
-import random
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,9 +76,6 @@ registry.BENCHMARKS.register("math")(MathBenchmark(
 WARMSTART_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "instruction": "hash",        # the answer instruction of the prompts (MathBatchEnv)
-    # share of worked solutions whose final line names an operand of the question instead of the
-    # result (seeded): the warm start's systematic, prompt-independent error that RL can remove
-    "solution_noise": 0.0,
     "sft_epochs": 4,
     "sft_lr": 2e-3,
     "sft_batch_size": 64,
@@ -90,37 +85,30 @@ WARMSTART_DEFAULTS: dict[str, Any] = {
 }
 
 
-def noisy_solutions(problems: list[dict[str, Any]], noise: float, seed: int) -> list[str]:
-    """Each problem's worked solution; a ``noise`` share of them (seeded) end with ``#### <the
-    first number of the question that is not the answer>`` instead of the answer."""
-    rng = random.Random(seed)
-    out = []
-    for q in problems:
-        sol = q["solution"]
-        if rng.random() < noise:
-            wrong = [n for n in re.findall(r"\d+", q["question"]) if n != str(q["answer"])]
-            if wrong and "####" in sol:
-                sol = sol.rsplit("####", 1)[0] + f"#### {wrong[0]}"
-        out.append(sol)
-    return out
+def solution_pairs(env: menv.MathBatchEnv, train: list[dict[str, Any]], params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(prompt, worked solution) of every train problem: the single-turn warm start's SFT data."""
+    return [(env.prompt(q), q["solution"]) for q in train]
 
 
-def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
+def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None,
+                    pairs_fn=solution_pairs, builder: str = "tiny_qwen2_math") -> None:
     """Tokenizer on every split's text (as a pretrained tokenizer knows the words of any problem),
-    a fresh tiny Qwen2, SFT on (question + instruction, worked solution) of the train split."""
+    a fresh tiny Qwen2, SFT on the train split's (prompt, response) pairs ``pairs_fn(env, train,
+    params)``: by default (question + instruction, worked solution); a multi-agent team's builder
+    passes its roles' pairs."""
     from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer  # noqa: PLC0415
     from repro.rl.sft import sft  # noqa: PLC0415
 
     if dataset_dir is None:
-        raise ValueError("tiny_qwen2_math needs a dataset (models.<name>.dataset in the study YAML)")
+        raise ValueError(f"{builder} needs a dataset (models.<name>.dataset in the study YAML)")
     p = {**WARMSTART_DEFAULTS, **params}
     env = menv.MathBatchEnv(dataset_dir, "train", instruction=p["instruction"])
     train = list(env.problems().values())
     missing = [q["id"] for q in train if not q.get("solution")]
     if missing:
         raise ValueError(f"{menv.split_file(dataset_dir, 'train')}: problems without a worked solution "
-                         f"(needed by tiny_qwen2_math): {missing[:3]}")
-    pairs = [(env.prompt(q), s) for q, s in zip(train, noisy_solutions(train, p["solution_noise"], p["seed"]))]
+                         f"(needed by {builder}): {missing[:3]}")
+    pairs = pairs_fn(env, train, p)
     corpus = [t for pair in pairs for t in pair]
     for split in sorted(p.stem for p in Path(dataset_dir).glob("*.jsonl")):
         corpus += [q["question"] for q in menv.read_problems(dataset_dir, split)]
@@ -135,7 +123,7 @@ def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | N
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         rio.write_json(tmp / "MANIFEST.json", {
-            "builder": "tiny_qwen2_math", "params": p, "demonstrations": len(pairs),
+            "builder": builder, "params": p, "demonstrations": len(pairs),
             "sft_losses": losses, "sft_seconds": round(time.perf_counter() - t0, 1),
             "files": rio.sha256_tree(tmp)})
     log.info("warm-started math model written to %s (%d worked solutions)", out_dir, len(pairs))

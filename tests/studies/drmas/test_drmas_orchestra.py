@@ -104,3 +104,23 @@ def test_verdict_rule_and_prompts():
     assert team_prompt(VERIFIER, "Q", [(SOLVER, "4")], "compact").count('The output of "Solver Agent": 4') == 1
     with pytest.raises(ValueError, match="prompt style 'wide'"):
         team_prompt(SOLVER, "Q", [], "wide")
+
+
+def test_team_warm_start_pairs(data):
+    from repro.studies.drmas.warmstart import APPROVE, REJECT, boxed_solution, team_pairs, wrong_solution
+
+    env = MathBatchEnv(data, "train", instruction="")
+    train = list(env.problems().values())[:40]
+    pairs = team_pairs(env, train, {"seed": 0, "prompt_style": "compact"})
+    solver = [(p, r) for p, r in pairs if "Role: solver" in p]
+    verifier = [(p, r) for p, r in pairs if "Role: verifier" in p]
+    assert len(verifier) == 40 and {r for _, r in verifier} == {APPROVE, REJECT}
+    assert len(solver) == 40 + sum(r == REJECT for _, r in verifier)  # a second answer after each reject
+    for q in train:  # every Solver target is the right solution, in \boxed{} form, and grades right
+        assert boxed_solution(q["solution"]).endswith(f"\\boxed{{{q['answer']}}}")
+    import random
+    import re
+    for seed in range(20):  # the step's result and the box agree, and both are wrong
+        w = wrong_solution("3 + 4 = 7. \\boxed{7}", "7", random.Random(seed))
+        step, box = re.fullmatch(r"3 \+ 4 = (\d+)\. \\boxed\{(\d+)\}", w).groups()
+        assert step == box != "7"

@@ -9,5 +9,6 @@ from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, sample
 from repro.studies.drmas import estimator  # noqa: F401  (registers drmas)
 from repro.studies.drmas.params import PerAgentParams
 
+registry.MODELS.lazy("tiny_qwen2_math_team", "repro.studies.drmas.warmstart:build")
 registry.ROLLOUTS.lazy("drmas_math", "repro.studies.drmas.orchestra:run_math_team")
 registry.FINETUNING.lazy("per_agent_models", "repro.studies.drmas.weights:per_agent_models", params=PerAgentParams)
