@@ -21,8 +21,9 @@ from repro.reported import load as reported_numbers
 
 ORDER = ["warmstart", "grpo", "gspo", "kpo", "kpo_unclipped", "kpo_paper_q"]
 METRICS = (("avg", "success_rate_pct"), ("pass", "pass_at_k_pct"))
-#: the paper's claims: KPO (clipped) above each baseline in avg@k
-CLAIMS = [("kpo", "grpo"), ("kpo", "gspo")]
+#: the paper's claims: KPO (clipped) above each baseline in avg@k; and whether RL moved the warm
+#: start at all (without it the comparison decides nothing)
+CLAIMS = [("kpo", "grpo"), ("kpo", "gspo"), ("grpo", "warmstart"), ("gspo", "warmstart"), ("kpo", "warmstart")]
 
 
 def _scale_note(scale: str) -> str:
@@ -36,7 +37,8 @@ def _metric_stats(s: pd.DataFrame, method: str, split: str, metric: str) -> pd.S
 
 
 def claims(s: pd.DataFrame) -> list[str]:
-    """KPO vs each baseline on avg@k of every test set, Welch's t over seeds."""
+    """KPO vs each baseline, and each method vs the warm start, on avg@k of every test set,
+    Welch's t over seeds."""
     lines = []
     for split in sorted(s.split.unique()):
         for better, worse in CLAIMS:
@@ -50,14 +52,15 @@ def claims(s: pd.DataFrame) -> list[str]:
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """avg@k / pass@k (%) per test set and method, reproduced (mean ± std over seeds) beside the
     paper's Table 1 as quoted (AIME'24, AIME'25, MATH500; 'n/f' elsewhere)."""
-    s = in_order(main_runs(pd.read_csv(summary)), ORDER)
+    s = in_order(pd.read_csv(summary), ORDER)  # ablations too (KPO-unclipped is a row of the paper's table)
     s = s[s.task_type == "all"]
+    ablation = set(s.method) - set(main_runs(s).method)
     rep = reported_numbers(reported)
     rep = rep[rep.table == "kpo_table1"]
     splits = list(dict.fromkeys(s.split))
     rows = []
     for method, grp in s.groupby("method", sort=False):
-        row = {"method": method, "seeds": int(grp.n_seeds.max())}
+        row = {"method": method + (" (ablation)" if method in ablation else ""), "seeds": int(grp.n_seeds.max())}
         for split in splits:
             row[f"{split} avg@k / pass@k"] = " / ".join(cell(grp, "math", split, m) for _, m in METRICS)
             r = rep[rep.method == method]
