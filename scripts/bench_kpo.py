@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import torch
+from bench_advantages import best_time  # scripts/ is on sys.path when run as a script
 
 from repro.io import write_text
 from repro.studies.kpo.losses import KPO, _gains, kalman_filter
@@ -39,15 +39,6 @@ def loop_filter(z: torch.Tensor, mask: torch.Tensor, q: float, r: float) -> torc
         p = (1 - k) * prior
         out[:, t] = x
     return (out * mask).to(z.dtype)
-
-
-def timed(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -72,16 +63,16 @@ def main() -> None:
         err = float((ref - fast).abs().max())
         assert err < 1e-6, f"filters disagree by {err}"
         _gains.cache_clear()
-        t_cold = timed(lambda: (_gains.cache_clear(), kalman_filter(z, mask, q, r)), repeat=1)
-        t_fast = timed(lambda: kalman_filter(z, mask, q, r))
-        t_loop = timed(lambda: loop_filter(z, mask, q, r), repeat=1)
+        t_cold = best_time(lambda: (_gains.cache_clear(), kalman_filter(z, mask, q, r)), 1)
+        t_fast = best_time(lambda: kalman_filter(z, mask, q, r), 3)
+        t_loop = best_time(lambda: loop_filter(z, mask, q, r), 1)
 
         def loss_step():
             logp.grad = None
             loss, _ = KPO(logp, old, None, None, adv, mask, params)
             loss.backward()
 
-        t_loss = timed(loss_step)
+        t_loss = best_time(loss_step, 3)
         rows.append((B, T, t_loop, t_cold, t_fast, t_loss, err))
     lines = [f"# KPO filter and loss, {platform.processor() or platform.machine()}, "
              f"{torch.get_num_threads()} torch threads, torch {torch.__version__}", "",

@@ -39,6 +39,25 @@ def _tiny_alfworld(base: Path, games: dict[str, int]) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_math():
+    """``make(base, sizes, build) -> (dataset, model)``, see :func:`_tiny_math`."""
+    return _tiny_math
+
+
+def _tiny_math(base: Path, sizes: dict[str, int], build) -> tuple[Path, Path]:
+    """(dataset, model) under ``base``: generated word problems (``sizes`` per split) and a
+    one-layer Qwen2 warm-started for one epoch by ``build`` (a math warm-start builder: the
+    single-turn one or a team's)."""
+    from repro.data import math_embedded
+
+    data, model = base / "data", base / "model"
+    math_embedded.build(data, {"seed": 0, **sizes})
+    build(model, {"sft_epochs": 1, "model": {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64}},
+          data)
+    return data, model
+
+
+@pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
 

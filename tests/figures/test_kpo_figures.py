@@ -54,8 +54,8 @@ def test_main_table_and_claims(tmp_path):
     assert "kpo_unclipped (ablation)" in set(table.method)
     assert table.loc[table.method == "kpo (reported, Qwen3-4B)", "aime24 avg@k / pass@k"].item() == "37.91 / 63.33"
     md = (tmp_path / "main_table.md").read_text()
-    assert "claim: test: kpo > grpo (avg@k, %): yes, +10.0" in md and "n = 3 vs 3" in md
-    assert "claim: test: grpo > warmstart (avg@k, %): yes" in md
+    assert "claim: math: kpo > grpo (test success_rate_pct): yes, +10.0" in md and "n = 3 vs 3" in md
+    assert "claim: math: grpo > warmstart (test success_rate_pct): yes" in md
     assert (tmp_path / "main_table.png").stat().st_size > 0
 
 

@@ -16,7 +16,7 @@ def test_registered():
     assert set(registry.BENCHMARKS.names()) >= {"alfworld", "webshop"}
     ws = benchmarks.get("webshop")
     assert (ws.train_split, ws.val_split, ws.eval_splits, ws.score_key) == ("train", "test", ("test",), "task_score")
-    with pytest.raises(KeyError, match="unknown benchmark 'sokoban'; registered: alfworld, webshop"):
+    with pytest.raises(KeyError, match="unknown benchmark 'sokoban'; registered: alfworld, math, webshop"):
         benchmarks.get("sokoban")
 
 

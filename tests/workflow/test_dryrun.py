@@ -56,6 +56,12 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
     assert "results/paper/graphgpo/webshop/qwen2.5-7b-instruct/gigpo/seed2/eval.json" in out
     graph = [b for b in out.split("\nrule ") if b.startswith("train:") and "study=graphgpo" in b]
     assert all(("gpu=2," if "model=qwen2.5-1.5b-instruct," in b else "gpu=4,") in b for b in graph)
+    # KPO: Qwen3-4B on DAPO-Math, one seed of its four losses' runs and the warm start (ablations
+    # on: KPO-unclipped; KPO at the paper's Q is an embedded-only check), on 2 GPUs each
+    assert _jobs(out, "train", "kpo") == 5 and _jobs(out, "plot_figure", "kpo") == 2
+    kpo = [b for b in out.split("\nrule ") if b.startswith("train:") and "study=kpo" in b]
+    assert all("gpu=2," in b and "model=qwen3-4b," in b for b in kpo)
+    assert "resources/datasets/math/dapo" in out and "kpo_paper_q" not in out
     # day-long runs log to MLflow live (config/paper.yaml); the embedded scale defers
     assert "--tracking-spool" not in out and "replay-tracking" not in out
 
@@ -68,6 +74,7 @@ def test_embedded_dag(root, clean_dir):
     # GraphGPO trains only its own method: the warm start, GRPO and GiGPO runs are HGPO's
     assert _jobs(p.stdout, "train", "graphgpo") == 2 and _jobs(p.stdout, "plot_figure", "graphgpo") == 3
     assert "results/embedded/graphgpo/alfworld/tiny-qwen2-alfworld/gigpo" not in p.stdout
+    assert _jobs(p.stdout, "train", "kpo") == 4 and "resources/models/tiny-qwen2-math" in p.stdout
     trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:")]  # every study's
     assert all("--tracking-spool results/embedded/" in b for b in trains) and "replay-tracking" in p.stdout
     for path in ("resources/models/tiny-qwen2-alfworld", "resources/models/tiny-qwen2-webshop",
@@ -78,6 +85,7 @@ def test_embedded_dag(root, clean_dir):
     assert p.returncode == 0, p.stderr[-3000:]
     assert _jobs(p.stdout, "train") == 72 and _jobs(p.stdout, "plot_figure") == 5  # 2 x 12 methods x 3 seeds
     assert _jobs(p.stdout, "train", "graphgpo") == 6
+    assert _jobs(p.stdout, "train", "kpo") == 18  # 6 runs (warm start, 3 losses, 2 ablations) x 3 seeds
 
 
 def test_lint_is_clean(root):

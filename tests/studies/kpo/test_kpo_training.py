@@ -6,18 +6,15 @@ train_log.csv), and avg@k / pass@k in eval.json."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from cli_run import run_cli
 from safetensors.torch import load_file
 
 from repro.config import load, run_config
-from repro.data import math_embedded as gen
 from repro.rl.math_benchmark import build_warmstart
 
 SHRINK = {"iterations": 2, "tasks_per_batch": 2, "group_size": 4, "val_every": 2, "val_episodes": 4,
@@ -25,20 +22,9 @@ SHRINK = {"iterations": 2, "tasks_per_batch": 2, "group_size": 4, "val_every": 2
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, tiny_math):
     base = tmp_path_factory.mktemp("kpo")
-    data = base / "data"
-    gen.build(data, {"seed": 0, "train": 60, "valid": 6, "test": 5})
-    model = base / "model"
-    build_warmstart(model, {"sft_epochs": 1, "model": {"num_hidden_layers": 1, "hidden_size": 32,
-                                                       "intermediate_size": 64}}, data)
-    return base, data, model
-
-
-def _cli(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "repro.cli", *args], env={**os.environ, "REPRO_TORCH_THREADS": "1"},
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    return (base, *tiny_math(base, {"train": 60, "valid": 6, "test": 5}, build_warmstart))
 
 
 def test_kpo_trains_and_reports_avg_and_pass_at_k(inputs, root):
@@ -52,7 +38,7 @@ def test_kpo_trains_and_reports_avg_and_pass_at_k(inputs, root):
     run["evaluate"].update(episodes_per_game=3)
     run.update(benchmark="math", model="tiny", seed=0)
     out = base / "run"
-    _cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+    run_cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
          "--model-dir", str(model), "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
          "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}")
     trained = load_file(out / "checkpoint" / "model.safetensors")
@@ -66,7 +52,7 @@ def test_kpo_trains_and_reports_avg_and_pass_at_k(inputs, root):
     assert (rows["train/grad_norm_max"] >= rows["train/grad_norm"]).all()
     assert {"train/sign_switch_raw", "train/sign_switch_filtered"} <= set(log.columns)
     assert log["eval/val/success_rate"].notna().sum() == 2  # before training and at iteration 2
-    _cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+    run_cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
          "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
     res = json.loads((out / "eval.json").read_text())["splits"]["test"]
     assert res["episodes"] == 15 and res["games"] == 5 and res["top_p"] == 0.7

@@ -1,12 +1,13 @@
 """Dr. MAS (Feng, He et al., 2026): the study's plugin (``repro.plugins``) registers the agentic-RL
 family, the math benchmark, the ``drmas`` estimator (global / agent-wise / mixed normalisation),
-the math team's rollout ``drmas_math`` and the non-shared agents' fine-tuning ``per_agent_models``.
+the math team's rollout ``drmas_math``, its warm start, the non-shared agents' fine-tuning
+``per_agent_models`` and the study's figures.
 Everything that imports torch is registered lazily."""
 
 from repro import registry
 from repro.rl import math_benchmark  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
 from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, samplers)
-from repro.studies.drmas import estimator  # noqa: F401  (registers drmas)
+from repro.studies.drmas import estimator, figures  # noqa: F401  (registers drmas and the figures)
 from repro.studies.drmas.params import PerAgentParams
 
 registry.MODELS.lazy("tiny_qwen2_math_team", "repro.studies.drmas.warmstart:build")

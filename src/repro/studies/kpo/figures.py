@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.agentic import cell, in_order, main_runs, temperatures
+from repro.figures.agentic import cell, in_order, main_runs, ordering_claims, temperatures
 from repro.figures.claims import claim_line, paired, welch
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
@@ -31,21 +31,10 @@ def _scale_note(scale: str) -> str:
                       "Qwen3-4B on DAPO-Math, six test sets")
 
 
-def _metric_stats(s: pd.DataFrame, method: str, split: str, metric: str) -> pd.Series | None:
-    g = s[(s.method == method) & (s.split == split) & (s.metric == metric) & (s.task_type == "all")]
-    return g.iloc[0] if len(g) else None
-
-
 def claims(s: pd.DataFrame) -> list[str]:
     """KPO vs each baseline, and each method vs the warm start, on avg@k of every test set,
     Welch's t over seeds."""
-    lines = []
-    for split in sorted(s.split.unique()):
-        for better, worse in CLAIMS:
-            a, b = _metric_stats(s, better, split, "success_rate_pct"), _metric_stats(s, worse, split, "success_rate_pct")
-            if a is not None and b is not None:
-                lines.append(claim_line(f"{split}: {better} > {worse} (avg@k, %)", welch(a, b), digits=1, unit=" points"))
-    return lines
+    return ordering_claims(s, [("math", split, "success_rate_pct") for split in sorted(s.split.unique())], CLAIMS)
 
 
 @registry.FIGURES.register("kpo/main_table")
