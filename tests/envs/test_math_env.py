@@ -11,7 +11,7 @@ import pytest
 
 from repro.envs.math import MathBatchEnv, extract_answer, is_correct, read_problems
 from repro.data import math_embedded as gen
-from repro.rl.math_benchmark import _parse  # noqa: F401  (registers the math benchmark)
+import repro.rl.math_benchmark  # noqa: F401  (registers the math benchmark)
 from repro.registry import BENCHMARKS
 from repro.rl.generation import Generation
 from repro.rl.rollout import PromptOptions, run_single_turn

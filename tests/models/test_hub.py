@@ -12,7 +12,6 @@ import hashlib
 import http.server
 import json
 import logging
-import os
 import shutil
 import threading
 from pathlib import Path

@@ -10,7 +10,7 @@ import pytest
 from repro.data import math_embedded as gen
 from repro.envs.math import MathBatchEnv
 from repro.rl.generation import Generation
-from repro.rl.math_benchmark import MathBenchmark  # noqa: F401  (registers the math benchmark)
+import repro.rl.math_benchmark  # noqa: F401  (registers the math benchmark)
 from repro.registry import BENCHMARKS
 from repro.rl.rollout import PromptOptions
 from repro.studies.drmas.orchestra import SOLVER, VERIFIER, run_math_team, team_prompt, verdict
