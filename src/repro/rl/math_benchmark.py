@@ -19,13 +19,10 @@ Splits: ``train``, ``valid`` (train-time validation) and the evaluation sets: ``
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro import io as rio
 from repro import registry
 from repro.envs import math as menv
 from repro.data import math_dapo  # noqa: F401  (registers math/dapo)
@@ -96,8 +93,7 @@ def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | N
     a fresh tiny Qwen2, SFT on the train split's (prompt, response) pairs ``pairs_fn(env, train,
     params)``: by default (question + instruction, worked solution); a multi-agent team's builder
     passes its roles' pairs."""
-    from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer  # noqa: PLC0415
-    from repro.rl.sft import sft  # noqa: PLC0415
+    from repro.rl.sft import warm_start_tiny  # noqa: PLC0415
 
     if dataset_dir is None:
         raise ValueError(f"{builder} needs a dataset (models.<name>.dataset in the study YAML)")
@@ -109,23 +105,9 @@ def build_warmstart(out_dir: Path, params: dict[str, Any], dataset_dir: Path | N
         raise ValueError(f"{menv.split_file(dataset_dir, 'train')}: problems without a worked solution "
                          f"(needed by {builder}): {missing[:3]}")
     pairs = pairs_fn(env, train, p)
-    corpus = [t for pair in pairs for t in pair]
-    for split in sorted(p.stem for p in Path(dataset_dir).glob("*.jsonl")):
-        corpus += [q["question"] for q in menv.read_problems(dataset_dir, split)]
-    with rio.atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
-        base = Path(scratch) / "base"
-        build_tiny_qwen2(base, {"seed": p["seed"], **p["model"]}, corpus)
-        model, tok = load_model_and_tokenizer(base)
-        t0 = time.perf_counter()
-        losses = sft(model, tok, pairs, epochs=p["sft_epochs"], lr=p["sft_lr"], batch_size=p["sft_batch_size"],
-                     micro_batch_size=p["sft_micro_batch_size"], seed=p["seed"],
-                     max_prompt_tokens=p["max_prompt_tokens"])
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        rio.write_json(tmp / "MANIFEST.json", {
-            "builder": builder, "params": p, "demonstrations": len(pairs),
-            "sft_losses": losses, "sft_seconds": round(time.perf_counter() - t0, 1),
-            "files": rio.sha256_tree(tmp)})
+    texts = [q["question"] for split in sorted(f.stem for f in Path(dataset_dir).glob("*.jsonl"))
+             for q in menv.read_problems(dataset_dir, split)]
+    warm_start_tiny(out_dir, pairs, texts, p, {"builder": builder, "params": p, "demonstrations": len(pairs)})
     log.info("warm-started math model written to %s (%d worked solutions)", out_dir, len(pairs))
 
 

@@ -104,3 +104,32 @@ def sft(model, tok, pairs: list[tuple[str, str]], *, epochs: int, lr: float, bat
                  time.perf_counter() - t0, len(pairs))
     model.eval()
     return losses
+
+
+def warm_start_tiny(out_dir, pairs: list[tuple[str, str]], texts: list[str], p: dict, manifest: dict) -> None:
+    """A tiny Qwen2 SFT-trained on ``pairs``, written atomically to ``out_dir``: the tokenizer learns
+    the pairs' words and ``texts`` (words a pretrained tokenizer would know: other splits, a
+    corpus); ``p``: ``seed``, ``model`` (Qwen2Config overrides) and the ``sft_*`` /
+    ``max_prompt_tokens`` settings; ``manifest``: the builder's record, completed with the base
+    model's manifest, the SFT losses and time and the files' digests."""
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from repro import io as rio  # noqa: PLC0415
+    from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer  # noqa: PLC0415
+
+    corpus = [t for pair in pairs for t in pair] + list(texts)
+    with rio.atomic_dir(Path(out_dir)) as tmp, tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch) / "base"
+        build_tiny_qwen2(base, {"seed": p["seed"], **p["model"]}, corpus)
+        model, tok = load_model_and_tokenizer(base)
+        t0 = time.perf_counter()
+        losses = sft(model, tok, pairs, epochs=p["sft_epochs"], lr=p["sft_lr"], batch_size=p["sft_batch_size"],
+                     micro_batch_size=p["sft_micro_batch_size"], seed=p["seed"],
+                     max_prompt_tokens=p["max_prompt_tokens"])
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        base_manifest = rio.read_json(base / "MANIFEST.json") if (base / "MANIFEST.json").exists() else {}
+        rio.write_json(tmp / "MANIFEST.json", {
+            **manifest, "base": base_manifest, "sft_losses": losses,
+            "sft_seconds": round(time.perf_counter() - t0, 1), "files": rio.sha256_tree(tmp)})

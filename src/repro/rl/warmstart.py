@@ -13,12 +13,10 @@ RL prompt format. Demonstrations never come from the validation splits.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from repro import io as rio
 from repro import registry
 
 log = logging.getLogger(__name__)
@@ -43,9 +41,8 @@ DEFAULTS: dict[str, Any] = {
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
     """``params["benchmark"]`` (default: the dataset's folder, ``resources/datasets/<benchmark>/<variant>``)
     picks the expert and prompt format (``repro.registry.BENCHMARKS``)."""
-    from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer
     from repro.rl.rollout import PromptOptions  # torch: only when a model is built
-    from repro.rl.sft import demonstration_pairs, sft
+    from repro.rl.sft import demonstration_pairs, warm_start_tiny
 
     if dataset_dir is None:
         raise ValueError("tiny_qwen2_sft needs a dataset (models.<name>.dataset in the study YAML)")
@@ -60,24 +57,7 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
              steps, 100 * sum(won) / max(len(won), 1), time.perf_counter() - t0)
     pairs = demonstration_pairs(episodes, opts, p["sft_targets"], bench=bench,
                                 history_lengths=p["sft_history_lengths"])
-    corpus = [t for pair in pairs for t in pair] + [bench.vocabulary(Path(dataset_dir))]
-    with rio.atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
-        base = Path(scratch) / "base"
-        build_tiny_qwen2(base, {"seed": p["seed"], **p["model"]}, corpus)
-        model, tok = load_model_and_tokenizer(base)
-        t1 = time.perf_counter()
-        losses = sft(model, tok, pairs, epochs=p["sft_epochs"], lr=p["sft_lr"],
-                     batch_size=p["sft_batch_size"], micro_batch_size=p["sft_micro_batch_size"],
-                     seed=p["seed"],
-                     max_prompt_tokens=p["max_prompt_tokens"])
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        base_manifest = rio.read_json(base / "MANIFEST.json") if (base / "MANIFEST.json").exists() else {}
-        rio.write_json(tmp / "MANIFEST.json", {
-            "builder": "tiny_qwen2_sft", "params": p, "base": base_manifest,
-            "demonstrations": {"episodes": len(episodes), "steps": steps,
-                               "expert_success": sum(won) / max(len(won), 1)},
-            "sft_losses": losses, "sft_seconds": round(time.perf_counter() - t1, 1),
-            "files": rio.sha256_tree(tmp),
-        })
+    warm_start_tiny(out_dir, pairs, [bench.vocabulary(Path(dataset_dir))], p, {
+        "builder": "tiny_qwen2_sft", "params": p,
+        "demonstrations": {"episodes": len(episodes), "steps": steps, "expert_success": sum(won) / max(len(won), 1)}})
     log.info("warm-started model written to %s", out_dir)

@@ -6,6 +6,7 @@ Everything that imports torch is registered lazily."""
 
 from repro import registry
 from repro.rl import math_benchmark  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
+from repro.rl import search_benchmark  # noqa: F401  (the search benchmark and its datasets)
 from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, samplers)
 from repro.studies.drmas import estimator, figures  # noqa: F401  (registers drmas and the figures)
 from repro.studies.drmas.params import PerAgentParams
@@ -13,3 +14,5 @@ from repro.studies.drmas.params import PerAgentParams
 registry.MODELS.lazy("tiny_qwen2_math_team", "repro.studies.drmas.warmstart:build")
 registry.ROLLOUTS.lazy("drmas_math", "repro.studies.drmas.orchestra:run_math_team")
 registry.FINETUNING.lazy("per_agent_models", "repro.studies.drmas.weights:per_agent_models", params=PerAgentParams)
+registry.MODELS.lazy("tiny_qwen2_search_team", "repro.studies.drmas.warmstart:build_search")
+registry.ROLLOUTS.lazy("drmas_search", "repro.studies.drmas.search_team:run_search_team")

@@ -23,12 +23,19 @@ ORDER = ["warmstart", "single_grpo", "share_grpo", "share_drmas", "nonshare_grpo
 METRICS = (("avg", "success_rate_pct"), ("pass", "pass_at_k_pct"))
 #: (Dr. MAS, its GRPO column) per setting, as the paper pairs them
 PAIRS = [("share_drmas", "share_grpo"), ("nonshare_drmas", "nonshare_grpo")]
-AGENTS = {0: "Solver", 1: "Verifier"}
+#: benchmark -> the team's agents in StepBatch.agent order (orchestra.py, search_team.py)
+AGENTS = {"math": {0: "Solver", 1: "Verifier"}, "search": {0: "Verifier", 1: "Search", 2: "Answer"}}
+#: the paper's headline relative gains (§6.7 "how the headline percentages are computed")
+HEADLINE = {"math": {"avg": "+5.6%", "pass": "+4.6%"}, "search": {"avg": "+15.2%", "pass": "+13.1%"}}
+#: benchmark -> (the paper's table of it, its (smaller, larger) models), §6.7
+REPORTED_TABLES = {"math": ("drmas_table1", ("qwen3-4b", "qwen3-8b")),
+                   "search": ("drmas_table2", ("qwen2.5-3b", "qwen2.5-7b"))}
 
 
 def _note(scale: str) -> str:
-    return scale_note(scale, "a tiny Qwen2 team (Solver, Verifier) on generated word problems, CPU",
-                      "Qwen3 4B / 8B teams on DAPO-Math, six test sets")
+    return scale_note(scale, "tiny Qwen2 teams on generated word problems (Solver, Verifier) and on a generated "
+                      "knowledge base with BM25 search (Verifier, Search, Answer), CPU",
+                      "Qwen3 4B / 8B teams on DAPO-Math, six test sets; Qwen2.5 3B / 7B on NQ + HotpotQA, seven")
 
 
 def _row(s: pd.DataFrame, method: str, split: str, metric: str):
@@ -39,15 +46,15 @@ def _row(s: pd.DataFrame, method: str, split: str, metric: str):
 def claims(s: pd.DataFrame) -> list[str]:
     """Dr. MAS vs GRPO in each setting on avg@k of every test set (Welch over seeds), and the
     relative gain of the mean over the settings (the paper's headline arithmetic, §6.7)."""
-    splits = sorted(s.split.unique())
-    lines = ordering_claims(s, [(b, split, "success_rate_pct") for b in s.benchmark.unique() for split in splits], PAIRS)
-    for split in splits:
+    cells = s[["benchmark", "split"]].drop_duplicates().itertuples(index=False)
+    lines = ordering_claims(s, [(b, split, "success_rate_pct") for b, split in cells], PAIRS)
+    for (bench, split), sb in s.groupby(["benchmark", "split"]):
         for label, metric in METRICS:
-            got = [(_row(s, d, split, metric), _row(s, g, split, metric)) for d, g in PAIRS]
+            got = [(_row(sb, d, split, metric), _row(sb, g, split, metric)) for d, g in PAIRS]
             if all(a is not None and b is not None for a, b in got):
                 dr, gr = np.mean([a["mean"] for a, _ in got]), np.mean([b["mean"] for _, b in got])
-                lines.append(f"{split}: headline relative gain ({label}@k, mean over shared and non-shared): "
-                             f"{100 * (dr / gr - 1):+.1f}% (paper, math: +5.6% avg, +4.6% pass)" if gr else "")
+                lines.append(f"{bench} {split}: headline relative gain ({label}@k, mean over shared and non-shared): "
+                             f"{100 * (dr / gr - 1):+.1f}% (paper: {HEADLINE[bench][label]})" if gr else "")
     return [x for x in lines if x]
 
 
@@ -60,22 +67,24 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     rep = reported_numbers(reported)
     splits = list(dict.fromkeys(s.split))
     rows = []
-    for method, grp in s.groupby("method", sort=False):
-        row = {"method": method, "seeds": int(grp.n_seeds.max())}
+    for (bench, method), grp in s.groupby(["benchmark", "method"], sort=False):
+        row = {"benchmark": bench, "method": method, "seeds": int(grp.n_seeds.max())}
         for split in splits:
-            row[f"{split} avg@k / pass@k"] = " / ".join(cell(grp, grp.benchmark.iloc[0], split, m) for _, m in METRICS)
-        for model in ("qwen3-4b", "qwen3-8b"):
-            r = rep[(rep.table == "drmas_table1") & (rep.method == method) & (rep.model == model)]
-            row[f"reported {model} average"] = " / ".join(cell(r, "math", "average", m) for _, m in METRICS)
-        r = rep[(rep.table == "drmas_table3") & (rep.method == method)]
-        row["reported Table 3 (search 7B)"] = " / ".join(cell(r, "search", "average", m) for _, m in METRICS)
+            row[f"{split} avg@k / pass@k"] = " / ".join(cell(grp, bench, split, m) for _, m in METRICS)
+        table, models = REPORTED_TABLES.get(bench, ("", ("", "")))
+        for size, model in zip(("smaller", "larger"), models):
+            r = rep[(rep.table == table) & (rep.method == method) & (rep.model == model)]
+            row[f"reported {size} model, average"] = " / ".join(cell(r, bench, "average", m) for _, m in METRICS)
+        r = rep[(rep.table == "drmas_table3") & (rep.method == method) & (rep.benchmark == bench)]
+        row["reported Table 3 (search 7B)"] = " / ".join(cell(r, bench, "average", m) for _, m in METRICS)
         rows.append(row)
     write_table(pd.DataFrame(rows), out_dir / "main_table.csv", out_dir / "main_table.md",
                 "Dr. MAS Tables 1 and 3 layout: avg@k / pass@k (%) per method",
                 [_note(scale),
                  f"reproduced: mean ± std over seeds from eval.json, k samples per problem at temperature "
                  f"{temperatures(s)}, top_p as the evaluate block (the paper: 0.6 / 0.95, k = 16).",
-                 "reported: Dr. MAS Table 1 (math, average over six test sets) and Table 3 (search, Qwen2.5-7B, "
+                 "reported: Dr. MAS Table 1 (math, average over six test sets; smaller / larger model = Qwen3-4B / "
+                 "8B), Table 2 (search, average over seven; Qwen2.5-3B / 7B) and Table 3 (search, Qwen2.5-7B, "
                  "non-sharing, average) (agentic-rl.md §6.7); 'n/f' where the paper has no such cell.",
                  *[f"claim: {line}" for line in claims(s)]])
 
@@ -84,29 +93,34 @@ def agent_norms(logs: pd.DataFrame) -> pd.DataFrame:
     """Long table of gradient norms per method, seed, iteration and agent: a non-shared run's
     per-worker-group norms (one agent each), a shared run's whole-model norm (agent 'all')."""
     parts = []
-    for col, agent in [("train/grad_norm_max", "all")] + [(f"train/grad_norm_max/wg{k}", AGENTS.get(k, str(k)))
-                                                          for k in range(3)]:
-        if col in logs:
-            d = logs.dropna(subset=[col])[["method", "seed", "iteration", col]].rename(columns={col: "grad_norm_max"})
-            if agent == "all":
-                shared = {m for m, g in logs.groupby("method")
-                          if not any(c.startswith("train/grad_norm_max/wg") and g[c].notna().any()
-                                     for c in logs.columns)}
-                d = d[d.method.isin(shared)]
+    wg_cols = [c for c in logs.columns if c.startswith("train/grad_norm_max/wg")]
+    for bench, lb in logs.groupby("benchmark", sort=False):
+        names = AGENTS.get(bench, {})
+        for col in ["train/grad_norm_max"] + wg_cols:
+            if col not in lb:
+                continue
+            d = lb.dropna(subset=[col])[["benchmark", "method", "seed", "iteration", col]]
+            d = d.rename(columns={col: "grad_norm_max"})
+            if col == "train/grad_norm_max":
+                d = d[d.method.isin([m for m, g in lb.groupby("method") if not g[wg_cols].notna().any().any()])]
+                agent = "all"
+            else:
+                k = int(col.rsplit("wg", 1)[1])
+                agent = names.get(k, str(k))
             parts.append(d.assign(agent=agent))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["method", "seed", "iteration", "grad_norm_max", "agent"])
+        columns=["benchmark", "method", "seed", "iteration", "grad_norm_max", "agent"])
 
 
 def norm_claims(norms: pd.DataFrame) -> list[str]:
     """Per agent, the peak gradient norm over training (per seed) under global normalisation vs
     Dr. MAS, non-shared agents (Proposition 4.3: the global one can grow without bound)."""
-    peak = norms.groupby(["method", "agent", "seed"]).grad_norm_max.max().reset_index()
+    peak = norms.groupby(["benchmark", "method", "agent", "seed"]).grad_norm_max.max().reset_index()
     lines = []
-    for agent, g in peak.groupby("agent"):
+    for (bench, agent), g in peak.groupby(["benchmark", "agent"], sort=False):
         stats = g.groupby("method").grad_norm_max.agg(mean="mean", std="std", n_seeds="count").fillna({"std": 0.0})
         if {"nonshare_grpo", "nonshare_drmas"} <= set(stats.index):
-            lines.append(claim_line(f"{agent}: peak gradient norm higher under global normalisation",
+            lines.append(claim_line(f"{bench} {agent}: peak gradient norm higher under global normalisation",
                                     welch(stats.loc["nonshare_grpo"], stats.loc["nonshare_drmas"]), digits=2))
     return lines
 
@@ -116,22 +130,23 @@ def grad_norms(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     """Each agent's gradient norm (max over an iteration's updates, before clipping) per iteration,
     mean ± std over seeds, for every method; the peak-norm claim per agent."""
     norms = agent_norms(read_train_logs(train_logs))
-    table = (norms.groupby(["agent", "method", "iteration"]).grad_norm_max.agg(["mean", "std", "count"])
+    table = (norms.groupby(["benchmark", "agent", "method", "iteration"]).grad_norm_max.agg(["mean", "std", "count"])
              .reset_index().rename(columns={"count": "seeds"}))
     table["std"] = table["std"].fillna(0.0)
     write_table(table.round(4), out_dir / "grad_norms.csv", out_dir / "grad_norms.md",
                 "Per-agent gradient norms over training (max per iteration, before clipping)",
-                [_note(scale), "non-shared runs: one worker group per agent (Solver, Verifier); shared runs: the one "
-                 "model's norm ('all').", *[f"claim: {line}" for line in norm_claims(norms)]])
-    agents = list(dict.fromkeys(table.agent))
-    fig, axes = new_figure(3.4 * max(len(agents), 1), 3.0, ncols=max(len(agents), 1))
+                [_note(scale), "non-shared runs: one worker group per agent; shared runs: the one model's norm "
+                 "('all').", *[f"claim: {line}" for line in norm_claims(norms)]])
+    panels = list(dict.fromkeys(zip(table.benchmark, table.agent)))
+    fig, axes = new_figure(3.4 * max(len(panels), 1), 3.0, ncols=max(len(panels), 1))
     axes = np.atleast_1d(axes)
-    for ax, agent in zip(axes, agents):
-        for i, (method, g) in enumerate(table[table.agent == agent].groupby("method", sort=False)):
+    for ax, (bench, agent) in zip(axes, panels):
+        sel = table[(table.benchmark == bench) & (table.agent == agent)]
+        for i, (method, g) in enumerate(sel.groupby("method", sort=False)):
             ax.plot(g.iteration, g["mean"], color=COLORS[i % len(COLORS)], label=method)
             ax.fill_between(g.iteration, g["mean"] - g["std"], g["mean"] + g["std"], color=COLORS[i % len(COLORS)],
                             alpha=0.15)
-        ax.set_title(f"{agent}", fontsize=9)
+        ax.set_title(f"{bench}: {agent}", fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_ylabel("gradient norm (max)")
         ax.legend(fontsize=7)

@@ -114,20 +114,28 @@ def run_math_team(env, backend, games: list, group_ids: list[int], *, max_steps:
     e0 = time.perf_counter()
     _, rewards, _, done = env.step(final)
     t_env += time.perf_counter() - e0
-    won = np.array([bool(d["won"]) for d in done], dtype=bool)
+    return team_rollout(rows, np.asarray(rewards, dtype=np.float64), [bool(d["won"]) for d in done], group_ids,
+                        tasks, infos, games, {"env": t_env, "generate": t_gen})
+
+
+def team_rollout(rows: list[list[tuple]], outcome: np.ndarray, won: list[bool], group_ids: list[int],
+                 tasks: list[str], infos: list[dict], games: list, seconds: dict[str, float]) -> Rollout:
+    """A team's episodes as step rows: ``rows[i]`` = episode i's agent calls in order, each
+    ``(agent, generation, valid)``; every row carries its episode's ``outcome`` (Dr. MAS puts the
+    episode reward on the last token of every agent response)."""
+    n = len(rows)
+    won = np.asarray(won, dtype=bool)
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
     traj = np.repeat(np.arange(n), lengths)
     flat = [x for r in rows for x in r]
-    outcome = np.asarray(rewards, dtype=np.float64)[traj]
     batch = StepBatch.from_anchor_strings(
         group=np.repeat(np.asarray(group_ids, dtype=np.int64), lengths), traj=traj,
         step=np.concatenate([np.arange(k) for k in lengths]) if n else np.zeros(0, np.int64),
-        anchor_obs=[tasks[t] for t in traj], next_obs=None, keep_text=False, reward=outcome,
-        episode_reward=outcome, valid=np.array([v for _, _, v in flat], dtype=bool),
+        anchor_obs=[tasks[t] for t in traj], next_obs=None, keep_text=False, reward=outcome[traj],
+        episode_reward=outcome[traj], valid=np.array([v for _, _, v in flat], dtype=bool),
         agent=np.array([a for a, _, _ in flat], dtype=np.int64))
     gens = [g for _, g, _ in flat]
     return Rollout(batch=batch, prompt_ids=[g.prompt_ids for g in gens], response_ids=[g.response_ids for g in gens],
                    won=won, lengths=lengths, task_types=[i["task_type"] for i in infos], games=list(games),
-                   scores=won.astype(float), seconds={"env": t_env, "generate": t_gen},
-                   anchor_obs=[tasks[t] for t in traj], next_obs=None,
+                   scores=won.astype(float), seconds=seconds, anchor_obs=[tasks[t] for t in traj], next_obs=None,
                    old_logprobs=None if any(g.logprobs is None for g in gens) else [g.logprobs for g in gens])

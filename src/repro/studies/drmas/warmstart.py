@@ -60,3 +60,83 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     build_warmstart(out_dir, {"instruction": "", "prompt_style": "compact", "max_prompt_tokens": 192, **params},
                     dataset_dir, pairs_fn=team_pairs, builder="tiny_qwen2_math_team")
 
+
+
+# --- the search team -------------------------------------------------------------------------------
+
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "seed": 0, "prompt_style": "compact", "max_steps": 4, "history_length": 4, "topk": 3,
+    "demo_questions": 1000,      # train questions played by the scripted team
+    "single_agent": True,        # also the single-agent baseline's prompts
+    "sft_epochs": 4, "sft_lr": 2e-3, "sft_batch_size": 64, "sft_micro_batch_size": 64,
+    "max_prompt_tokens": 320, "model": {},
+}
+
+
+def search_team_pairs(dataset_dir: Path, p: dict[str, Any]) -> tuple[list[tuple[str, str]], float]:
+    """The roles' (prompt, response) pairs of the scripted team on ``demo_questions`` train
+    questions, and the share it answers: at step s the Verifier says ``no`` while hops remain and
+    the Search agent looks up hop s; then the Verifier says ``yes`` and the Answer agent answers.
+    With ``single_agent`` the single-agent baseline's prompt gets the same actions (one model
+    learns every role and the lone agent, as every agent starts from the same base model).
+    The passages come from the real environment (its retriever), so the prompts are exactly the
+    rollout's."""
+    from repro.envs.search import SearchBatchEnv  # noqa: PLC0415
+    from repro.rl.search_benchmark import SINGLE_TEMPLATES, env_prompt  # noqa: PLC0415
+    from repro.studies.drmas.search_team import ANSWER, SEARCH, VERIFIER, role_prompt  # noqa: PLC0415
+
+    env = SearchBatchEnv(dataset_dir, "train", max_turns=p["max_steps"], topk=p["topk"])
+    games = random.Random(p["seed"]).sample(env.list_games(), min(p["demo_questions"], len(env.list_games())))
+    qs = env.questions()
+    questions, _, _ = env.reset(games)
+    history: list[list[str]] = [[] for _ in games]
+    open_, won, pairs = [True] * len(games), [False] * len(games), []
+    style = p["prompt_style"]
+    for step in range(1, p["max_steps"] + 1):
+        actions = [""] * len(games)
+        for i, g in enumerate(games):
+            if not open_[i]:
+                continue
+            team = env_prompt(questions[i], history[i], p["history_length"], style)
+            hops = qs[g]["hops"]
+            search = step <= len(hops) and step < p["max_steps"]
+            verdict = f"<verify>{'no' if search else 'yes'}</verify>"
+            pairs.append((role_prompt(VERIFIER, team, step, "", style), verdict))
+            if search:
+                actions[i] = f"<search>{hops[step - 1]}</search>"
+                said = f'The output of "Verifier Agent": {verdict}'
+                pairs.append((role_prompt(SEARCH, team, step, said, style), actions[i]))
+            else:
+                actions[i] = f"<answer>{qs[g]['answers'][0]}</answer>"
+                pairs.append((role_prompt(ANSWER, team, step, "", style), actions[i]))
+            if p["single_agent"]:
+                pairs.append((SINGLE_TEMPLATES[style].format(env=team), actions[i]))
+        obs, _, dones, infos = env.step(actions)
+        for i in range(len(games)):
+            if open_[i]:
+                history[i].append(f"{actions[i]} {obs[i]}".rstrip() if obs[i] else actions[i])
+                open_[i], won[i] = not dones[i], bool(infos[i]["won"]) if dones[i] else won[i]
+    return pairs, sum(won) / max(len(won), 1)
+
+
+def build_search(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
+    """Model builder ``tiny_qwen2_search_team``: one tiny Qwen2 on the search team's roles
+    (``search_team_pairs``); the tokenizer also learns the corpus and every split's questions.
+    ``params``: ``SEARCH_DEFAULTS`` (``prompt_style``, ``max_steps``, ``history_length``, ``topk``
+    as the study's training)."""
+    import json  # noqa: PLC0415
+
+    from repro.rl.sft import warm_start_tiny  # noqa: PLC0415
+
+    if dataset_dir is None:
+        raise ValueError("tiny_qwen2_search_team needs a dataset (models.<name>.dataset in the study YAML)")
+    unknown = sorted(set(params) - set(SEARCH_DEFAULTS))
+    if unknown:
+        raise ValueError(f"tiny_qwen2_search_team: unknown params {unknown}; allowed: {sorted(SEARCH_DEFAULTS)}")
+    p = {**SEARCH_DEFAULTS, **params}
+    pairs, solved = search_team_pairs(Path(dataset_dir), p)
+    texts = [json.loads(line).get("contents", json.loads(line).get("question", ""))
+             for f in sorted(Path(dataset_dir).glob("*.jsonl")) for line in f.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    warm_start_tiny(out_dir, pairs, texts, p, {"builder": "tiny_qwen2_search_team", "params": p,
+                                               "demonstrations": len(pairs), "scripted_team_success": solved})
