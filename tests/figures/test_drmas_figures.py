@@ -32,6 +32,7 @@ def test_main_table_claims_and_headline_gain(tmp_path):
     assert "math: share_drmas > share_grpo (test success_rate_pct): yes, +4.0" in md
     # (44 + 36) / 2 over (40 + 30) / 2: +14.3%
     assert "math test: headline relative gain (avg@k, mean over shared and non-shared): +14.3% (paper: +5.6%)" in md
+    assert (tmp_path / "main_table.png").stat().st_size > 0
 
 
 def test_agent_gradient_norms(tmp_path):

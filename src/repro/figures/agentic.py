@@ -104,3 +104,24 @@ def main_bars(s: pd.DataFrame, methods: list[str], path: Path, scale: str) -> No
         ax.set_title(f"{title}, {scale} scale")
         ax.legend(frameon=False, fontsize=7)
     save_figure(fig, path)
+
+
+def metric_bars(panels: list[tuple[str, pd.DataFrame]], metrics: tuple[tuple[str, str], ...], path: Path,
+                note: str) -> None:
+    """One panel per (title, summary rows of one benchmark and split): a bar per method and metric
+    (``(label, metric)``), mean ± std over seeds."""
+    fig, axes = new_figure(3.2 * len(panels) + 1, 3.4, ncols=max(len(panels), 1))
+    axes = np.atleast_1d(axes)
+    for ax, (title, s) in zip(axes, panels):
+        methods = list(dict.fromkeys(s.method))
+        for j, (label, metric) in enumerate(metrics):
+            g = s[s.metric == metric].drop_duplicates("method").set_index("method").reindex(methods)
+            x = np.arange(len(methods)) + (j - (len(metrics) - 1) / 2) * 0.38
+            ax.bar(x, g["mean"], 0.36, yerr=g["std"].fillna(0), label=f"{label}@k",
+                   color=COLORS[j % len(COLORS)], capsize=2)
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("%")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(note, fontsize=7)
+    save_figure(fig, path)

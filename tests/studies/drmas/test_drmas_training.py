@@ -56,3 +56,42 @@ def test_team_trains_and_evaluates(inputs, root, method):
          "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
     res = json.loads((out / "eval.json").read_text())["splits"]["test"]
     assert res["episodes"] == 8 and res["top_p"] == 0.95 and "pass_at_k_pct" in res["metrics"]
+
+
+@pytest.fixture(scope="module")
+def search_inputs(tmp_path_factory):
+    from repro.data.search_embedded import build as build_data
+    from repro.studies.drmas.warmstart import build_search
+
+    base = tmp_path_factory.mktemp("drmas_search")
+    data, model = base / "data", base / "model"
+    build_data(data, {"seed": 0, "people": 40, "train": 30, "valid": 4, "test": 3})
+    build_search(model, {"demo_questions": 12, "sft_epochs": 1, "model": {"num_hidden_layers": 1}}, data)
+    return base, data, model
+
+
+@pytest.mark.parametrize("method", ["nonshare_grpo", "single_grpo"])
+def test_search_team_trains_and_evaluates(search_inputs, root, method):
+    """The search benchmark's overrides reach the run (team rollout, three non-shared agents, the
+    single agent's multi-turn rollout) and the search episodes train and evaluate."""
+    base, data, model = search_inputs
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    cfg["studies"] = ["drmas"]
+    run = run_config(load(cfg, root), "drmas", method, "search")
+    rollout = {"nonshare_grpo": "drmas_search", "single_grpo": "multi_turn"}[method]
+    assert (run["train"]["rollout"], run["train"]["max_steps"], run["train"]["group_size"]) == (rollout, 4, 5)
+    run["train"].update(SHRINK)
+    run["evaluate"].update(episodes_per_game=1)
+    run.update(benchmark="search", model="tiny", seed=0)
+    out = base / method
+    run_cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+            "--model-dir", str(model), "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
+            "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}")
+    log = pd.read_csv(out / "train_log.csv")
+    if method == "nonshare_grpo":
+        assert {f"train/grad_norm/wg{k}" for k in range(3)} <= set(log.columns)
+        assert (out / "checkpoint" / "agents" / "agent2" / "model.safetensors").exists()  # the Answer agent
+    run_cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+            "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
+    res = json.loads((out / "eval.json").read_text())["splits"]["test"]
+    assert res["episodes"] == 3 and 0.0 <= res["success_rate"] <= 1.0 and res["mean_episode_length"] >= 1

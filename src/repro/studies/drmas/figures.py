@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.agentic import cell, in_order, ordering_claims, temperatures
+from repro.figures.agentic import cell, in_order, metric_bars, ordering_claims, temperatures
 from repro.figures.claims import claim_line, welch
 from repro.figures.style import COLORS, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
@@ -87,6 +87,8 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "8B), Table 2 (search, average over seven; Qwen2.5-3B / 7B) and Table 3 (search, Qwen2.5-7B, "
                  "non-sharing, average) (agentic-rl.md §6.7); 'n/f' where the paper has no such cell.",
                  *[f"claim: {line}" for line in claims(s)]])
+    metric_bars([(f"{b}: {sp}", g) for (b, sp), g in s.groupby(["benchmark", "split"], sort=False)], METRICS,
+                out_dir / "main_table.png", _note(scale))
 
 
 def agent_norms(logs: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.agentic import cell, in_order, main_runs, ordering_claims, temperatures
+from repro.figures.agentic import cell, in_order, main_runs, metric_bars, ordering_claims, temperatures
 from repro.figures.claims import claim_line, paired, welch
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
 from repro.figures.summary import read_train_logs
@@ -70,25 +70,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "reported: KPO Table 1 (Qwen3-4B, avg@16 / pass@16) as quoted by two third-party documents "
                  "[S] (agentic-rl.md §6.8); AMC'23, Minerva, OlympiadBench and the unclipped rows were not found.",
                  *[f"claim: {line}" for line in claims(s)]])
-    _bars(s, splits, out_dir / "main_table.png", scale)
-
-
-def _bars(s: pd.DataFrame, splits: list[str], path: Path, scale: str) -> None:
-    fig, axes = new_figure(3.2 * len(splits) + 1, 3.4, ncols=len(splits))
-    axes = np.atleast_1d(axes)
-    methods = list(dict.fromkeys(s.method))
-    for ax, split in zip(axes, splits):
-        for j, (label, metric) in enumerate(METRICS):
-            g = s[(s.split == split) & (s.metric == metric)].set_index("method").reindex(methods)
-            x = np.arange(len(methods)) + (j - 0.5) * 0.38
-            ax.bar(x, g["mean"], 0.36, yerr=g["std"].fillna(0), label=f"{label}@k",
-                   color=COLORS[j % len(COLORS)], capsize=2)
-        ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=8)
-        ax.set_title(split, fontsize=9)
-        ax.set_ylabel("%")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(_scale_note(scale), fontsize=7)
-    save_figure(fig, path)
+    metric_bars([(sp, s[s.split == sp]) for sp in splits], METRICS, out_dir / "main_table.png", _scale_note(scale))
 
 
 STABILITY = [("rollout/success_rate", "training reward (success)"), ("train/grad_norm", "gradient norm (mean)"),
