@@ -72,6 +72,26 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+def read_jsonl_split(folder: str | os.PathLike, split: str, required: set[str], what: str,
+                     skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The records of ``<folder>/<split>.jsonl``; a missing split names the file and the splits
+    there are (``skip``: files that are not splits), a record without a ``required`` key its line."""
+    path = Path(folder) / f"{split}.jsonl"
+    if not path.exists():
+        have = sorted(p.stem for p in Path(folder).glob("*.jsonl") if p.stem not in skip)
+        raise FileNotFoundError(f"{path}: no split {split!r} in this {what} dataset; splits: {', '.join(have) or '(none)'}")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                rec = json.loads(line)
+                missing = required - rec.keys()
+                if missing:
+                    raise ValueError(f"{path}:{n}: record lacks {', '.join(sorted(missing))}")
+                out.append(rec)
+    return out
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 digest of a file, streamed."""
     h = hashlib.sha256()

@@ -16,10 +16,11 @@ Dr. MAS; agentic-rl.md §4.4, §4.5).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from repro.io import read_jsonl_split
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +37,7 @@ def split_file(dataset_dir: str | Path, split: str) -> Path:
 
 def read_problems(dataset_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """The problems of ``split``; a missing split names the file and the splits that exist."""
-    path = split_file(dataset_dir, split)
-    if not path.exists():
-        have = sorted(p.stem for p in Path(dataset_dir).glob("*.jsonl"))
-        raise FileNotFoundError(f"{path}: no split {split!r} in this math dataset; splits: {', '.join(have) or '(none)'}")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                rec = json.loads(line)
-                missing = {"id", "question", "answer"} - rec.keys()
-                if missing:
-                    raise ValueError(f"{path}:{n}: problem lacks {', '.join(sorted(missing))}")
-                out.append(rec)
-    return out
+    return read_jsonl_split(dataset_dir, split, {"id", "question", "answer"}, "math")
 
 
 def _configs():

@@ -17,11 +17,12 @@ prompts (history, roles) are the orchestration's.
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from pathlib import Path
 from typing import Any
+
+from repro.io import read_jsonl_split
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _SEARCH = re.compile(r"<search>(.*?)</search>", re.DOTALL)
@@ -56,20 +57,7 @@ def format_information(passages: list[str]) -> str:
 
 
 def read_questions(dataset_dir: str | Path, split: str) -> list[dict[str, Any]]:
-    path = Path(dataset_dir) / f"{split}.jsonl"
-    if not path.exists():
-        have = sorted(p.stem for p in Path(dataset_dir).glob("*.jsonl") if p.stem != "corpus")
-        raise FileNotFoundError(f"{path}: no split {split!r} in this search dataset; splits: {', '.join(have) or '(none)'}")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                rec = json.loads(line)
-                missing = {"id", "question", "answers"} - rec.keys()
-                if missing:
-                    raise ValueError(f"{path}:{n}: question lacks {', '.join(sorted(missing))}")
-                out.append(rec)
-    return out
+    return read_jsonl_split(dataset_dir, split, {"id", "question", "answers"}, "search", skip=("corpus",))
 
 
 class SearchBatchEnv:
