@@ -66,6 +66,24 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
     assert "--tracking-spool" not in out and "replay-tracking" not in out
 
 
+def test_drmas_dags(root, clean_dir):
+    """Dr. MAS (not in the default studies) at both scales: both teams, every method, GPUs from config."""
+    p = _snakemake(root, "-n", "--configfile", "config/paper.yaml", "--profile", "workflow/profiles/slurm",
+                   "--config", 'studies=["drmas"]', cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    # 2 benchmarks x (warm start, single-agent, shared / non-shared x GRPO / Dr. MAS, 2 ablations) x 1 seed
+    assert _jobs(p.stdout, "train", "drmas") == 16 and _jobs(p.stdout, "plot_figure", "drmas") == 2
+    trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:") and "study=drmas" in b]
+    assert all("gpu=4," in b for b in trains)
+    assert {("model=qwen3-4b," in b, "benchmark=math," in b) for b in trains} == {(True, True), (False, False)}
+    assert "resources/datasets/search/nq_hotpotqa" in p.stdout and "resources/models/qwen2.5-7b" in p.stdout
+    assert "results/paper/drmas/search/qwen2.5-7b/nonshare_sigma_k/seed0/eval.json" in p.stdout
+    p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", "--config", 'studies=["drmas"]', cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert _jobs(p.stdout, "train", "drmas") == 36  # 2 benchmarks x 6 methods x 3 seeds, no ablations
+    assert "resources/models/tiny-qwen2-search-team" in p.stdout and "resources/datasets/search/embedded" in p.stdout
+
+
 def test_embedded_dag(root, clean_dir):
     p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
