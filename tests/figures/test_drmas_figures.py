@@ -47,6 +47,7 @@ def test_agent_gradient_norms(tmp_path):
             if method.startswith("nonshare"):
                 for k in (0, 1):
                     df[f"train/grad_norm_max/wg{k}"] = scale * (1 + rng.random(5))
+            df["moment/global/agent0"], df["moment/agent/agent0"] = 2.0, 1.0
             df.to_csv(d / "train_log.csv", index=False)
             logs.append(d / "train_log.csv")
     grad_norms(summary=tmp_path / "unused", train_logs=logs, reported=REPORTED, out_dir=tmp_path, scale="embedded")
@@ -54,4 +55,5 @@ def test_agent_gradient_norms(tmp_path):
     assert set(t.agent) == {"Solver", "Verifier", "all"} and set(t[t.agent == "all"].method) == {"share_drmas"}
     md = (tmp_path / "grad_norms.md").read_text()
     assert "math Solver: peak gradient norm higher under global normalisation: yes" in md
+    assert "math Solver: E[A^2] global 2.00 (max 2.00) vs agent-wise 1.00 over 45 training batches" in md
     assert (tmp_path / "grad_norms.png").stat().st_size > 0

@@ -93,3 +93,26 @@ def test_hand_example():
 def test_unknown_norm_is_refused():
     with pytest.raises(ConfigError, match="norm"):
         ESTIMATORS.get("drmas")(batch_of(random_rows(0)), {"norm": "per_agent"})
+
+
+def test_agent_moments_diagnostic():
+    """Lemma 4.2's second moment per agent: global normalisation inflates an agent whose rewards sit
+    away from the group's; agent-wise statistics hold it near 1 (Bessel: (n - 1) / n)."""
+    from types import SimpleNamespace
+
+    from repro.studies.drmas.diagnostics import agent_moments
+    from repro.studies.drmas.estimator import DrMASParams
+
+    # one group, 4 trajectories: agent 0 acts once in each; agent 1 only in the two that fail
+    traj = np.array([0, 1, 2, 2, 3, 3])
+    agent = np.array([0, 0, 0, 1, 0, 1])
+    outcome = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    b = StepBatch.from_anchor_strings(group=np.zeros(6, np.int64), traj=traj, step=np.zeros(6, np.int64),
+                                      anchor_obs=["s"] * 6, next_obs=None, keep_text=False, reward=outcome,
+                                      episode_reward=outcome, valid=np.ones(6, bool), agent=agent)
+    m = agent_moments(SimpleNamespace(batch=b), DrMASParams(invalid_penalty=0.0))
+    sigma = np.std([1, 1, 0, 0], ddof=1)
+    assert m["moment/global/agent0"] == pytest.approx(np.mean([(x - 0.5) ** 2 for x in (1, 1, 0, 0)]) / sigma ** 2, rel=1e-5)
+    assert m["moment/global/agent1"] == pytest.approx(0.25 / sigma ** 2, rel=1e-5)  # both rows at -0.5 / sigma
+    assert m["moment/agent/agent0"] == pytest.approx(0.75, rel=1e-5) and m["moment/agent/agent1"] == 0.0
+    assert "moment/global/agent2" not in m

@@ -8,7 +8,7 @@ from repro import registry
 from repro.rl import math_benchmark  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
 from repro.rl import search_benchmark  # noqa: F401  (the search benchmark and its datasets)
 from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, samplers)
-from repro.studies.drmas import estimator, figures  # noqa: F401  (registers drmas and the figures)
+from repro.studies.drmas import diagnostics, estimator, figures  # noqa: F401  (registration)
 from repro.studies.drmas.params import PerAgentParams
 
 registry.MODELS.lazy("tiny_qwen2_math_team", "repro.studies.drmas.warmstart:build")

@@ -127,18 +127,35 @@ def norm_claims(norms: pd.DataFrame) -> list[str]:
     return lines
 
 
+def moment_lines(logs: pd.DataFrame) -> list[str]:
+    """Per benchmark and agent: the advantage second moment under global and agent-wise
+    normalisation on the training batches (diagnostic ``agent_moments``), mean over iterations,
+    runs and seeds: Lemma 4.2's inflation as our rollouts have it."""
+    lines = []
+    for bench, lb in logs.groupby("benchmark", sort=False):
+        for k, name in AGENTS.get(bench, {}).items():
+            g, a = f"moment/global/agent{k}", f"moment/agent/agent{k}"
+            if {g, a} <= set(lb) and lb[g].notna().any():
+                lines.append(f"{bench} {name}: E[A^2] global {lb[g].mean():.2f} (max {lb[g].max():.2f}) vs agent-wise "
+                             f"{lb[a].mean():.2f} over {int(lb[g].notna().sum())} training batches (Lemma 4.2: "
+                             f"global inflates it where the agent's rewards differ from the group's)")
+    return lines
+
+
 @registry.FIGURES.register("drmas/grad_norms")
 def grad_norms(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Each agent's gradient norm (max over an iteration's updates, before clipping) per iteration,
     mean ± std over seeds, for every method; the peak-norm claim per agent."""
-    norms = agent_norms(read_train_logs(train_logs))
+    logs = read_train_logs(train_logs)
+    norms = agent_norms(logs)
     table = (norms.groupby(["benchmark", "agent", "method", "iteration"]).grad_norm_max.agg(["mean", "std", "count"])
              .reset_index().rename(columns={"count": "seeds"}))
     table["std"] = table["std"].fillna(0.0)
     write_table(table.round(4), out_dir / "grad_norms.csv", out_dir / "grad_norms.md",
                 "Per-agent gradient norms over training (max per iteration, before clipping)",
                 [_note(scale), "non-shared runs: one worker group per agent; shared runs: the one model's norm "
-                 "('all').", *[f"claim: {line}" for line in norm_claims(norms)]])
+                 "('all').", *[f"claim: {line}" for line in norm_claims(norms)],
+                 *[f"measured: {line}" for line in moment_lines(logs)]])
     panels = list(dict.fromkeys(zip(table.benchmark, table.agent)))
     fig, axes = new_figure(3.4 * max(len(panels), 1), 3.0, ncols=max(len(panels), 1))
     axes = np.atleast_1d(axes)
