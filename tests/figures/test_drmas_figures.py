@@ -43,7 +43,8 @@ def test_agent_gradient_norms(tmp_path):
             d = tmp_path / "results/embedded/drmas/math/tiny" / method / f"seed{seed}"
             d.mkdir(parents=True)
             it = np.arange(1, 6)
-            df = pd.DataFrame({"iteration": it, "train/grad_norm": 1.0, "train/grad_norm_max": 1.0 + rng.random(5)})
+            df = pd.DataFrame({"iteration": it, "train/grad_norm": 1.0, "train/grad_norm_max": 1.0 + rng.random(5),
+                               "rollout/episode_length": (2.0 if method == "nonshare_grpo" else 3.0) + rng.random(5)})
             if method.startswith("nonshare"):
                 for k in (0, 1):
                     df[f"train/grad_norm_max/wg{k}"] = scale * (1 + rng.random(5))
@@ -55,5 +56,7 @@ def test_agent_gradient_norms(tmp_path):
     assert set(t.agent) == {"Solver", "Verifier", "all"} and set(t[t.agent == "all"].method) == {"share_drmas"}
     md = (tmp_path / "grad_norms.md").read_text()
     assert "math Solver: peak gradient norm higher under global normalisation: yes" in md
+    calls = next(x for x in md.splitlines() if "math: nonshare_drmas makes more agent calls per episode" in x)
+    assert "(last 20 iterations; 3." in calls and "vs 2." in calls and "): yes, +0.8" in calls
     assert "math Solver: E[A^2] global 2.00 (max 2.00) vs agent-wise 1.00 over 45 training batches" in md
     assert (tmp_path / "grad_norms.png").stat().st_size > 0

@@ -127,6 +127,26 @@ def norm_claims(norms: pd.DataFrame) -> list[str]:
     return lines
 
 
+def calls_claims(logs: pd.DataFrame, last: int = 20) -> list[str]:
+    """Agent calls per episode over the last ``last`` training iterations, Dr. MAS vs GRPO per
+    setting (Welch over seeds): the paper's 7B non-shared search team under GRPO "learned to stop
+    calling the search agent" (§6.7), which shows as shorter episodes."""
+    col = "rollout/episode_length"
+    if col not in logs:
+        return []
+    lines = []
+    for bench, lb in logs.groupby("benchmark", sort=False):
+        tail = lb[lb.iteration > lb.iteration.max() - last]
+        per_seed = tail.groupby(["method", "seed"])[col].mean().reset_index()
+        stats = per_seed.groupby("method")[col].agg(mean="mean", std="std", n_seeds="count").fillna({"std": 0.0})
+        for dr, gr in PAIRS:
+            if {dr, gr} <= set(stats.index):
+                lines.append(claim_line(f"{bench}: {dr} makes more agent calls per episode than {gr} (last {last} "
+                                        f"iterations; {stats.loc[dr, 'mean']:.2f} vs {stats.loc[gr, 'mean']:.2f})",
+                                        welch(stats.loc[dr], stats.loc[gr]), digits=2))
+    return lines
+
+
 def moment_lines(logs: pd.DataFrame) -> list[str]:
     """Per benchmark and agent: the advantage second moment under global and agent-wise
     normalisation on the training batches (diagnostic ``agent_moments``), mean over iterations,
@@ -155,6 +175,7 @@ def grad_norms(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                 "Per-agent gradient norms over training (max per iteration, before clipping)",
                 [_note(scale), "non-shared runs: one worker group per agent; shared runs: the one model's norm "
                  "('all').", *[f"claim: {line}" for line in norm_claims(norms)],
+                 *[f"claim: {line}" for line in calls_claims(logs)],
                  *[f"measured: {line}" for line in moment_lines(logs)]])
     panels = list(dict.fromkeys(zip(table.benchmark, table.agent)))
     fig, axes = new_figure(3.4 * max(len(panels), 1), 3.0, ncols=max(len(panels), 1))
