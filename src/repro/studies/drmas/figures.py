@@ -153,6 +153,8 @@ def moment_lines(logs: pd.DataFrame) -> list[str]:
     runs and seeds: Lemma 4.2's inflation as our rollouts have it."""
     lines = []
     for bench, lb in logs.groupby("benchmark", sort=False):
+        if "moment/global/agent1" in lb:  # team runs only (a single agent's batches have agent 0 alone)
+            lb = lb[lb["moment/global/agent1"].notna()]
         for k, name in AGENTS.get(bench, {}).items():
             g, a = f"moment/global/agent{k}", f"moment/agent/agent{k}"
             if {g, a} <= set(lb) and lb[g].notna().any():
