@@ -8,13 +8,16 @@ The loss covers response tokens only.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from repro import io as rio
 from repro.rl.policy import micro_batches, response_logprobs
 from repro.rl.benchmarks import Benchmark
 from repro.rl.prompts import Memory, format_response
@@ -112,10 +115,6 @@ def warm_start_tiny(out_dir, pairs: list[tuple[str, str]], texts: list[str], p: 
     corpus); ``p``: ``seed``, ``model`` (Qwen2Config overrides) and the ``sft_*`` /
     ``max_prompt_tokens`` settings; ``manifest``: the builder's record, completed with the base
     model's manifest, the SFT losses and time and the files' digests."""
-    import tempfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from repro import io as rio  # noqa: PLC0415
     from repro.models.tiny import build_tiny_qwen2, load_model_and_tokenizer  # noqa: PLC0415
 
     corpus = [t for pair in pairs for t in pair] + list(texts)

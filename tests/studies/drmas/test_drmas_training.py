@@ -21,6 +21,26 @@ SHRINK = {"iterations": 2, "tasks_per_batch": 2, "group_size": 3, "val_every": 0
           "mini_batch_rows": 4, "micro_batch_rows": 4, "max_response_tokens": 12}
 
 
+def drmas_run(root, method: str, benchmark: str) -> dict:
+    """The run config the workflow would pass for ``method`` on ``benchmark`` (Dr. MAS studied alone)."""
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    cfg["studies"] = ["drmas"]
+    return run_config(load(cfg, root), "drmas", method, benchmark)
+
+
+def cli_train(run: dict, base, data, model, out) -> None:
+    run_cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+            "--model-dir", str(model), "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
+            "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}")
+
+
+def cli_evaluate(run: dict, data, out) -> dict:
+    """The test split's record of eval.json."""
+    run_cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
+            "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
+    return json.loads((out / "eval.json").read_text())["splits"]["test"]
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_math):
     base = tmp_path_factory.mktemp("drmas")
@@ -30,17 +50,13 @@ def inputs(tmp_path_factory, tiny_math):
 @pytest.mark.parametrize("method", ["share_drmas", "nonshare_drmas"])
 def test_team_trains_and_evaluates(inputs, root, method):
     base, data, model = inputs
-    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    cfg["studies"] = ["drmas"]
-    run = run_config(load(cfg, root), "drmas", method, "math")
+    run = drmas_run(root, method, "math")
     assert run["train"]["rollout"] == "drmas_math" and run["params"]["norm"] == "agent"
     run["train"].update(SHRINK)
     run["evaluate"].update(episodes_per_game=2)
     run.update(benchmark="math", model="tiny", seed=0)
     out = base / method
-    run_cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
-         "--model-dir", str(model), "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
-         "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}")
+    cli_train(run, base, data, model, out)
     log = pd.read_csv(out / "train_log.csv")
     rows = log[log.iteration >= 1]
     assert len(rows) == 2 and rows["train/grad_norm"].notna().all()
@@ -52,9 +68,7 @@ def test_team_trains_and_evaluates(inputs, root, method):
         assert rows["train/grad_norm/wg0"].notna().all()
         other = load_file(out / "checkpoint" / "agents" / "agent1" / "model.safetensors")
         assert any(not torch.equal(other[k], trained[k]) for k in trained)  # the Verifier's own weights
-    run_cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
-         "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
-    res = json.loads((out / "eval.json").read_text())["splits"]["test"]
+    res = cli_evaluate(run, data, out)
     assert res["episodes"] == 8 and res["top_p"] == 0.95 and "pass_at_k_pct" in res["metrics"]
 
 
@@ -75,23 +89,17 @@ def test_search_team_trains_and_evaluates(search_inputs, root, method):
     """The search benchmark's overrides reach the run (team rollout, three non-shared agents, the
     single agent's multi-turn rollout) and the search episodes train and evaluate."""
     base, data, model = search_inputs
-    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    cfg["studies"] = ["drmas"]
-    run = run_config(load(cfg, root), "drmas", method, "search")
+    run = drmas_run(root, method, "search")
     rollout = {"nonshare_grpo": "drmas_search", "single_grpo": "multi_turn"}[method]
     assert (run["train"]["rollout"], run["train"]["max_steps"], run["train"]["group_size"]) == (rollout, 4, 5)
     run["train"].update(SHRINK)
     run["evaluate"].update(episodes_per_game=1)
     run.update(benchmark="search", model="tiny", seed=0)
     out = base / method
-    run_cli("--log", str(out / "train.log"), "train", "--run-config", json.dumps(run), "--dataset-dir", str(data),
-            "--model-dir", str(model), "--out", str(out / "checkpoint"), "--log-csv", str(out / "train_log.csv"),
-            "--work-dir", str(out / "_resume"), "--tracking-uri", f"sqlite:///{base / 'mlflow.db'}")
+    cli_train(run, base, data, model, out)
     log = pd.read_csv(out / "train_log.csv")
     if method == "nonshare_grpo":
         assert {f"train/grad_norm/wg{k}" for k in range(3)} <= set(log.columns)
         assert (out / "checkpoint" / "agents" / "agent2" / "model.safetensors").exists()  # the Answer agent
-    run_cli("--log", str(out / "eval.log"), "evaluate", "--run-config", json.dumps(run), "--dataset-dir", str(data),
-            "--checkpoint", str(out / "checkpoint"), "--out", str(out / "eval.json"))
-    res = json.loads((out / "eval.json").read_text())["splits"]["test"]
+    res = cli_evaluate(run, data, out)
     assert res["episodes"] == 3 and 0.0 <= res["success_rate"] <= 1.0 and res["mean_episode_length"] >= 1

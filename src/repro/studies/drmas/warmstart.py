@@ -135,8 +135,8 @@ def build_search(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None
         raise ValueError(f"tiny_qwen2_search_team: unknown params {unknown}; allowed: {sorted(SEARCH_DEFAULTS)}")
     p = {**SEARCH_DEFAULTS, **params}
     pairs, solved = search_team_pairs(Path(dataset_dir), p)
-    texts = [json.loads(line).get("contents", json.loads(line).get("question", ""))
-             for f in sorted(Path(dataset_dir).glob("*.jsonl")) for line in f.read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    records = [json.loads(line) for f in sorted(Path(dataset_dir).glob("*.jsonl"))
+               for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [r.get("contents", r.get("question", "")) for r in records]  # passages and questions
     warm_start_tiny(out_dir, pairs, texts, p, {"builder": "tiny_qwen2_search_team", "params": p,
                                                "demonstrations": len(pairs), "scripted_team_success": solved})
