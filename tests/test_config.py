@@ -45,6 +45,29 @@ def test_seeds_map_is_checked(root, workflow_config):
         load(workflow_config, root)
 
 
+def test_benchmarks_and_methods_maps_select_per_study(root, workflow_config):
+    workflow_config.update(studies=["hgpo"], benchmarks={"hgpo": ["webshop"], "kpo": ["math"]},
+                           methods={"hgpo": ["warmstart", "gigpo", "hgpo_k4"]})
+    runs = run_table(load(workflow_config, root))  # kpo is not selected: its entry is ignored
+    assert {r.benchmark for r in runs} == {"webshop"}
+    assert {r.method for r in runs} == {"warmstart", "gigpo", "hgpo_k4"}  # a named ablation runs
+    workflow_config.update(benchmarks=None, methods=None)
+    assert {r.benchmark for r in run_table(load(workflow_config, root))} == {"alfworld", "webshop"}
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("benchmarks", {"hgpo": ["alfwrld"]}, "config: benchmarks.hgpo: 'alfwrld' not a benchmark of hgpo "
+                                          "at the embedded scale; allowed: alfworld, webshop"),
+    ("methods", {"hgpo": ["grpo", "gipo"]}, "config: methods.hgpo: 'gipo' not a method of hgpo at the "
+                                            "embedded scale; allowed: warmstart, "),
+    ("methods", {"hgpo": []}, "config: methods.hgpo: [] should be non-empty")])
+def test_benchmarks_and_methods_maps_are_checked(root, workflow_config, key, value, message):
+    workflow_config.update(studies=["hgpo"], **{key: value})
+    with pytest.raises(ConfigError) as err:
+        load(workflow_config, root)
+    assert str(err.value).startswith(message)
+
+
 def test_paper_scale_expands_both_models(root, workflow_config):
     workflow_config.update(yaml.safe_load((root / "config" / "paper.yaml").read_text()))
     runs = [r for r in run_table(load(workflow_config, root)) if r.study == "hgpo"]

@@ -186,6 +186,7 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if "base" in spec and (spec["base"] not in merged["models"] or spec["base"] == name):
             raise ConfigError(f"{src}: models.{name}.base: {spec['base']!r} is not another declared model; "
                               f"allowed: {', '.join(m for m in merged['models'] if m != name)}")
+    _check_selection(config, studies, config["scale"])
     for study, data in studies.items():
         _check_study(study, data, merged, config["scale"], sources[study])
         try:  # the papers' numbers, which every figure job reads (repro.reported)
@@ -302,12 +303,42 @@ def param_names(family: Any, method: dict, source: str) -> set[str]:
     return {f.name for f in dataclasses.fields(typed)} if dataclasses.is_dataclass(typed) else set()
 
 
+def _selected(loaded: dict[str, Any], key: str, study: str) -> list[str] | None:
+    """The workflow config's ``key`` map (``benchmarks``, ``methods``) entry for ``study``, if any."""
+    return (loaded["config"].get(key) or {}).get(study)
+
+
 def study_methods(loaded: dict[str, Any], study: str) -> list[str]:
-    """The study's methods in this DAG: ablation methods only when the config sets ``ablations``,
-    and a method that names its ``scales`` only at those."""
+    """The study's methods in this DAG: those the config's ``methods`` map names for it, else its
+    methods with ablations only when the config sets ``ablations``; a method that names its
+    ``scales`` only at those."""
     ablations, scale = bool(loaded["config"].get("ablations", False)), loaded["config"]["scale"]
+    named = _selected(loaded, "methods", study)
     return [m for m, spec in loaded["studies"][study]["methods"].items()
-            if (ablations or not spec.get("ablation")) and scale in spec.get("scales", (scale,))]
+            if (m in named if named is not None else ablations or not spec.get("ablation"))
+            and scale in spec.get("scales", (scale,))]
+
+
+def study_benchmarks(loaded: dict[str, Any], study: str) -> list[str]:
+    """The study's benchmarks in this DAG: those the config's ``benchmarks`` map names, else all."""
+    named = _selected(loaded, "benchmarks", study)
+    return [b for b in loaded["studies"][study]["benchmarks"] if named is None or b in named]
+
+
+def _check_selection(config: dict[str, Any], studies: dict[str, dict], scale: str) -> None:
+    """The ``benchmarks`` / ``methods`` maps name only what the selected studies have (a map entry
+    for a study not selected is ignored, so one config serves every ``studies`` list)."""
+    for key in ("benchmarks", "methods"):
+        for study, names in (config.get(key) or {}).items():
+            if study not in studies:
+                continue
+            have = studies[study][key]
+            if key == "methods":
+                have = {m: s for m, s in have.items() if scale in s.get("scales", (scale,))}
+            unknown = [n for n in names if n not in have]
+            if unknown:
+                raise ConfigError(f"config: {key}.{study}: {', '.join(map(repr, unknown))} not a "
+                                  f"{key[:-1]} of {study} at the {scale} scale; allowed: {', '.join(have)}")
 
 
 def study_figures(loaded: dict[str, Any], study: str) -> list[str]:
@@ -325,7 +356,8 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
     runs = []
     for study, data in loaded["studies"].items():
         s = data["scales"][scale]
-        for bench, per_scale in data["benchmarks"].items():
+        for bench in study_benchmarks(loaded, study):
+            per_scale = data["benchmarks"][bench]
             if per_scale[scale] is None:  # the benchmark has no runs at this scale
                 continue
             for model in scale_models(s, bench):

@@ -67,7 +67,8 @@ def test_paper_scale_dag_on_slurm_profile(root, clean_dir):
 
 
 def test_drmas_dags(root, clean_dir):
-    """Dr. MAS (not in the default studies) at both scales: both teams, every method, GPUs from config."""
+    """Dr. MAS at both scales: both teams, every method, GPUs from config (the quick default: its
+    shared math team only)."""
     p = _snakemake(root, "-n", "--configfile", "config/paper.yaml", "--profile", "workflow/profiles/slurm",
                    "--config", 'studies=["drmas"]', cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -78,9 +79,10 @@ def test_drmas_dags(root, clean_dir):
     assert {("model=qwen3-4b," in b, "benchmark=math," in b) for b in trains} == {(True, True), (False, False)}
     assert "resources/datasets/search/nq_hotpotqa" in p.stdout and "resources/models/qwen2.5-7b" in p.stdout
     assert "results/paper/drmas/search/qwen2.5-7b/nonshare_sigma_k/seed0/eval.json" in p.stdout
-    p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", "--config", 'studies=["drmas"]', cwd=clean_dir)
+    p = _snakemake(root, "-n", "--profile", "workflow/profiles/default", "--configfile", "config/embedded-full.yaml",
+                   "--config", 'studies=["drmas"]', cwd=clean_dir)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert _jobs(p.stdout, "train", "drmas") == 36  # 2 benchmarks x 6 methods x 3 seeds, no ablations
+    assert _jobs(p.stdout, "train", "drmas") == 48  # 2 benchmarks x (6 methods + 2 ablations) x 3 seeds
     assert "resources/models/tiny-qwen2-search-team" in p.stdout and "resources/datasets/search/embedded" in p.stdout
 
 
@@ -93,6 +95,11 @@ def test_embedded_dag(root, clean_dir):
     assert _jobs(p.stdout, "train", "graphgpo") == 2 and _jobs(p.stdout, "plot_figure", "graphgpo") == 3
     assert "results/embedded/graphgpo/alfworld/tiny-qwen2-alfworld/gigpo" not in p.stdout
     assert _jobs(p.stdout, "train", "kpo") == 4 and "resources/models/tiny-qwen2-math" in p.stdout
+    # Dr. MAS: the shared math team's warm start, GRPO and Dr. MAS (config.yaml's benchmarks / methods)
+    drmas = [b for b in p.stdout.split("\nrule ") if b.startswith("train:") and "study=drmas" in b]
+    assert len(drmas) == 3 and all("benchmark=math," in b and "seed=0" in b for b in drmas)
+    assert {b.split("method=")[1].split(",")[0] for b in drmas} == {"warmstart", "share_grpo", "share_drmas"}
+    assert "tiny-qwen2-search-team" not in p.stdout
     trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:")]  # every study's
     assert all("--tracking-spool results/embedded/" in b for b in trains) and "replay-tracking" in p.stdout
     for path in ("resources/models/tiny-qwen2-alfworld", "resources/models/tiny-qwen2-webshop",
