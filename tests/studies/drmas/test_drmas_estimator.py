@@ -116,3 +116,22 @@ def test_agent_moments_diagnostic():
     assert m["moment/global/agent1"] == pytest.approx(0.25 / sigma ** 2, rel=1e-5)  # both rows at -0.5 / sigma
     assert m["moment/agent/agent0"] == pytest.approx(0.75, rel=1e-5) and m["moment/agent/agent1"] == 0.0
     assert "moment/global/agent2" not in m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_global_advantage_is_bounded_by_the_group_size(seed):
+    """Samuelson's inequality: a trajectory score sits at most (N - 1) / sqrt(N) Bessel stds from
+    its group's mean, so under global normalisation every step's A^2 <= (N - 1)^2 / N, and so is
+    Lemma 4.2's per-agent second moment, whatever the agents' reward statistics (README: why a
+    fixed group size cannot show Proposition 4.3's divergence); the bound is reached by the one
+    failed trajectory of a group whose others all succeed."""
+    rows = random_rows(seed)
+    got = ESTIMATORS.get("drmas")(batch_of(rows), {"norm": "global", "invalid_penalty": 0.1})
+    sizes = np.array([len({t for gg, t, *_ in rows if gg == g}) for g, *_ in rows])
+    several = sizes > 1  # a singleton group's A is its score (mu = 0, sigma = 1)
+    assert several.sum() > len(rows) // 2
+    assert np.all(got[several] ** 2 <= (sizes[several] - 1) ** 2 / sizes[several] + 1e-9)
+    n = 5
+    one_fails = [(0, t, 0, float(t > 0), True) for t in range(n)]
+    a = ESTIMATORS.get("drmas")(batch_of(one_fails), {"norm": "global", "invalid_penalty": 0.0})
+    assert a[0] ** 2 == pytest.approx((n - 1) ** 2 / n, rel=1e-5)
