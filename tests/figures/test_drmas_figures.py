@@ -17,7 +17,8 @@ REPORTED = ROOT / "paper_figures" / "reported" / "drmas.csv"
 
 def test_main_table_claims_and_headline_gain(tmp_path):
     rows = []
-    for method, avg in (("share_grpo", 40.0), ("share_drmas", 44.0), ("nonshare_grpo", 30.0), ("nonshare_drmas", 36.0)):
+    for method, avg in (("share_grpo", 40.0), ("share_drmas", 44.0), ("nonshare_grpo", 30.0), ("nonshare_drmas", 36.0),
+                        ("nonshare_mu_k", 33.0)):
         for metric, mean in (("success_rate_pct", avg), ("pass_at_k_pct", avg + 10)):
             rows.append({"study": "drmas", "scale": "embedded", "benchmark": "math", "model": "tiny", "method": method,
                          "split": "test", "temperature": 0.6, "task_type": "all", "metric": metric, "mean": mean,
@@ -30,6 +31,10 @@ def test_main_table_claims_and_headline_gain(tmp_path):
     assert t.loc[t.method == "nonshare_drmas", "reported Table 3 (search 7B)"].item() == "n/f / n/f"
     md = (tmp_path / "main_table.md").read_text()
     assert "math: share_drmas > share_grpo (test success_rate_pct): yes, +4.0" in md
+    # Table 3's ordering where its runs exist: (mu_k, sigma_k) > (mu_k, sigma) > (mu, sigma); no (mu, sigma_k) run
+    assert "math: nonshare_drmas > nonshare_mu_k (test success_rate_pct): yes, +3.0" in md
+    assert "math: nonshare_mu_k > nonshare_grpo (test success_rate_pct): yes, +3.0" in md
+    assert "nonshare_sigma_k >" not in md and "> nonshare_sigma_k" not in md
     # (44 + 36) / 2 over (40 + 30) / 2: +14.3%
     assert "math test: headline relative gain (avg@k, mean over shared and non-shared): +14.3% (paper: +5.6%)" in md
     assert (tmp_path / "main_table.png").stat().st_size > 0
