@@ -1,5 +1,5 @@
 """The package's layering (DESIGN.md §2): ``data/`` generates and fetches, ``envs/`` runs the
-environments, ``models/`` builds base models, ``rl/`` and ``classic/`` train; the first three
+environments, ``models/`` builds base models, ``rl/``, ``classic/`` and ``multimodal/`` train; the first three
 import no trainer, no study is imported by core code, and no import circle joins the parts.
 Imports are read from the source (module level and inside functions alike)."""
 
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "repro"
-SUBPACKAGES = {"data", "envs", "models", "rl", "classic", "figures", "metrics", "studies"}
+SUBPACKAGES = {"data", "envs", "models", "rl", "classic", "multimodal", "figures", "metrics", "studies"}
 
 
 def _node(module: str) -> str | None:
@@ -41,7 +41,7 @@ def _imports() -> dict[str, set[str]]:
 def test_data_models_and_envs_import_no_trainer_and_core_imports_no_study():
     graph = _imports()
     for part in ("data", "models", "envs"):
-        assert not graph.get(part, set()) & {"rl", "classic", "studies"}, (part, graph.get(part))
+        assert not graph.get(part, set()) & {"rl", "classic", "multimodal", "studies"}, (part, graph.get(part))
     for core in ("registry", "config", "plugins", "families", "cli", "io", "provenance", "tracking"):
         assert "studies" not in graph.get(core, set()) and "rl" not in graph.get(core, set()), core
 

@@ -94,6 +94,11 @@ def draw(shape: str, colour: str, size: str, position: str, rng: np.random.Gener
     return np.asarray(canvas.resize((image_size, image_size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
+def articles(text: str) -> str:
+    """'a' before a vowel becomes 'an' ("a orange star" -> "an orange star")."""
+    return re.sub(r"\ba (?=[aeiou])", "an ", text)
+
+
 def generate(params: dict[str, Any]) -> dict[str, tuple[np.ndarray, list[dict[str, Any]]]]:
     """split -> (images N x H x W x 3 uint8, records); deterministic in ``params``."""
     unknown = sorted(set(params) - set(DEFAULTS))
@@ -116,7 +121,7 @@ def generate(params: dict[str, Any]) -> dict[str, tuple[np.ndarray, list[dict[st
             attrs = {"shape": SHAPES[label], "colour": pick.choice(list(COLOURS)),
                      "size": pick.choice(list(SIZES)), "position": pick.choice(list(POSITIONS))}
             images[i] = draw(**attrs, rng=rng, image_size=p["image_size"])
-            caption = re.sub(r"\ba (?=[aeiou])", "an ", pick.choice(CAPTIONS).format(**attrs))
+            caption = articles(pick.choice(CAPTIONS).format(**attrs))
             records.append({"label": label, **attrs, "caption": caption})
         out[split] = (images, records)
     return out
