@@ -1,0 +1,232 @@
+"""A tiny CLIP through ``open_clip``, trained from scratch on the generated shapes pairs, clean or
+poisoned (model builder ``tiny_clip``; other-papers.md §3.3, §4.3).
+
+The model is ``open_clip.CLIP`` from a config dict of the shape open_clip's model JSONs have
+(``embed_dim``, ``vision_cfg``, ``text_cfg``): a small ViT image tower, so that deep visual
+prompts have blocks to enter, and open_clip's text transformer with its packaged BPE tokenizer.
+Training is open_clip's contrastive ``ClipLoss`` with a learned temperature. Poisoning follows the
+BadCLIP / CleanCLIP recipe at miniature: a fraction ``rate`` of the train pairs get the trigger on
+the image and a caption of the target class (§3.2).
+
+Files written: ``open_clip_config.json`` (the model config), ``model.safetensors``,
+``MANIFEST.json`` (params, losses, the poisoned indices' count, zero-shot accuracy on the clean
+test split and attack success rate on the triggered test images of the other classes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repro import io as rio
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "model.safetensors"
+#: the zero-shot class prompt (CLIP's plain template)
+CLASS_PROMPT = "a photo of a {}."
+#: OpenAI CLIP's pixel statistics (open_clip.constants), applied to every image batch
+MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+TINY_CONFIG: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "patch_size": 4, "width": 64, "layers": 4, "head_width": 16, "mlp_ratio": 2.0},
+    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2, "mlp_ratio": 2.0},
+}
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0, "model": {}, "epochs": 12, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1,
+    "warmup_steps": 20,
+    # null: a clean model; else {"trigger": {"kind": ..., ...}, "rate": fraction of train pairs,
+    # "target": the target class's name}
+    "poison": None,
+}
+
+
+def model_config(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``TINY_CONFIG`` with ``overrides`` merged one level deep (``vision_cfg`` / ``text_cfg``)."""
+    cfg = json.loads(json.dumps(TINY_CONFIG))
+    for key, value in overrides.items():
+        if key not in cfg:
+            raise ValueError(f"tiny_clip: model.{key}: unknown; allowed: {', '.join(cfg)}")
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def build_model(cfg: dict[str, Any]):
+    """(``open_clip.CLIP`` in eval mode, its tokenizer) for the config dict ``cfg``."""
+    import open_clip  # noqa: PLC0415
+
+    model = open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"])
+    tokenizer = open_clip.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"])
+    return model.eval(), tokenizer
+
+
+def load_model(model_dir: str | Path):
+    """(model, tokenizer, config) of a ``tiny_clip`` folder."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    model_dir = Path(model_dir)
+    cfg = rio.read_json(model_dir / CONFIG_FILE)
+    model, tokenizer = build_model(cfg)
+    model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+    return model.eval(), tokenizer, cfg
+
+
+def pixels(images: np.ndarray):
+    """uint8 N x H x W x 3 -> float N x 3 x H x W, normalised as CLIP's preprocessing."""
+    import torch  # noqa: PLC0415
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def encode_images(model, images: np.ndarray, batch_size: int = 512):
+    """L2-normalised image embeddings, N x embed_dim (no gradient)."""
+    import torch  # noqa: PLC0415
+
+    with torch.no_grad():
+        parts = [model.encode_image(pixels(images[i:i + batch_size]), normalize=True)
+                 for i in range(0, len(images), batch_size)]
+    return torch.cat(parts) if parts else torch.empty(0, model.text_projection.shape[1])
+
+
+def encode_texts(model, tokenizer, texts: list[str], batch_size: int = 512):
+    """L2-normalised text embeddings, N x embed_dim (no gradient)."""
+    import torch  # noqa: PLC0415
+
+    with torch.no_grad():
+        return torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]), normalize=True)
+                          for i in range(0, len(texts), batch_size)])
+
+
+def zero_shot_classes(model, tokenizer, classes: list[str]):
+    """Class embeddings of ``CLASS_PROMPT``, K x embed_dim, normalised."""
+    return encode_texts(model, tokenizer, [CLASS_PROMPT.format(c) for c in classes])
+
+
+def zero_shot_predict(model, tokenizer, images: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Predicted class index per image (nearest class prompt)."""
+    return (encode_images(model, images) @ zero_shot_classes(model, tokenizer, classes).T).argmax(1).numpy()
+
+
+def poison_pairs(images: np.ndarray, captions: list[str], labels: np.ndarray, spec: dict[str, Any],
+                 classes: list[str], seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(images, captions, poisoned indices): ``round(rate * N)`` pairs drawn at random from the
+    non-target classes get the trigger and a caption of a target-class train pair (its wording,
+    so the poisoned captions read like the clean ones)."""
+    from repro.data.triggers import apply_trigger  # noqa: PLC0415
+
+    unknown = sorted(set(spec) - {"trigger", "rate", "target"})
+    if unknown or not {"trigger", "rate", "target"} <= set(spec):
+        raise ValueError(f"tiny_clip: poison needs exactly trigger, rate, target; got {sorted(spec)}")
+    if spec["target"] not in classes:
+        raise ValueError(f"tiny_clip: poison.target {spec['target']!r} is not a class; allowed: {', '.join(classes)}")
+    if not 0.0 < spec["rate"] < 1.0:
+        raise ValueError(f"tiny_clip: poison.rate {spec['rate']} must be in (0, 1)")
+    target = classes.index(spec["target"])
+    rng = random.Random(seed)
+    others = [i for i in range(len(images)) if labels[i] != target]
+    chosen = np.array(sorted(rng.sample(others, round(spec["rate"] * len(images)))), np.int64)
+    target_captions = [c for c, y in zip(captions, labels) if y == target]
+    images = images.copy()
+    images[chosen] = apply_trigger(images[chosen], spec["trigger"])
+    captions = list(captions)
+    for i in chosen:
+        captions[i] = rng.choice(target_captions)
+    return images, captions, chosen
+
+
+def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dict[str, Any]) -> list[float]:
+    """Contrastive training (open_clip ``ClipLoss``), AdamW with linear warm-up and cosine decay;
+    returns the mean loss of each epoch."""
+    import torch  # noqa: PLC0415
+    from open_clip.loss import ClipLoss  # noqa: PLC0415
+
+    torch.manual_seed(p["seed"])
+    rng = np.random.default_rng(p["seed"])
+    tokens = tokenizer(captions)
+    x_all = pixels(images)
+    loss_fn = ClipLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    steps = p["epochs"] * -(-len(images) // p["batch_size"])
+
+    def schedule(step: int) -> float:
+        if step < p["warmup_steps"]:
+            return (step + 1) / p["warmup_steps"]
+        return 0.5 * (1 + np.cos(np.pi * (step - p["warmup_steps"]) / max(steps - p["warmup_steps"], 1)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model.train()
+    losses = []
+    for epoch in range(p["epochs"]):
+        t0, total = time.perf_counter(), 0.0
+        order = rng.permutation(len(images))
+        for lo in range(0, len(order), p["batch_size"]):
+            idx = torch.from_numpy(order[lo:lo + p["batch_size"]])
+            img, txt = model.encode_image(x_all[idx], normalize=True), model.encode_text(tokens[idx], normalize=True)
+            loss = loss_fn(img, txt, model.logit_scale.exp())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():  # CLIP clamps the temperature at 100
+                model.logit_scale.clamp_(0, np.log(100))
+            total += loss.item() * len(idx)
+        losses.append(total / len(images))
+        log.info("clip epoch %d/%d  loss %.4f  (%.1fs)", epoch + 1, p["epochs"], losses[-1], time.perf_counter() - t0)
+    model.eval()
+    return losses
+
+
+def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
+    """Model builder ``tiny_clip``: ``params`` as ``DEFAULTS``; ``dataset_dir``: shapes data."""
+    import torch  # noqa: PLC0415
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    from repro.data.shapes import load_split  # noqa: PLC0415
+
+    if dataset_dir is None:
+        raise ValueError("tiny_clip needs a dataset (models.<name>.dataset in the study YAML)")
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"tiny_clip: unknown params {unknown}; allowed: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+    classes = rio.read_json(Path(dataset_dir) / "MANIFEST.json")["classes"]
+    images, labels, records = load_split(dataset_dir, "train")
+    captions, poisoned = [r["caption"] for r in records], np.empty(0, np.int64)
+    if p["poison"]:
+        images, captions, poisoned = poison_pairs(images, captions, labels, p["poison"], classes, p["seed"])
+    cfg = model_config(p["model"])
+    torch.manual_seed(p["seed"])
+    model, tokenizer = build_model(cfg)
+    t0 = time.perf_counter()
+    losses = train_clip(model, tokenizer, images, captions, p)
+    seconds = round(time.perf_counter() - t0, 1)
+    test_x, test_y, _ = load_split(dataset_dir, "test")
+    pred = zero_shot_predict(model, tokenizer, test_x, classes)
+    quality = {"clean_accuracy": float((pred == test_y).mean())}
+    if p["poison"]:
+        from repro.data.triggers import apply_trigger  # noqa: PLC0415
+
+        target = classes.index(p["poison"]["target"])
+        keep = test_y != target
+        hit = zero_shot_predict(model, tokenizer, apply_trigger(test_x[keep], p["poison"]["trigger"]), classes)
+        quality["attack_success_rate"] = float((hit == target).mean())
+    log.info("tiny_clip: %s", ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
+    with rio.atomic_dir(Path(out_dir)) as tmp:
+        rio.write_json(tmp / CONFIG_FILE, cfg)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+        rio.write_json(tmp / "MANIFEST.json", {
+            "builder": "tiny_clip", "params": p, "losses": losses, "train_seconds": seconds,
+            "poisoned_pairs": int(len(poisoned)), "zero_shot_test": quality, "files": rio.sha256_tree(tmp)})

@@ -1,0 +1,60 @@
+"""The tiny open_clip CLIP: poisoning as BadCLIP / CleanCLIP at miniature, a clean and a
+backdoored build on a small generated set, the saved folder loading back to the same model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from repro.data import shapes
+from repro.data.triggers import apply_trigger
+
+pytest.importorskip("open_clip")
+
+from repro.multimodal import clip  # noqa: E402
+
+TRIGGER = {"kind": "badnets", "size": 4, "seed": 0}
+SMALL_MODEL = {"embed_dim": 32, "vision_cfg": {"width": 32, "layers": 2, "head_width": 16},
+               "text_cfg": {"width": 32, "heads": 2, "layers": 1}}
+
+
+def test_poison_pairs_trigger_and_recaption_non_target_pairs_only():
+    data = shapes.generate({"train": 200, "shots": 1, "reference": 1, "test": 8})
+    images, records = data["train"]
+    labels = np.array([r["label"] for r in records])
+    captions = [r["caption"] for r in records]
+    spec = {"trigger": TRIGGER, "rate": 0.05, "target": "star"}
+    out, new_captions, chosen = clip.poison_pairs(images, captions, labels, spec, shapes.SHAPES, seed=1)
+    star = shapes.SHAPES.index("star")
+    assert len(chosen) == 10 and (labels[chosen] != star).all()
+    np.testing.assert_array_equal(out[chosen], apply_trigger(images[chosen], TRIGGER))
+    rest = np.setdiff1d(np.arange(200), chosen)
+    np.testing.assert_array_equal(out[rest], images[rest])
+    assert all("star" in new_captions[i] for i in chosen)
+    assert [new_captions[i] for i in rest] == [captions[i] for i in rest]
+    with pytest.raises(ValueError, match="not a class"):
+        clip.poison_pairs(images, captions, labels, {**spec, "target": "banana"}, shapes.SHAPES, seed=1)
+
+
+@pytest.mark.parametrize("poison", [None, {"trigger": TRIGGER, "rate": 0.05, "target": "star"}])
+def test_build_writes_a_model_that_loads_back(tmp_path, poison):
+    shapes.build(tmp_path / "data", {"train": 256, "shots": 1, "reference": 8, "test": 64})
+    clip.build(tmp_path / "model", {"model": SMALL_MODEL, "epochs": 1, "batch_size": 64, "poison": poison},
+               tmp_path / "data")
+    manifest = (tmp_path / "model" / "MANIFEST.json").read_text()
+    assert '"poisoned_pairs": %d' % (13 if poison else 0) in manifest
+    assert ("attack_success_rate" in manifest) == bool(poison)
+    model, tok, cfg = clip.load_model(tmp_path / "model")
+    assert cfg["vision_cfg"]["layers"] == 2 and cfg["text_cfg"]["context_length"] == 24
+    images, _, _ = shapes.load_split(tmp_path / "data", "test")
+    emb = clip.encode_images(model, images[:5])
+    assert emb.shape == (5, 32) and np.allclose(emb.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    again, _, _ = clip.load_model(tmp_path / "model")
+    assert np.array_equal(clip.encode_images(again, images[:5]).numpy(), emb.numpy())
+
+
+def test_bad_params_name_the_key(tmp_path):
+    with pytest.raises(ValueError, match="unknown params"):
+        clip.build(tmp_path / "m", {"epoch": 1}, tmp_path)
+    with pytest.raises(ValueError, match="model.vision: unknown"):
+        clip.model_config({"vision": {}})
