@@ -38,3 +38,34 @@ def test_scaleup_consistency_by_hand():
     got = scaleup_score(np.concatenate([clean, triggered]), toy_proba)
     # clean: brightness 20 -> class 0; x3 = 60 ties at 0.5 (argmax: class 0), x5..x11 -> class 1
     np.testing.assert_allclose(got, [1 / 5, 1.0])
+
+
+def test_corruptions_keep_shape_and_contrast_and_brightness_act_as_written():
+    from repro.studies.bdetclip.baselines import CORRUPTIONS, corrupt
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
+    for kind in CORRUPTIONS:
+        for severity in (1, 5):
+            y = corrupt(x, kind, severity)
+            assert y.shape == x.shape and y.dtype == np.uint8, kind
+    stds = [corrupt(x, "contrast", s).astype(float).std() for s in range(1, 6)]
+    assert stds == sorted(stds, reverse=True)  # each severity pulls harder toward the mean
+    flat = np.full((1, 4, 4, 3), 50, np.uint8)
+    assert (corrupt(flat, "brightness", 5) == round(50 + 0.3 * 255)).all()
+    with pytest.raises(ValueError, match="allowed: gaussian_noise"):
+        corrupt(x, "fog", 1)
+
+
+def test_teco_flip_points_by_hand():
+    from repro.studies.bdetclip.baselines import teco_score
+
+    def bright(images):  # class 1 when the mean brightness passes 60
+        p1 = (images.astype(float).mean(axis=(1, 2, 3)) > 60).astype(float)
+        return np.stack([1 - p1, p1], 1)
+
+    flat = np.full((1, 32, 32, 3), 50, np.uint8)
+    # only brightness moves a flat image's mean past 60 (+12.75 at severity 1): flip points
+    # 6, 6, 6, 6, 6, 1, 6, 6 over the eight kinds; impulse noise at 0.07 moves it to ~55 only
+    expected = np.std([6, 6, 6, 6, 6, 1, 6, 6])
+    np.testing.assert_allclose(teco_score(flat, bright), [expected])
