@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from repro import io as rio
+from repro.data.shapes import load_split
+from repro.data.triggers import apply_trigger
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,6 @@ def poison_pairs(images: np.ndarray, captions: list[str], labels: np.ndarray, sp
     """(images, captions, poisoned indices): ``round(rate * N)`` pairs drawn at random from the
     non-target classes get the trigger and a caption of a target-class train pair (its wording,
     so the poisoned captions read like the clean ones)."""
-    from repro.data.triggers import apply_trigger  # noqa: PLC0415
-
     unknown = sorted(set(spec) - {"trigger", "rate", "target"})
     if unknown or not {"trigger", "rate", "target"} <= set(spec):
         raise ValueError(f"tiny_clip: poison needs exactly trigger, rate, target; got {sorted(spec)}")
@@ -194,8 +194,6 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     import torch  # noqa: PLC0415
     from safetensors.torch import save_file  # noqa: PLC0415
 
-    from repro.data.shapes import load_split  # noqa: PLC0415
-
     if dataset_dir is None:
         raise ValueError("tiny_clip needs a dataset (models.<name>.dataset in the study YAML)")
     unknown = sorted(set(params) - set(DEFAULTS))
@@ -217,8 +215,6 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     pred = zero_shot_predict(model, tokenizer, test_x, classes)
     quality = {"clean_accuracy": float((pred == test_y).mean())}
     if p["poison"]:
-        from repro.data.triggers import apply_trigger  # noqa: PLC0415
-
         target = classes.index(p["poison"]["target"])
         keep = test_y != target
         hit = zero_shot_predict(model, tokenizer, apply_trigger(test_x[keep], p["poison"]["trigger"]), classes)
