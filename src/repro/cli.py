@@ -112,8 +112,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     run = a.run_config
     plugins.load([run["plugin"]])
     family = registry.FAMILIES.get(run["family"])
+    import inspect
+
+    # a family whose checkpoints hold only what was fitted (prompts, a probe, detector statistics)
+    # reads the frozen base model beside them
+    extra = ({"model_dir": Path(a.model_dir)} if a.model_dir and "model_dir" in
+             inspect.signature(family.evaluate).parameters else {})
     t0 = time.perf_counter()
-    result = family.evaluate(run, dataset_dir=Path(a.dataset_dir), checkpoint_dir=Path(a.checkpoint))
+    result = family.evaluate(run, dataset_dir=Path(a.dataset_dir), checkpoint_dir=Path(a.checkpoint), **extra)
     state = Path(a.checkpoint) / "trainer_state.json"
     out = {
         "study": run["study"], "benchmark": run["benchmark"], "model": run["model"],
@@ -232,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="record the MLflow run in this JSON file for replay-tracking instead")
         else:
             s.add_argument("--checkpoint", required=True)
+            s.add_argument("--model-dir", default=None,
+                           help="the run's base model (read by families whose checkpoints do not hold it)")
             s.add_argument("--out", required=True, help="eval.json")
             s.add_argument("--tracking-uri", default=None,
                            help="add the evaluated metrics to the training's MLflow run (live tracking)")

@@ -62,7 +62,8 @@ class Family(Protocol):
     def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
         """``{"splits": {split: {"metrics": {name: float}, ...}}}``: the paper's protocol on each
         configured split. ``summarize`` tabulates every split's ``metrics`` (mean ± std over
-        seeds); other keys (sample counts, per-sample outputs) stay in ``eval.json``."""
+        seeds); other keys (sample counts, per-sample outputs) stay in ``eval.json``. A family
+        whose checkpoints hold only what was fitted also takes ``model_dir`` (the base model)."""
 
 
 class FamilyDefaults:

@@ -116,3 +116,4 @@ FINETUNING = Registry("fine-tuning method")
 POLICY_LOSSES = Registry("policy loss")  # agentic_rl: name -> repro.rl.losses.PolicyLoss
 LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner (lazy: meta params=Params)
 METRICS = Registry("metric")  # classic: name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
+MM_METHODS = Registry("multimodal method")  # multimodal: name -> repro.multimodal.family.Method (lazy: meta params=Params)

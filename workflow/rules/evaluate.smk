@@ -2,6 +2,7 @@ rule evaluate:
     input:
         dataset=get_run_dataset,
         checkpoint="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/checkpoint",
+        model="resources/models/{model}",
         tracking="results/mlflow_uri.txt",
     output:
         "results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/eval.json",
@@ -20,7 +21,7 @@ rule evaluate:
         runtime=get_resource("evaluate", "runtime_min"),
     shell:
         "repro --log {log} evaluate --run-config {params.run:q} --dataset-dir {input.dataset} "
-        "--checkpoint {input.checkpoint} --out {output}"
+        "--checkpoint {input.checkpoint} --model-dir {input.model} --out {output}"
         # live tracking: the evaluated metrics join the training's MLflow run (deferred: summarize
         # sends them with the spooled run)
         + ("" if tracking_deferred() else ' --tracking-uri "$(cat {input.tracking})"')

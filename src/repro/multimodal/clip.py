@@ -38,12 +38,12 @@ MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.2757
 
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "patch_size": 4, "width": 64, "layers": 4, "head_width": 16, "mlp_ratio": 2.0},
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 4, "head_width": 16, "mlp_ratio": 2.0},
     "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2, "mlp_ratio": 2.0},
 }
 
 DEFAULTS: dict[str, Any] = {
-    "seed": 0, "model": {}, "epochs": 12, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1,
+    "seed": 0, "model": {}, "epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1,
     "warmup_steps": 20,
     # null: a clean model; else {"trigger": {"kind": ..., ...}, "rate": fraction of train pairs,
     # "target": the target class's name}
@@ -158,7 +158,7 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
     tokens = tokenizer(captions)
     x_all = pixels(images)
     loss_fn = ClipLoss()
-    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"], fused=True)
     steps = p["epochs"] * -(-len(images) // p["batch_size"])
 
     def schedule(step: int) -> float:
@@ -189,8 +189,10 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
     return losses
 
 
-def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> None:
-    """Model builder ``tiny_clip``: ``params`` as ``DEFAULTS``; ``dataset_dir``: shapes data."""
+def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_dir: Path | None = None) -> None:
+    """Model builder ``tiny_clip``: ``params`` as ``DEFAULTS``; ``dataset_dir``: shapes data;
+    ``base_dir``: a ``tiny_clip`` folder to fine-tune (the BadCLIP / CleanCLIP recipe poisons a
+    pre-trained CLIP by fine-tuning it, §3.2, §4.4) instead of training from scratch."""
     import torch  # noqa: PLC0415
     from safetensors.torch import save_file  # noqa: PLC0415
 
@@ -205,9 +207,14 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
     captions, poisoned = [r["caption"] for r in records], np.empty(0, np.int64)
     if p["poison"]:
         images, captions, poisoned = poison_pairs(images, captions, labels, p["poison"], classes, p["seed"])
-    cfg = model_config(p["model"])
     torch.manual_seed(p["seed"])
-    model, tokenizer = build_model(cfg)
+    if base_dir is None:
+        cfg = model_config(p["model"])
+        model, tokenizer = build_model(cfg)
+    else:
+        if p["model"]:
+            raise ValueError(f"tiny_clip: model {p['model']} with a base model: the architecture is the base's")
+        model, tokenizer, cfg = load_model(base_dir)
     t0 = time.perf_counter()
     losses = train_clip(model, tokenizer, images, captions, p)
     seconds = round(time.perf_counter() - t0, 1)
@@ -224,5 +231,6 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None) -> No
         rio.write_json(tmp / CONFIG_FILE, cfg)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
         rio.write_json(tmp / "MANIFEST.json", {
-            "builder": "tiny_clip", "params": p, "losses": losses, "train_seconds": seconds,
+            "builder": "tiny_clip", "params": p, "losses": losses,
+            "base_model": None if base_dir is None else rio.manifest_record(base_dir), "train_seconds": seconds,
             "poisoned_pairs": int(len(poisoned)), "zero_shot_test": quality, "files": rio.sha256_tree(tmp)})

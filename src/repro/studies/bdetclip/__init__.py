@@ -1,4 +1,11 @@
 """BDetCLIP (Niu, He et al., ICML 2025): test-time backdoor detection by contrastive prompting.
-Built so far: the score, its threshold rule and metrics, the embedded text generators
-(``detector``) and the STRIP, SCALE-UP and TeCo baselines (``baselines``); the study's runs come
-with the vision-language family."""
+
+The study's plugin registers the multimodal family, the shapes data, the tiny CLIP builder and the
+detectors (``methods``: BDetCLIP and the STRIP, SCALE-UP and TeCo baselines) and figures."""
+
+from repro import registry
+from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
+from repro.studies.bdetclip import figures, methods  # noqa: F401  (figures register themselves)
+
+for _name in ("bdetclip", "strip", "scaleup", "teco"):
+    registry.MM_METHODS.register(_name)(getattr(methods, _name))

@@ -1,3 +1,11 @@
-"""PTA (Zhang, He et al.): proxy targeted attacks on multimodal encoders. Built so far: the PGD
-attack with target- and source-modal proxies and the k-dist detector (``attack``); the study's
-runs come with the vision-language family."""
+"""PTA (Zhang, Zhang, Zhou, Wei, He, Liu, Feng; arXiv 2509.19994): targeted adversarial examples on
+multimodal encoders that generalise to paraphrased targets and evade a k-NN anomaly detector. The
+study's plugin registers the multimodal family, the shapes data, the tiny CLIP builder, the
+proxy-PGD attack (``methods``: PTA, Adversarial Illusions and its multi-target variant by params)
+and the figures."""
+
+from repro import registry
+from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
+from repro.studies.pta import figures, methods  # noqa: F401  (figures register themselves)
+
+registry.MM_METHODS.register("proxy_pgd")(methods.proxy_pgd)

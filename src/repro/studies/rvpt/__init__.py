@@ -1,3 +1,11 @@
-"""RVPT (Zhang, He et al., NeurIPS 2025): repulsive visual prompt tuning against CLIP backdoors.
-Built so far: the deep visual prompts on open_clip's ViT and the loss (``prompts``); the study's
-runs come with the vision-language family."""
+"""RVPT (Zhang, He et al., NeurIPS 2025): defending a backdoored CLIP by repulsive visual prompt
+tuning. The study's plugin registers the multimodal family, the shapes data, the tiny CLIP builder,
+the defences (``methods``: RVPT, plain VPT through alpha = 0, linear probe, CleanCLIP, no defence)
+and the figures."""
+
+from repro import registry
+from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
+from repro.studies.rvpt import figures, methods  # noqa: F401  (figures register themselves)
+
+for _name in ("no_defence", "rvpt", "linear_probe", "cleanclip"):
+    registry.MM_METHODS.register(_name)(getattr(methods, _name))

@@ -50,12 +50,16 @@ def encode(visual, images: torch.Tensor, prompts: torch.Tensor | None = None, st
 
 
 def rvpt_loss(model, images: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor,
-              prompts: torch.Tensor, start: int, alpha: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_CE + alpha * L_FR for a batch; ``class_emb`` K x embed_dim normalised (frozen text)."""
+              prompts: torch.Tensor, start: int, alpha: float, margin: float | None = None
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_CE + alpha * L_FR for a batch; ``class_emb`` K x embed_dim normalised (frozen text).
+    ``margin`` m: each example's L_FR,i (its mean over layers) becomes max(L_FR,i, m) (the paper's
+    margin ablation; m = 1 stops the repelling, i.e. plain VPT)."""
     feats, cls = encode(model.visual, images, prompts, start)
     with torch.no_grad():
         _, cls_plain = encode(model.visual, images, None, start)
     logits = model.logit_scale.exp().detach() * torch.nn.functional.normalize(feats, dim=-1) @ class_emb.T
     ce = torch.nn.functional.cross_entropy(logits, labels)
-    fr = torch.nn.functional.cosine_similarity(cls, cls_plain, dim=-1).mean()
+    fr_i = torch.nn.functional.cosine_similarity(cls, cls_plain, dim=-1).mean(-1)
+    fr = (fr_i if margin is None else fr_i.clamp(min=margin)).mean()
     return ce + alpha * fr, {"ce": ce.item(), "fr": fr.item()}
