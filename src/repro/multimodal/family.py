@@ -1,10 +1,12 @@
-"""The ``multimodal`` trainer family: defences, detectors and attacks on a CLIP (BDetCLIP, RVPT, PTA).
+"""The ``multimodal`` trainer family: defences, detectors and attacks on vision-language models
+(BDetCLIP, RVPT, PTA on a CLIP; CleanSight on a LLaVA-architecture model).
 
 A study with ``family: multimodal`` names a registered method per entry (``methods.<m>.impl``, a
 ``registry.MM_METHODS`` item); its benchmark's dataset is a labelled image dataset with captions
 (``shapes/embedded``: splits ``train``, ``fewshot``, ``reference``, ``test``) and its base model a
-CLIP folder (``repro.multimodal.clip``) whose MANIFEST names the backdoor it carries, if any
-(``params.poison``: trigger and target class). ``train`` fits the method (visual prompts, a linear
+folder whose MANIFEST names the backdoor it carries, if any (``params.poison``: trigger and
+target); a method's ``context`` says how to load it (``Clip``, the default, or
+``repro.multimodal.llava.LlavaContext``). ``train`` fits the method (visual prompts, a linear
 probe, a detector's reference statistics; nothing for a test-time attack) and writes its tensors;
 ``evaluate`` runs the method's protocol on each configured split. Nothing here names a study.
 """
@@ -77,21 +79,21 @@ class Fitted:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Clip:
-    """A base CLIP and the labelled data a run works on. ``backdoor``: the model's poison spec
-    (``{"trigger": {...}, "target": class}``) or None for a clean model."""
+class Context:
+    """A base model and the labelled data a run works on. ``backdoor``: the model's poison spec
+    (``{"trigger": {...}, "target": ...}``, from its MANIFEST's ``params.poison``) or None for a clean
+    model. Subclasses load the model (``load``)."""
 
     def __init__(self, model_dir: Path, dataset_dir: Path) -> None:
-        from repro.multimodal.clip import load_model  # noqa: PLC0415  (torch)
-
         self.model_dir, self.dataset_dir = Path(model_dir), Path(dataset_dir)
-        self.model, self.tokenizer, self.config = load_model(model_dir)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
         self.manifest = rio.read_json(self.model_dir / "MANIFEST.json")
         self.backdoor: dict[str, Any] | None = self.manifest.get("params", {}).get("poison")
         self.data_manifest = rio.read_json(self.dataset_dir / "MANIFEST.json")
         self.classes: list[str] = self.data_manifest["classes"]
+        self.load()
+
+    def load(self) -> None:
+        """Load the model from ``model_dir``."""
 
     def split(self, name: str, max_examples: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """(uint8 images N x H x W x 3, labels N, records) of a dataset split."""
@@ -102,20 +104,33 @@ class Clip:
             images, labels, records = images[:max_examples], labels[:max_examples], records[:max_examples]
         return images, labels, records
 
-    @property
-    def target(self) -> int:
-        """The backdoor's target class index (a clean model has none: ValueError)."""
+    def require_backdoor(self) -> dict[str, Any]:
         if self.backdoor is None:
             raise ValueError(f"{self.model_dir}: a clean model (no params.poison in its MANIFEST) has no "
                              f"backdoor target; this method needs a backdoored model")
-        return self.classes.index(self.backdoor["target"])
+        return self.backdoor
 
     def trigger(self, images: np.ndarray) -> np.ndarray:
         """``images`` with the model's trigger applied."""
         from repro.data.triggers import apply_trigger  # noqa: PLC0415
 
-        self.target  # noqa: B018  (a clean model: the error above)
-        return apply_trigger(images, self.backdoor["trigger"])
+        return apply_trigger(images, self.require_backdoor()["trigger"])
+
+
+class Clip(Context):
+    """A CLIP (``repro.multimodal.clip``), frozen, with its zero-shot class set-up."""
+
+    def load(self) -> None:
+        from repro.multimodal.clip import load_model  # noqa: PLC0415  (torch)
+
+        self.model, self.tokenizer, self.config = load_model(self.model_dir)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def target(self) -> int:
+        """The backdoor's target class index (a clean model has none: ValueError)."""
+        return self.classes.index(self.require_backdoor()["target"])
 
     @cached_property
     def class_embeddings(self):
@@ -129,6 +144,7 @@ class Method(Protocol):
     """A registered method of a multimodal study (``registry.MM_METHODS``)."""
 
     Params: type  # frozen dataclass of the method's hyper-parameters (``methods.<m>.params``)
+    context: type  # what it works on: ``Clip`` (default) or another ``Context`` (e.g. a LLaVA)
 
     def fit(self, clip: Clip, params: Any, cfg: TrainConfig, seed: int,
             log_row: Callable[[dict[str, float]], None]) -> Fitted:
@@ -166,7 +182,7 @@ class Multimodal(FamilyDefaults):
         params = self.method_params(run, run["params"], "params")
         seed = int(run["seed"])
         torch.manual_seed(seed)
-        clip = Clip(model_dir, dataset_dir)
+        clip = getattr(method, "context", Clip)(model_dir, dataset_dir)
         rows: list[dict[str, float]] = []
 
         def log_row(row: dict[str, float]) -> None:
@@ -200,7 +216,7 @@ class Multimodal(FamilyDefaults):
                              f"{checkpoint_dir}/{STATE_FILE}: params")
         fitted = Fitted(load_file(str(Path(checkpoint_dir) / TENSORS_FILE)), state["info"])
         torch.manual_seed(int(run["seed"]))
-        clip = Clip(model_dir, dataset_dir)
+        clip = getattr(method, "context", Clip)(model_dir, dataset_dir)
         t0 = time.perf_counter()
         splits = method.evaluate(clip, fitted, params, cfg, int(run["seed"]))
         for split, res in splits.items():

@@ -1,11 +1,12 @@
-"""The real Snakemake workflow for the three CLIP studies together (BDetCLIP, RVPT, PTA) on their
-real embedded config, shrunk: a smaller generated set, a smaller CLIP, fewer epochs and PGD steps,
+"""The real Snakemake workflow for the four vision-language studies together (BDetCLIP, RVPT, PTA on
+the CLIP; CleanSight on the LLaVA built from its image tower) on their real embedded config, shrunk: a smaller generated set, a smaller CLIP, fewer epochs and PGD steps,
 two methods per study (every method's fit and evaluation is tested in tests/multimodal). The shared
 dataset and models are one DAG node each, whichever studies declare them; every study's figures
 come out; and the paper-scale dry run of the three parses."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -19,10 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 from smokerun import snakemake  # noqa: E402  (tests/workflow/smokerun.py, the shared runner)
 
 pytestmark = pytest.mark.workflow
-STUDIES = ("bdetclip", "rvpt", "pta")
+STUDIES = ("bdetclip", "rvpt", "pta", "cleansight")
 SMALL = {"embed_dim": 32, "vision_cfg": {"width": 32, "layers": 2, "head_width": 16},
          "text_cfg": {"width": 32, "heads": 2, "layers": 1}}
-METHODS = {"bdetclip": ["bdetclip", "strip"], "rvpt": ["no_defence", "rvpt"], "pta": ["illusion", "pta"]}
+METHODS = {"bdetclip": ["bdetclip", "strip"], "rvpt": ["no_defence", "rvpt"], "pta": ["illusion", "pta"],
+           "cleansight": ["no_defence", "cleansight"]}
+LLAVA_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 2,
+              "num_key_value_heads": 2}
 
 
 def shrink(root: Path, wd: Path) -> dict[str, dict]:
@@ -36,7 +40,10 @@ def shrink(root: Path, wd: Path) -> dict[str, dict]:
         models = data["models"]
         models["tiny-clip-clean"]["params"].update(model=SMALL, epochs=2, batch_size=64)
         for name in ("tiny-clip-badnets", "tiny-clip-blended"):
-            models[name]["params"].update(epochs=1, batch_size=64)
+            if name in models:
+                models[name]["params"].update(epochs=1, batch_size=64)
+        if "tiny-llava-badnets" in models:
+            models["tiny-llava-badnets"]["params"].update(epochs=1, batch_size=32, model={"text": LLAVA_TEXT})
         for m in data["methods"].values():
             tr = m.get("train", {}).get("embedded")
             if tr:
@@ -45,6 +52,8 @@ def shrink(root: Path, wd: Path) -> dict[str, dict]:
                 m["params"].update(steps=3, n_images=6, gallery=10, k=3, n_source=4)
             if m["impl"] == "rvpt":
                 m["params"].update(length=4)
+            if m["impl"] == "cleansight":
+                m["params"].update(calibration=16)
         if study == "rvpt":
             data["scales"]["embedded"]["models"] = ["tiny-clip-blended"]
         path.write_text(yaml.safe_dump(data))
@@ -61,10 +70,13 @@ def test_clip_studies_embedded_workflow(root, tmp_path):
     data = shrink(root, tmp_path)
     proc = snakemake(root, tmp_path, "--cores", "2", "--config", f"studies=[{','.join(STUDIES)}]")
     # one get_model job per model, whichever of the three studies declare it
-    for model in ("tiny-clip-clean", "tiny-clip-badnets", "tiny-clip-blended"):
+    for model in ("tiny-clip-clean", "tiny-clip-badnets", "tiny-clip-blended", "tiny-llava-badnets"):
         assert proc.stdout.count(f"--out resources/models/{model}\n") + proc.stderr.count(
             f"--out resources/models/{model}\n") <= 1
         assert (tmp_path / "resources" / "models" / model / "model.safetensors").exists()
+    llava = json.loads((tmp_path / "resources/models/tiny-llava-badnets/MANIFEST.json").read_text())
+    clean = tmp_path / "resources/models/tiny-clip-clean/MANIFEST.json"
+    assert llava["vision_tower"]["manifest_sha256"] == hashlib.sha256(clean.read_bytes()).hexdigest()
     for study, spec in data.items():
         s = pd.read_csv(tmp_path / f"results/embedded/{study}/summary.csv")
         assert set(s.method) == set(METHODS[study]) and (s.n_seeds == (2 if study == "bdetclip" else 1)).all()
