@@ -1,14 +1,15 @@
-"""The CLIP studies' multi-seed evidence: independent replicates of the whole embedded pipeline.
+"""The vision-language studies' multi-seed evidence: independent replicates of the embedded pipeline.
 
-A run seed of BDetCLIP, RVPT or PTA redraws only the evaluation (which images carry the trigger,
-PGD's start, the prompts' init); the data, the poison draw and the models are one DAG node each.
+A run seed of BDetCLIP, RVPT, PTA or CleanSight redraws only the evaluation (which images carry the
+trigger, PGD's start, the prompts' init, the questions asked); the data, the poison draw and the
+models are one DAG node each.
 To decide a claim over independent data and models, each replicate r runs the real workflow in its
-own folder with the shapes data, every tiny CLIP's training and the poison draw seeded r (run seed
+own folder with the shapes data, every tiny model's training and the poison draw seeded r (run seed
 r as well), and the replicates' runs are then summarized and plotted together, seed = replicate
 (paired tests pair the methods of one replicate: same data, same models).
 
     python scripts/clip_evidence.py --work /tmp/clip-evidence --replicates 3 \\
-        --out paper_figures/evidence [--studies bdetclip rvpt pta] [--ablations]
+        --out paper_figures/evidence [--studies bdetclip rvpt pta cleansight] [--ablations]
 
 Each replicate's config is the repository's, composed: nothing in ``config/`` is edited. The
 tables are summarized with ``--allow-mixed-provenance`` (the replicates differ in their data and
@@ -27,7 +28,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIP_STUDIES = ("bdetclip", "rvpt", "pta")
+CLIP_STUDIES = ("bdetclip", "rvpt", "pta", "cleansight")
 
 
 def compose(wd: Path, replicate: int, studies: list[str], ablations: bool) -> None:
@@ -39,7 +40,7 @@ def compose(wd: Path, replicate: int, studies: list[str], ablations: bool) -> No
         data = yaml.safe_load(path.read_text())
         data["datasets"]["shapes/embedded"]["seed"] = replicate
         for spec in data["models"].values():
-            if spec["builder"] == "tiny_clip":
+            if spec["builder"] in ("tiny_clip", "tiny_llava"):
                 spec["params"]["seed"] = replicate  # the init, batch order and poisoned pairs
         path.write_text(yaml.safe_dump(data, sort_keys=False))
     cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())

@@ -17,7 +17,7 @@ import pandas as pd
 
 from repro import io as rio
 from repro.figures.claims import claim_line, paired
-from repro.figures.style import method_order
+from repro.figures.style import COLORS, method_order, new_figure, save_figure
 from repro.reported import load as reported_numbers
 
 Metrics = list[tuple]
@@ -100,3 +100,36 @@ def paired_claim(seeds: pd.DataFrame, a: str, b: str, metric: str, text: str, *,
                                      f"{'higher' if higher else 'lower'} is better; {a} better on "
                                      f"{wins} of {len(d)} seeds"))
     return out
+
+
+def lowest_seed_runs(evals: list[Path], key: tuple[str, ...] = ("model", "method")) -> dict[tuple, dict]:
+    """The eval.json of the lowest seed per ``key`` (a figure drawn from one run per cell)."""
+    runs: dict[tuple, dict] = {}
+    for p in evals:
+        e = rio.read_json(p)
+        k = tuple(e[c] for c in key)
+        if k not in runs or e["seed"] < runs[k]["seed"]:
+            runs[k] = e
+    return runs
+
+
+def model_bars(summary: Path, order: list[str], panels: list[tuple[str, str]], out: Path, title: str,
+               labels: dict[str, str] | None = None, split: str = "test", ylim: tuple[float, float] = (0, 100)) -> None:
+    """One panel per (metric, y label): a bar group per base model (x, renamed by ``labels``), one
+    bar per method in ``order``, error bars = std over seeds."""
+    s = pd.read_csv(summary)
+    s = s[s.split == split]
+    models, methods = sorted(set(s.model)), method_order(s.method, order)
+    fig, axes = new_figure(4.5 * len(panels), 3.2, ncols=len(panels))
+    w = 0.8 / max(len(methods), 1)
+    for ax, (metric, label) in zip(np.atleast_1d(axes), panels):
+        for k, meth in enumerate(methods):
+            g = s[(s.method == meth) & (s.metric == metric)].set_index("model").reindex(models)
+            ax.bar(np.arange(len(models)) + (k - (len(methods) - 1) / 2) * w, g["mean"], w, yerr=g["std"],
+                   capsize=2, color=COLORS[k % len(COLORS)], label=meth)
+        ax.set_xticks(np.arange(len(models)), [(labels or {}).get(m, m) for m in models])
+        ax.set_ylabel(label)
+        ax.set_ylim(*ylim)
+    np.atleast_1d(axes)[0].legend(frameon=False, fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, out)

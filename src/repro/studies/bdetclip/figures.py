@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import io as rio
 from repro import registry
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
-from repro.figures.tables import paired_claim, per_seed, reported_rows, reproduced_rows
+from repro.figures.tables import lowest_seed_runs, model_bars, paired_claim, per_seed, reported_rows, reproduced_rows
 
 ORDER = ["bdetclip", "strip", "scaleup", "teco", "bdetclip_fixed"]
 METRICS = [("auroc_pct", "AUROC %", True), ("auprc_pct", "AUPRC %", True), ("f1_pct", "F1 %", True),
@@ -44,38 +43,15 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "AUROC / AUPRC are threshold-free. ms / image: the detector's own cost on this CPU.",
                  "reported: " + ("; ".join(rep_notes) if rep_notes else "paper_figures/reported/bdetclip.csv"),
                  *[f"claim: {c}" for c in claims]])
-    _bars(summary, out_dir / "main_table.png", scale)
-
-
-def _bars(summary: Path, out: Path, scale: str) -> None:
-    s = pd.read_csv(summary)
-    s = s[(s.split == "test") & (s.metric == "auroc_pct")]
-    models, methods = sorted(set(s.model)), method_order(s.method, ORDER)
-    fig, ax = new_figure(5.5, 3.2)
-    w = 0.8 / max(len(methods), 1)
-    for k, meth in enumerate(methods):
-        g = s[s.method == meth].set_index("model").reindex(models)
-        ax.bar(np.arange(len(models)) + (k - (len(methods) - 1) / 2) * w, g["mean"], w, yerr=g["std"], capsize=2,
-               color=COLORS[k % len(COLORS)], label=meth)
-    ax.axhline(50, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(np.arange(len(models)), models)
-    ax.set_ylabel("AUROC % (test)")
-    ax.set_ylim(0, 100)
-    ax.legend(frameon=False, fontsize=7, ncol=2)
-    ax.set_title(f"BDetCLIP, {scale} scale: detection AUROC per attack (mean ± std over seeds)", fontsize=8)
-    save_figure(fig, out)
+    model_bars(summary, ORDER, [("auroc_pct", "AUROC % (test)")], out_dir / "main_table.png",
+               f"BDetCLIP, {scale} scale: detection AUROC per attack (mean ± std over seeds)")
 
 
 @registry.FIGURES.register("bdetclip/roc")
 def roc(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str,
         evals: list[Path]) -> None:
     """ROC curves of every detector per attack, from each run's eval.json (the lowest seed)."""
-    runs = {}
-    for p in evals:
-        e = rio.read_json(p)
-        key = (e["model"], e["method"])
-        if key not in runs or e["seed"] < runs[key]["seed"]:
-            runs[key] = e
+    runs = lowest_seed_runs(evals)
     models = sorted({m for m, _ in runs})
     fig, axes = new_figure(4.0 * max(len(models), 1), 3.6, ncols=max(len(models), 1))
     axes = np.atleast_1d(axes)

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import io as rio
 from repro import registry
 from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
-from repro.figures.tables import paired_claim, per_seed, reported_rows, reproduced_rows
+from repro.figures.tables import lowest_seed_runs, paired_claim, per_seed, reported_rows, reproduced_rows
 
 ORDER = ["illusion", "illusion_multi", "pta"]
 METRICS = [(f"{kind}_{target}_{task}_pct", f"{kind.upper()} {target} {task}", True)
@@ -84,11 +83,7 @@ def _bars(summary: Path, out: Path, scale: str) -> None:
 def examples(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str,
              evals: list[Path]) -> None:
     """Clean images and their adversarial versions under each attack (lowest seed), x4 upsampled."""
-    runs = {}
-    for p in evals:
-        e = rio.read_json(p)
-        if e["method"] not in runs or e["seed"] < runs[e["method"]]["seed"]:
-            runs[e["method"]] = e
+    runs = {m: e for (m,), e in lowest_seed_runs(evals, ("method",)).items()}
     methods = [m for m in ORDER if m in runs] + sorted(set(runs) - set(ORDER))
     first = runs[methods[0]]["splits"]["test"]["examples"]
     columns = [("clean", np.array(first["clean"], np.uint8))] + [

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
-from repro.figures.tables import paired_claim, per_seed, reported_rows, reproduced_rows
+from repro.figures.style import scale_note, write_table
+from repro.figures.tables import model_bars, paired_claim, per_seed, reported_rows, reproduced_rows
 
 ORDER = ["no_defence", "cleanclip", "linear_probe", "vpt", "rvpt"]
 METRICS = [("attack_success_rate_pct", "ASR %", False), ("clean_accuracy_pct", "CA %", True),
@@ -52,23 +51,6 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "reported: ImageNet-1K, ViT-B/32 (Table 1: ASR with CA; Table 3: PA); the paper reports no PR "
                  "table. " + ("; ".join(rep_notes) if rep_notes else ""),
                  *[f"claim: {c}" for c in claims]])
-    _bars(summary, out_dir / "main_table.png", scale)
-
-
-def _bars(summary: Path, out: Path, scale: str) -> None:
-    s = pd.read_csv(summary)
-    s = s[s.split == "test"]
-    models, methods = sorted(set(s.model)), method_order(s.method, ORDER)
-    fig, axes = new_figure(9.0, 3.2, ncols=2)
-    w = 0.8 / max(len(methods), 1)
-    for ax, (metric, label) in zip(axes, (("attack_success_rate_pct", "ASR % ↓"), ("clean_accuracy_pct", "CA % ↑"))):
-        for k, meth in enumerate(methods):
-            g = s[(s.method == meth) & (s.metric == metric)].set_index("model").reindex(models)
-            ax.bar(np.arange(len(models)) + (k - (len(methods) - 1) / 2) * w, g["mean"], w, yerr=g["std"],
-                   capsize=2, color=COLORS[k % len(COLORS)], label=meth)
-        ax.set_xticks(np.arange(len(models)), [ATTACK.get(m, m) for m in models])
-        ax.set_ylabel(label)
-        ax.set_ylim(0, 100)
-    axes[0].legend(frameon=False, fontsize=7)
-    fig.suptitle(f"RVPT, {scale} scale: ASR and clean accuracy per defence (mean ± std over seeds)", fontsize=9)
-    save_figure(fig, out)
+    model_bars(summary, ORDER, [("attack_success_rate_pct", "ASR % ↓"), ("clean_accuracy_pct", "CA % ↑")],
+               out_dir / "main_table.png",
+               f"RVPT, {scale} scale: ASR and clean accuracy per defence (mean ± std over seeds)", ATTACK)
