@@ -57,11 +57,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="one folder per replicate is made here")
     ap.add_argument("--replicates", type=int, default=3)
+    ap.add_argument("--first", type=int, default=0, help="the first replicate's seed (fresh replicates after a choice)")
     ap.add_argument("--studies", nargs="+", default=list(CLIP_STUDIES), choices=CLIP_STUDIES)
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument("--out", type=Path, required=True, help="figures go to <out>/<study>/")
     a = ap.parse_args()
-    for r in range(a.replicates):
+    seeds = range(a.first, a.first + a.replicates)
+    for r in seeds:
         wd = a.work / f"replicate{r}"
         if not (wd / "config").exists():
             compose(wd, r, a.studies, a.ablations)
@@ -71,7 +73,7 @@ def main() -> None:
         print(f"replicate {r}: {time.perf_counter() - t0:.0f} s", flush=True)
     for study in a.studies:
         spec = yaml.safe_load((ROOT / "config" / "studies" / f"{study}.yaml").read_text())
-        evals = sorted(str(p) for r in range(a.replicates)
+        evals = sorted(str(p) for r in seeds
                        for p in (a.work / f"replicate{r}" / "results" / "embedded" / study).rglob("eval.json"))
         logs = [str(Path(p).with_name("train_log.csv")) for p in evals]
         out = a.out / study

@@ -36,8 +36,8 @@ class NoParams:
 
 @dataclass(frozen=True)
 class CleanSightParams(NoParams):
-    # deviation: layers 0-1 of the tiny model's 4 (the code: 10-24 of LLaVA-1.5-7B's 32)
-    detection_layers: list[int] = field(default_factory=lambda: [0, 1])
+    # deviation: layers 0-2 of the tiny model's 4 (the code: 10-24 of LLaVA-1.5-7B's 32)
+    detection_layers: list[int] = field(default_factory=lambda: [0, 1, 2])
     image_token_start: int = 0     # the code: 35 (LLaVA-1.5's system prompt precedes the image)
     image_token_length: int = 16   # the code: 576
     gamma_percentile: float = 99.0
