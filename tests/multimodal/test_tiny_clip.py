@@ -58,3 +58,31 @@ def test_bad_params_name_the_key(tmp_path):
         clip.build(tmp_path / "m", {"epoch": 1}, tmp_path)
     with pytest.raises(ValueError, match="model.vision: unknown"):
         clip.model_config({"vision": {}})
+
+
+@pytest.mark.parametrize("weights", ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"])
+def test_load_model_reads_the_open_clip_hub_layout(tmp_path, weights):
+    """The paper scale's CLIPs come as open_clip Hub snapshots: ``model_cfg`` nested in
+    open_clip_config.json (with quick_gelu, as OpenAI's), the weights under open_clip's names."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {**clip.model_config(SMALL_MODEL), "quick_gelu": True}
+    model, _ = clip.build_model(cfg)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    (tmp_path / clip.CONFIG_FILE).write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {"mean": list(clip.MEAN)}}))
+    if weights.endswith(".safetensors"):
+        save_file(state, str(tmp_path / weights))
+    else:
+        torch.save(state, tmp_path / weights)
+    loaded, tok, got = clip.load_model(tmp_path)
+    assert got["quick_gelu"] is True and got["embed_dim"] == 32
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_image(x), model.encode_image(x))
+    assert tok(["a photo of a star."]).shape == (1, 24)
+    (tmp_path / weights).unlink()
+    with pytest.raises(FileNotFoundError, match="no CLIP weights"):
+        clip.load_model(tmp_path)

@@ -68,19 +68,34 @@ def build_model(cfg: dict[str, Any]):
     """(``open_clip.CLIP`` in eval mode, its tokenizer) for the config dict ``cfg``."""
     import open_clip  # noqa: PLC0415
 
-    model = open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"])
-    tokenizer = open_clip.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"])
+    model = open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
+                           quick_gelu=cfg.get("quick_gelu", False))
+    tokenizer = open_clip.SimpleTokenizer(context_length=cfg["text_cfg"].get("context_length", 77))
     return model.eval(), tokenizer
 
 
+#: weight files a CLIP folder may hold, in the order they are looked for: ours, then the open_clip
+#: Hugging Face Hub layout (e.g. ``timm/vit_base_patch32_clip_224.openai``, the paper scale's CLIPs)
+WEIGHT_FILES = (WEIGHTS_FILE, "open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
 def load_model(model_dir: str | Path):
-    """(model, tokenizer, config) of a ``tiny_clip`` folder."""
+    """(model, tokenizer, model config) of a CLIP folder: a ``tiny_clip`` build, or an open_clip
+    model in the Hub layout (``open_clip_config.json`` holding ``model_cfg`` beside
+    ``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``), e.g. an ``hf_hub`` snapshot."""
+    import torch  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
     model_dir = Path(model_dir)
     cfg = rio.read_json(model_dir / CONFIG_FILE)
+    cfg = cfg.get("model_cfg", cfg)  # the Hub layout nests the model config
+    weights = next((model_dir / f for f in WEIGHT_FILES if (model_dir / f).exists()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{model_dir}: no CLIP weights; expected one of {', '.join(WEIGHT_FILES)}")
+    state = (load_file(str(weights)) if weights.suffix == ".safetensors"
+             else torch.load(weights, map_location="cpu", weights_only=True))
     model, tokenizer = build_model(cfg)
-    model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+    model.load_state_dict(state)
     return model.eval(), tokenizer, cfg
 
 
