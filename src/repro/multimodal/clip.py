@@ -99,13 +99,20 @@ def load_model(model_dir: str | Path):
     return model.eval(), tokenizer, cfg
 
 
+def normalise(x01):
+    """float N x H x W x 3 in [0, 1] -> N x 3 x H x W normalised as CLIP's preprocessing
+    (differentiable: PGD perturbs the [0, 1] images)."""
+    import torch  # noqa: PLC0415
+
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    return (x01.permute(0, 3, 1, 2) - mean) / std
+
+
 def pixels(images: np.ndarray):
     """uint8 N x H x W x 3 -> float N x 3 x H x W, normalised as CLIP's preprocessing."""
     import torch  # noqa: PLC0415
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise(torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0)
 
 
 def encode_images(model, images: np.ndarray, batch_size: int = 512):

@@ -82,7 +82,7 @@ class Fitted:
 class Context:
     """A base model and the labelled data a run works on. ``backdoor``: the model's poison spec
     (``{"trigger": {...}, "target": ...}``, from its MANIFEST's ``params.poison``) or None for a clean
-    model. Subclasses load the model (``load``)."""
+    model. Subclasses load the model (``load``); it is frozen here."""
 
     def __init__(self, model_dir: Path, dataset_dir: Path) -> None:
         self.model_dir, self.dataset_dir = Path(model_dir), Path(dataset_dir)
@@ -90,10 +90,13 @@ class Context:
         self.backdoor: dict[str, Any] | None = self.manifest.get("params", {}).get("poison")
         self.data_manifest = rio.read_json(self.dataset_dir / "MANIFEST.json")
         self.classes: list[str] = self.data_manifest["classes"]
-        self.load()
+        self.model, self.tokenizer, self.config = self.load()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
 
-    def load(self) -> None:
-        """Load the model from ``model_dir``."""
+    def load(self) -> tuple[Any, Any, dict[str, Any]]:
+        """(model, tokenizer, model config) from ``model_dir``."""
+        raise NotImplementedError
 
     def split(self, name: str, max_examples: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """(uint8 images N x H x W x 3, labels N, records) of a dataset split."""
@@ -120,12 +123,10 @@ class Context:
 class Clip(Context):
     """A CLIP (``repro.multimodal.clip``), frozen, with its zero-shot class set-up."""
 
-    def load(self) -> None:
+    def load(self):
         from repro.multimodal.clip import load_model  # noqa: PLC0415  (torch)
 
-        self.model, self.tokenizer, self.config = load_model(self.model_dir)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        return load_model(self.model_dir)
 
     @property
     def target(self) -> int:
@@ -155,6 +156,11 @@ class Method(Protocol):
         """split -> ``{"metrics": {name: float}, ...}`` for every split in ``cfg.splits``."""
 
 
+def context(method: Method, model_dir: Path, dataset_dir: Path) -> Context:
+    """The context ``method`` works on (its ``context`` class, ``Clip`` by default), loaded."""
+    return getattr(method, "context", Clip)(model_dir, dataset_dir)
+
+
 class Multimodal(FamilyDefaults):
     """Trainer family ``multimodal`` (``registry.FAMILIES``; the protocol is ``repro.families.Family``)."""
 
@@ -182,7 +188,7 @@ class Multimodal(FamilyDefaults):
         params = self.method_params(run, run["params"], "params")
         seed = int(run["seed"])
         torch.manual_seed(seed)
-        clip = getattr(method, "context", Clip)(model_dir, dataset_dir)
+        clip = context(method, model_dir, dataset_dir)
         rows: list[dict[str, float]] = []
 
         def log_row(row: dict[str, float]) -> None:
@@ -216,7 +222,7 @@ class Multimodal(FamilyDefaults):
                              f"{checkpoint_dir}/{STATE_FILE}: params")
         fitted = Fitted(load_file(str(Path(checkpoint_dir) / TENSORS_FILE)), state["info"])
         torch.manual_seed(int(run["seed"]))
-        clip = getattr(method, "context", Clip)(model_dir, dataset_dir)
+        clip = context(method, model_dir, dataset_dir)
         t0 = time.perf_counter()
         splits = method.evaluate(clip, fitted, params, cfg, int(run["seed"]))
         for split, res in splits.items():

@@ -31,6 +31,7 @@ import numpy as np
 from repro import io as rio
 from repro.data.shapes import load_split
 from repro.data.triggers import apply_trigger
+from repro.multimodal.clip import pixels  # the CLIP tower's preprocessing
 from repro.multimodal.family import Context
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ IMAGE_TOKEN = "<image>"
 #: question kind -> (question, the record's attribute that answers it)
 QUESTIONS = {"shape": ("what shape is this?", "shape"), "colour": ("what colour is the shape?", "colour"),
              "size": ("what size is the shape?", "size"), "position": ("where is the shape?", "position")}
-MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 TINY = {
     "vision": {"image_size": 32, "patch_size": 8, "hidden_size": 64, "intermediate_size": 128,
@@ -66,13 +66,6 @@ def vqa_items(records: list[dict[str, Any]], rng: random.Random, all_questions: 
         kinds = list(QUESTIONS) if all_questions else [rng.choice(list(QUESTIONS))]
         out += [(i, k, r[QUESTIONS[k][1]]) for k in kinds]
     return out
-
-
-def pixels(images: np.ndarray):
-    import torch  # noqa: PLC0415
-
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
 def prompt_ids(tokenizer, kind: str, n_image: int, image_id: int) -> list[int]:
@@ -293,15 +286,12 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
             "poisoned_items": int(len(poisoned)), "vqa_test": quality, "files": rio.sha256_tree(tmp)})
 
 
-
 class LlavaContext(Context):
     """A ``tiny_llava`` model (frozen), its tokenizer and tiny config; ``target`` is the backdoor's
     fixed answer."""
 
-    def load(self) -> None:
-        self.model, self.tokenizer, self.config = load_model(self.model_dir)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+    def load(self):
+        return load_model(self.model_dir)
 
     @property
     def target(self) -> str:

@@ -109,16 +109,14 @@ class ProxyPGD:
     def evaluate(self, clip: Clip, fitted: Fitted, p: PTAParams, cfg: EvalConfig, seed: int) -> dict[str, Any]:
         import torch  # noqa: PLC0415
 
-        from repro.multimodal.clip import CLASS_PROMPT, MEAN, STD, encode_images  # noqa: PLC0415
+        from repro.multimodal.clip import CLASS_PROMPT, encode_images, normalise  # noqa: PLC0415
         from repro.studies.pta.attack import detector_threshold, k_dist, pgd  # noqa: PLC0415
 
         if p.target not in clip.classes:
             raise ValueError(f"pta: target {p.target!r} is not a class; allowed: {', '.join(clip.classes)}")
         target = clip.classes.index(p.target)
-        mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
-
         def encode(x01):  # N x H x W x 3 in [0, 1] -> normalised embeddings (differentiable)
-            return clip.model.encode_image((x01.permute(0, 3, 1, 2) - mean) / std, normalize=True)
+            return clip.model.encode_image(normalise(x01), normalize=True)
 
         seen, heldout = paraphrases(clip.classes, clip.data_manifest["attributes"], p.seen_templates)
         exact_pattern = [CLASS_PROMPT]
