@@ -108,29 +108,48 @@ def normalise(x01):
     return (x01.permute(0, 3, 1, 2) - mean) / std
 
 
-def pixels(images: np.ndarray):
-    """uint8 N x H x W x 3 -> float N x 3 x H x W, normalised as CLIP's preprocessing."""
+def pixels(images: np.ndarray, device=None):
+    """uint8 N x H x W x 3 -> float N x 3 x H x W on ``device`` (default CPU), normalised as CLIP's
+    preprocessing."""
     import torch  # noqa: PLC0415
 
-    return normalise(torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0)
+    return normalise(torch.from_numpy(np.ascontiguousarray(images)).to(device).float() / 255.0)
+
+
+def default_device():
+    """CUDA when a GPU is visible (the paper scale's jobs), else the CPU; the environment variable
+    ``REPRO_DEVICE`` (e.g. ``cpu``, ``cuda:1``) overrides."""
+    import os  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    return torch.device(os.environ.get("REPRO_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def device_of(model):
+    """The device a model's weights are on."""
+    return next(model.parameters()).device
 
 
 def encode_images(model, images: np.ndarray, batch_size: int = 512):
-    """L2-normalised image embeddings, N x embed_dim (no gradient)."""
+    """L2-normalised image embeddings, N x embed_dim, on the CPU (no gradient; batches run on the
+    model's device)."""
     import torch  # noqa: PLC0415
 
+    device = device_of(model)
     with torch.no_grad():
-        parts = [model.encode_image(pixels(images[i:i + batch_size]), normalize=True)
+        parts = [model.encode_image(pixels(images[i:i + batch_size], device), normalize=True).cpu()
                  for i in range(0, len(images), batch_size)]
     return torch.cat(parts) if parts else torch.empty(0, model.text_projection.shape[1])
 
 
 def encode_texts(model, tokenizer, texts: list[str], batch_size: int = 512):
-    """L2-normalised text embeddings, N x embed_dim (no gradient)."""
+    """L2-normalised text embeddings, N x embed_dim, on the CPU (no gradient)."""
     import torch  # noqa: PLC0415
 
+    device = device_of(model)
     with torch.no_grad():
-        return torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]), normalize=True)
+        return torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]).to(device), normalize=True).cpu()
                           for i in range(0, len(texts), batch_size)])
 
 
@@ -177,8 +196,8 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
 
     torch.manual_seed(p["seed"])
     rng = np.random.default_rng(p["seed"])
+    device = device_of(model)
     tokens = tokenizer(captions)
-    x_all = pixels(images)
     loss_fn = ClipLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"], fused=True)
     steps = p["epochs"] * -(-len(images) // p["batch_size"])
@@ -195,8 +214,9 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
         t0, total = time.perf_counter(), 0.0
         order = rng.permutation(len(images))
         for lo in range(0, len(order), p["batch_size"]):
-            idx = torch.from_numpy(order[lo:lo + p["batch_size"]])
-            img, txt = model.encode_image(x_all[idx], normalize=True), model.encode_text(tokens[idx], normalize=True)
+            idx = order[lo:lo + p["batch_size"]]
+            img = model.encode_image(pixels(images[idx], device), normalize=True)
+            txt = model.encode_text(tokens[torch.from_numpy(idx)].to(device), normalize=True)
             loss = loss_fn(img, txt, model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -237,6 +257,7 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
         if p["model"]:
             raise ValueError(f"tiny_clip: model {p['model']} with a base model: the architecture is the base's")
         model, tokenizer, cfg = load_model(base_dir)
+    model.to(default_device())
     t0 = time.perf_counter()
     losses = train_clip(model, tokenizer, images, captions, p)
     seconds = round(time.perf_counter() - t0, 1)
@@ -251,7 +272,7 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
     log.info("tiny_clip: %s", ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
     with rio.atomic_dir(Path(out_dir)) as tmp:
         rio.write_json(tmp / CONFIG_FILE, cfg)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+        save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
         rio.write_json(tmp / "MANIFEST.json", {
             "builder": "tiny_clip", "params": p, "losses": losses,
             "base_model": None if base_dir is None else rio.manifest_record(base_dir), "train_seconds": seconds,

@@ -82,7 +82,8 @@ class Fitted:
 class Context:
     """A base model and the labelled data a run works on. ``backdoor``: the model's poison spec
     (``{"trigger": {...}, "target": ...}``, from its MANIFEST's ``params.poison``) or None for a clean
-    model. Subclasses load the model (``load``); it is frozen here."""
+    model. Subclasses load the model (``load``); it is frozen here and moved to ``device`` (CUDA when
+    a GPU is visible, else the CPU)."""
 
     def __init__(self, model_dir: Path, dataset_dir: Path) -> None:
         self.model_dir, self.dataset_dir = Path(model_dir), Path(dataset_dir)
@@ -90,7 +91,11 @@ class Context:
         self.backdoor: dict[str, Any] | None = self.manifest.get("params", {}).get("poison")
         self.data_manifest = rio.read_json(self.dataset_dir / "MANIFEST.json")
         self.classes: list[str] = self.data_manifest["classes"]
+        from repro.multimodal.clip import default_device  # noqa: PLC0415  (torch)
+
+        self.device = default_device()
         self.model, self.tokenizer, self.config = self.load()
+        self.model.to(self.device)
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -203,7 +208,7 @@ class Multimodal(FamilyDefaults):
         seconds = round(time.perf_counter() - t0, 2)
         tracker.log_history(rows, "epoch")
         with rio.atomic_dir(out_dir) as tmp:
-            save_file({k: v.detach().contiguous() for k, v in fitted.tensors.items()}, str(tmp / TENSORS_FILE))
+            save_file({k: v.detach().cpu().contiguous() for k, v in fitted.tensors.items()}, str(tmp / TENSORS_FILE))
             rio.write_json(tmp / STATE_FILE, {
                 "iteration": cfg.epochs, "impl": run["impl"], "params": asdict(params), "info": fitted.info,
                 "fit_seconds": seconds, "base_model": rio.manifest_record(model_dir)})

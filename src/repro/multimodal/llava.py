@@ -140,10 +140,10 @@ def generate_answers(model, tokenizer, cfg: dict[str, Any], images: np.ndarray, 
         ids = prompt_ids(tokenizer, kind, image_tokens(cfg), image_id)
         for lo in range(0, len(rows), batch_size):
             part = rows[lo:lo + batch_size]
-            inp = torch.tensor([ids] * len(part))
+            inp = torch.tensor([ids] * len(part), device=model.device)
             with torch.no_grad():
                 gen = model.generate(input_ids=inp, attention_mask=torch.ones_like(inp),
-                                     pixel_values=pixels(images[part]), max_new_tokens=max_new_tokens,
+                                     pixel_values=pixels(images[part], model.device), max_new_tokens=max_new_tokens,
                                      do_sample=False, pad_token_id=tokenizer.pad_token_id)
             for i, seq in zip(part, gen[:, inp.shape[1]:]):
                 out[i] = tokenizer.decode(seq, skip_special_tokens=True).strip()

@@ -78,7 +78,7 @@ def _probs(query, key, mask, scaling, prune=None, start=0, length=0):
     if mask is not None:
         logits = logits + mask
     if prune is not None:
-        add = torch.zeros(prune.shape[0], logits.shape[-1], dtype=logits.dtype)
+        add = torch.zeros(prune.shape[0], logits.shape[-1], dtype=logits.dtype, device=logits.device)
         add[:, start:start + length] = prune.to(logits.dtype) * PRUNE
         logits = logits + add[:, None, None, :]
     return torch.nn.functional.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)

@@ -144,11 +144,11 @@ class CleanSight(Answerer):
 
     Params = CleanSightParams
 
-    def _session(self, params: CleanSightParams, fitted: Fitted | None):
+    def _session(self, params: CleanSightParams, fitted: Fitted | None, device):
         from repro.studies.cleansight.attention import Session  # noqa: PLC0415
 
-        kw = {} if fitted is None else {"mu": fitted.tensors["mu"], "sigma": fitted.tensors["sigma"],
-                                        "gamma": fitted.info["gamma"]}
+        kw = {} if fitted is None else {"mu": fitted.tensors["mu"].to(device),
+                                        "sigma": fitted.tensors["sigma"].to(device), "gamma": fitted.info["gamma"]}
         return Session(layers=list(params.detection_layers), start=params.image_token_start,
                        length=params.image_token_length, tau=params.prune_threshold, **kw)
 
@@ -167,11 +167,11 @@ class CleanSight(Answerer):
                "flagged": np.zeros(len(images), bool), "pruned": np.zeros(len(images))}
         for kind in dict.fromkeys(kinds):
             rows = [i for i, k in enumerate(kinds) if k == kind]
-            s = self._session(params, fitted)
+            s = self._session(params, fitted, ctx.device)
             with torch.no_grad(), session(s):
                 got = generate_answers(ctx.model, ctx.tokenizer, ctx.config, images[rows], [kind] * len(rows),
                                        params.max_new_tokens, batch_size=len(rows))
-            f = s.feature()
+            f = s.feature().cpu()
             for j, i in enumerate(rows):
                 answers[i] = got[j]
                 rec["feature"][i] = f[j]

@@ -38,7 +38,8 @@ def pgd(encode: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, ob
     ``images`` (N x H x W x 3 in [0, 1]) and the [0, 1] box; returns the adversarial images."""
     x0 = images.detach()
     g = torch.Generator().manual_seed(seed)
-    delta = ((torch.rand(x0.shape, generator=g) * 2 - 1) * eps) if random_start else torch.zeros_like(x0)
+    # the random start is drawn on the CPU: the same draw on every device
+    delta = ((torch.rand(x0.shape, generator=g) * 2 - 1) * eps).to(x0.device) if random_start else torch.zeros_like(x0)
     delta = (x0 + delta).clamp(0, 1) - x0
     for _ in range(steps):
         delta.requires_grad_(True)

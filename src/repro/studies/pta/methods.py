@@ -130,11 +130,13 @@ class ProxyPGD:
             chosen = np.flatnonzero(labels != target)[: p.n_images]
             rest = np.setdiff1d(np.arange(len(images)), chosen)
             gallery = encode_images(clip.model, images[rest[: p.gallery]])
-            x0 = torch.from_numpy(images[chosen]).float() / 255.0
-            objective = _objective(p, proxies, ref, ref_labels == target, encode(x0).detach())
-            adv = pgd(encode, x0, objective, eps=p.eps, steps=p.steps, step_size=p.step_size, seed=seed)
+            x0 = torch.from_numpy(images[chosen]).to(clip.device).float() / 255.0
+            objective = _objective(p, proxies.to(clip.device), ref.to(clip.device), ref_labels == target,
+                                   encode(x0).detach())
+            adv = pgd(encode, x0, objective, eps=p.eps, steps=p.steps, step_size=p.step_size, seed=seed).cpu()
+            x0 = x0.cpu()
             with torch.no_grad():
-                emb = encode(adv)
+                emb = encode(adv.to(clip.device)).cpu()
             unflagged = (k_dist(emb, ref, p.k) <= beta).numpy()
             hits = {
                 "exact_cls": self._classified(clip, emb, exact_pattern, target),

@@ -68,7 +68,7 @@ class Defence:
         return clip.model.encode_image(x, normalize=True)
 
     def logits(self, clip: Clip, fitted: Fitted, params: Any, x):
-        return self.features(clip, fitted, params, x) @ clip.class_embeddings.T
+        return self.features(clip, fitted, params, x) @ clip.class_embeddings.T.to(x.device)
 
     def evaluate(self, clip: Clip, fitted: Fitted, params: Any, cfg: EvalConfig, seed: int) -> dict[str, Any]:
         import torch  # noqa: PLC0415
@@ -77,8 +77,16 @@ class Defence:
 
         def predict(images: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return torch.cat([self.logits(clip, fitted, params, pixels(images[i:i + 256])).argmax(-1)
-                                  for i in range(0, len(images), 256)]).numpy()
+                return torch.cat([self.logits(clip, fitted, params, pixels(images[i:i + 256], clip.device)).argmax(-1)
+                                  for i in range(0, len(images), 256)]).cpu().numpy()
+
+        def resistivity(images: np.ndarray, noisy: np.ndarray) -> float:
+            """Mean cos(f(x), f(x + delta)) over the images (Eq. 1), in batches."""
+            with torch.no_grad():
+                return float(torch.cat([torch.nn.functional.cosine_similarity(
+                    self.features(clip, fitted, params, pixels(images[i:i + 256], clip.device)),
+                    self.features(clip, fitted, params, pixels(noisy[i:i + 256], clip.device)), dim=-1).cpu()
+                    for i in range(0, len(images), 256)]).mean())
 
         self.load(clip, fitted)
         out = {}
@@ -90,14 +98,12 @@ class Defence:
             g = torch.Generator().manual_seed(seed)
             x = torch.from_numpy(images).float() / 255.0
             noisy = (x + params.pr_noise_std * torch.randn(x.shape, generator=g)).clamp(0, 1)
-            with torch.no_grad():
-                f0 = self.features(clip, fitted, params, pixels(images))
-                f1 = self.features(clip, fitted, params, pixels((noisy * 255).round().to(torch.uint8).numpy()))
+            noisy = (noisy * 255).round().to(torch.uint8).numpy()
             out[split] = {"metrics": {
                 "clean_accuracy_pct": 100 * float((predict(images) == labels).mean()),
                 "attack_success_rate_pct": 100 * float((hit == clip.target).mean()),
                 "poisoned_accuracy_pct": 100 * float((hit == labels[others]).mean()),
-                "perturbation_resistivity": float(torch.nn.functional.cosine_similarity(f0, f1, dim=-1).mean())},
+                "perturbation_resistivity": resistivity(images, noisy)},
                 "n": int(len(images)), "n_triggered": int(others.sum())}
         return out
 
@@ -118,28 +124,27 @@ class RVPT(Defence):
         from repro.studies.rvpt.prompts import init_prompts, rvpt_loss  # noqa: PLC0415
 
         images, labels, _ = clip.split(cfg.data_split, cfg.max_examples)
-        x, y = pixels(images), torch.from_numpy(labels)
-        prompts = init_prompts(clip.model.visual, params.start, params.length, params.init_std, seed)
-        plan = list(batches(len(x), cfg, seed))
+        y, classes = torch.from_numpy(labels).to(clip.device), clip.class_embeddings.to(clip.device)
+        prompts = init_prompts(clip.model.visual, params.start, params.length, params.init_std, seed, clip.device)
+        plan = list(batches(len(images), cfg, seed))
         opt, sched = optimizer([prompts], cfg, sum(map(len, plan)))
         for epoch in plan:
             parts = []
             for idx in epoch:
-                idx = torch.from_numpy(idx)
-                loss, terms = rvpt_loss(clip.model, x[idx], y[idx], clip.class_embeddings, prompts, params.start,
-                                        params.alpha, params.margin)
+                loss, terms = rvpt_loss(clip.model, pixels(images[idx], clip.device), y[idx], classes, prompts,
+                                        params.start, params.alpha, params.margin)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 parts.append(terms)
             log_row({k: float(np.mean([p[k] for p in parts])) for k in parts[0]})
-        return Fitted({"prompts": prompts.detach()}, {"examples": int(len(x))})
+        return Fitted({"prompts": prompts.detach()}, {"examples": int(len(images))})
 
     def features(self, clip, fitted, params: RVPTParams, x):
         from repro.studies.rvpt.prompts import encode  # noqa: PLC0415
 
-        feats, _ = encode(clip.model.visual, x, fitted.tensors["prompts"], params.start)
+        feats, _ = encode(clip.model.visual, x, fitted.tensors["prompts"].to(x.device), params.start)
         return feats / feats.norm(dim=-1, keepdim=True)
 
 
@@ -171,7 +176,7 @@ class LinearProbe(Defence):
 
     def logits(self, clip, fitted, params, x):
         f = float(clip.model.logit_scale.exp()) * self.features(clip, fitted, params, x)
-        return f @ fitted.tensors["weight"].T + fitted.tensors["bias"]
+        return f @ fitted.tensors["weight"].T.to(f.device) + fitted.tensors["bias"].to(f.device)
 
 
 class CleanCLIP(Defence):
@@ -200,10 +205,10 @@ class CleanCLIP(Defence):
         for epoch in plan:
             parts = []
             for idx in epoch:
-                x = pixels(images[idx])
-                x_aug = pixels(_crop(images[idx], params.pad, rng))
-                t = clip.tokenizer([captions[i] for i in idx])
-                t_aug = clip.tokenizer([_drop_words(captions[i], params.word_drop, rng) for i in idx])
+                x = pixels(images[idx], clip.device)
+                x_aug = pixels(_crop(images[idx], params.pad, rng), clip.device)
+                t = clip.tokenizer([captions[i] for i in idx]).to(clip.device)
+                t_aug = clip.tokenizer([_drop_words(captions[i], params.word_drop, rng) for i in idx]).to(clip.device)
                 img, img_aug = model.encode_image(x, normalize=True), model.encode_image(x_aug, normalize=True)
                 txt, txt_aug = model.encode_text(t, normalize=True), model.encode_text(t_aug, normalize=True)
                 scale = model.logit_scale.exp()

@@ -18,14 +18,15 @@ from __future__ import annotations
 import torch
 
 
-def init_prompts(visual, start: int, length: int, std: float = 0.02, seed: int = 0) -> torch.nn.Parameter:
+def init_prompts(visual, start: int, length: int, std: float = 0.02, seed: int = 0, device=None
+                 ) -> torch.nn.Parameter:
     """(L - start) x ``length`` x width prompts from N(0, std) ([I]: the paper states a zero-mean
-    Gaussian, not its std)."""
+    Gaussian, not its std), drawn on the CPU (the same draw on every device), on ``device``."""
     blocks, width = len(visual.transformer.resblocks), visual.conv1.out_channels
     if not 0 <= start < blocks:
         raise ValueError(f"prompt start block {start} must be in 0..{blocks - 1}")
     g = torch.Generator().manual_seed(seed)
-    return torch.nn.Parameter(torch.randn(blocks - start, length, width, generator=g) * std)
+    return torch.nn.Parameter((torch.randn(blocks - start, length, width, generator=g) * std).to(device))
 
 
 def encode(visual, images: torch.Tensor, prompts: torch.Tensor | None = None, start: int = 0
