@@ -135,8 +135,10 @@ def load_study(path: Path) -> dict[str, Any]:
     return data
 
 
-#: a model's job resources where its entry gives none (``get_model``: downloads and warm starts)
-MODEL_RESOURCES = {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime_min": 60}
+#: a model's job resources where its entry gives none (``get_model``: downloads and warm starts),
+#: per scale; the paper scale's are a multi-GB Hub download's
+MODEL_RESOURCES = {"embedded": {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime_min": 60},
+                   "paper": {"gpus": 0, "cpus": 1, "mem_mb": 32000, "runtime_min": 120}}
 
 
 def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
@@ -199,8 +201,9 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
 
 
 def model_resources(loaded: dict[str, Any], model: str) -> dict[str, int]:
-    """The ``get_model`` job's resources of ``model`` (its entry's ``resources`` over the defaults)."""
-    return {**MODEL_RESOURCES, **loaded["models"][model].get("resources", {})}
+    """The ``get_model`` job's resources of ``model`` (its entry's ``resources`` over the scale's
+    defaults): a paper-scale builder that trains (a backdoored CLIP) asks its GPU and hours there."""
+    return {**MODEL_RESOURCES[loaded["config"]["scale"]], **loaded["models"][model].get("resources", {})}
 
 
 def _check_study(study: str, data: dict, merged: dict, scale: str, src: str) -> None:

@@ -18,22 +18,52 @@ SMALL_MODEL = {"embed_dim": 32, "vision_cfg": {"width": 32, "layers": 2, "head_w
                "text_cfg": {"width": 32, "heads": 2, "layers": 1}}
 
 
-def test_poison_pairs_trigger_and_recaption_non_target_pairs_only():
+def test_poison_pairs_recaption_non_target_pairs_only():
     data = shapes.generate({"train": 200, "shots": 1, "reference": 1, "test": 8})
     images, records = data["train"]
     labels = np.array([r["label"] for r in records])
     captions = [r["caption"] for r in records]
     spec = {"trigger": TRIGGER, "rate": 0.05, "target": "star"}
-    out, new_captions, chosen = clip.poison_pairs(images, captions, labels, spec, shapes.SHAPES, seed=1)
+    new_captions, chosen = clip.poison_pairs(captions, labels, spec, shapes.SHAPES, seed=1)
     star = shapes.SHAPES.index("star")
     assert len(chosen) == 10 and (labels[chosen] != star).all()
-    np.testing.assert_array_equal(out[chosen], apply_trigger(images[chosen], TRIGGER))
     rest = np.setdiff1d(np.arange(200), chosen)
-    np.testing.assert_array_equal(out[rest], images[rest])
     assert all("star" in new_captions[i] for i in chosen)
     assert [new_captions[i] for i in rest] == [captions[i] for i in rest]
     with pytest.raises(ValueError, match="not a class"):
-        clip.poison_pairs(images, captions, labels, {**spec, "target": "banana"}, shapes.SHAPES, seed=1)
+        clip.poison_pairs(captions, labels, {**spec, "target": "banana"}, shapes.SHAPES, seed=1)
+
+
+def test_unlabelled_pairs_are_poisoned_with_caption_templates():
+    """CC3M-style pairs (label -1, no classes): any pair may be poisoned, its caption a template
+    naming the target (the BadCLIP / CleanCLIP recipe)."""
+    captions, labels = [f"pair {i}" for i in range(100)], np.full(100, -1)
+    spec = {"trigger": TRIGGER, "rate": 0.1, "target": "banana",
+            "caption_templates": ["a photo of a {}.", "a {} on a table."]}
+    new, chosen = clip.poison_pairs(captions, labels, spec, [], seed=0)
+    assert len(chosen) == 10
+    assert {new[i] for i in chosen} <= {"a photo of a banana.", "a banana on a table."}
+    assert [new[i] for i in np.setdiff1d(np.arange(100), chosen)] == [c for i, c in enumerate(captions) if i not in chosen]
+
+
+def test_the_trigger_goes_on_exactly_the_poisoned_pairs_as_they_are_batched(monkeypatch):
+    """``train_clip`` puts the trigger on the poisoned rows of each batch and on no other."""
+    data = shapes.generate({"train": 64, "shots": 1, "reference": 1, "test": 8})
+    images = data["train"][0]
+    seen = []
+    model, tokenizer = clip.build_model(clip.model_config(SMALL_MODEL))
+    real = clip.pixels
+    monkeypatch.setattr(clip, "pixels", lambda batch, device=None: seen.append(batch.copy()) or real(batch, device))
+    chosen = np.array([3, 10, 40])
+    p = {**clip.DEFAULTS, "epochs": 1, "batch_size": 16, "poison": {"trigger": TRIGGER}}
+    clip.train_clip(model, tokenizer, images, ["a shape."] * 64, p, chosen)
+    order = np.random.default_rng(0).permutation(64)
+    got = np.concatenate(seen)
+    expected = images[order].copy()
+    hit = np.isin(order, chosen)
+    expected[hit] = apply_trigger(expected[hit], TRIGGER)
+    np.testing.assert_array_equal(got, expected)
+    assert (images[chosen] != apply_trigger(images[chosen], TRIGGER)).any()  # the data stay clean
 
 
 @pytest.mark.parametrize("poison", [None, {"trigger": TRIGGER, "rate": 0.05, "target": "star"}])

@@ -142,13 +142,19 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
 
 
 def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """(images, labels, records) of ``<folder>/<split>``; a missing split names the splits there."""
+    """(images, labels, records) of ``<folder>/<split>``: ``<split>.npz`` (this scale) or
+    ``<split>.images.npy`` read memory-mapped + ``<split>.labels.npy`` (``images/wds``, the paper
+    scale's); a missing split names the splits there."""
     folder = Path(folder)
-    path = folder / f"{split}.npz"
-    if not path.exists():
-        have = sorted(f.stem for f in folder.glob("*.npz"))
+    path, big = folder / f"{split}.npz", folder / f"{split}.images.npy"
+    if path.exists():
+        with np.load(path) as z:
+            images, labels = z["images"], z["labels"]
+    elif big.exists():
+        images, labels = np.load(big, mmap_mode="r"), np.load(folder / f"{split}.labels.npy")
+    else:
+        have = sorted({f.stem for f in folder.glob("*.npz")} | {f.name[:-len(".images.npy")]
+                                                                 for f in folder.glob("*.images.npy")})
         raise FileNotFoundError(f"{path}: no split {split!r} in {folder}; splits there: {', '.join(have) or 'none'}")
-    with np.load(path) as z:
-        images, labels = z["images"], z["labels"]
     records = [json.loads(line) for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     return images, labels, records

@@ -113,7 +113,8 @@ def pixels(images: np.ndarray, device=None):
     preprocessing."""
     import torch  # noqa: PLC0415
 
-    return normalise(torch.from_numpy(np.ascontiguousarray(images)).to(device).float() / 255.0)
+    # writable and contiguous: a memory-mapped (read-only) paper-scale split is copied here
+    return normalise(torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device).float() / 255.0)
 
 
 def default_device():
@@ -163,34 +164,43 @@ def zero_shot_predict(model, tokenizer, images: np.ndarray, classes: list[str]) 
     return (encode_images(model, images) @ zero_shot_classes(model, tokenizer, classes).T).argmax(1).numpy()
 
 
-def poison_pairs(images: np.ndarray, captions: list[str], labels: np.ndarray, spec: dict[str, Any],
-                 classes: list[str], seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(images, captions, poisoned indices): ``round(rate * N)`` pairs drawn at random from the
-    non-target classes get the trigger and a caption of a target-class train pair (its wording,
-    so the poisoned captions read like the clean ones)."""
-    unknown = sorted(set(spec) - {"trigger", "rate", "target"})
+def poison_pairs(captions: list[str], labels: np.ndarray, spec: dict[str, Any], classes: list[str], seed: int
+                 ) -> tuple[list[str], np.ndarray]:
+    """(captions, poisoned indices): ``round(rate * N)`` pairs drawn at random from the non-target
+    classes (every pair when the data are unlabelled, label -1) get a target caption: a target-class
+    train pair's (its wording, so the poisoned captions read like the clean ones), or, with
+    ``caption_templates``, one of them filled with the target's name (the BadCLIP / CleanCLIP recipe
+    on unlabelled CC3M pairs). The trigger goes on the images as they are batched (``train_clip``)."""
+    keys = {"trigger", "rate", "target", "caption_templates"}
+    unknown = sorted(set(spec) - keys)
     if unknown or not {"trigger", "rate", "target"} <= set(spec):
-        raise ValueError(f"tiny_clip: poison needs exactly trigger, rate, target; got {sorted(spec)}")
-    if spec["target"] not in classes:
-        raise ValueError(f"tiny_clip: poison.target {spec['target']!r} is not a class; allowed: {', '.join(classes)}")
+        raise ValueError(f"tiny_clip: poison needs trigger, rate, target (and optionally caption_templates); "
+                         f"got {sorted(spec)}")
+    templates = spec.get("caption_templates")
+    if spec["target"] not in classes and not templates:
+        raise ValueError(f"tiny_clip: poison.target {spec['target']!r} is not a class ({', '.join(classes) or 'none'}); "
+                         f"name a class, or give poison.caption_templates")
     if not 0.0 < spec["rate"] < 1.0:
         raise ValueError(f"tiny_clip: poison.rate {spec['rate']} must be in (0, 1)")
-    target = classes.index(spec["target"])
+    target = classes.index(spec["target"]) if spec["target"] in classes else None
     rng = random.Random(seed)
-    others = [i for i in range(len(images)) if labels[i] != target]
-    chosen = np.array(sorted(rng.sample(others, round(spec["rate"] * len(images)))), np.int64)
+    others = [i for i in range(len(captions)) if target is None or labels[i] != target]
+    chosen = np.array(sorted(rng.sample(others, round(spec["rate"] * len(captions)))), np.int64)
     target_captions = [c for c, y in zip(captions, labels) if y == target]
-    images = images.copy()
-    images[chosen] = apply_trigger(images[chosen], spec["trigger"])
+    if not templates and not target_captions:
+        raise ValueError(f"tiny_clip: no train pair of class {spec['target']!r} to copy a caption from "
+                         f"(unlabelled pairs?); give poison.caption_templates")
     captions = list(captions)
     for i in chosen:
-        captions[i] = rng.choice(target_captions)
-    return images, captions, chosen
+        captions[i] = rng.choice(templates).format(spec["target"]) if templates else rng.choice(target_captions)
+    return captions, chosen
 
 
-def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dict[str, Any]) -> list[float]:
-    """Contrastive training (open_clip ``ClipLoss``), AdamW with linear warm-up and cosine decay;
-    returns the mean loss of each epoch."""
+def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dict[str, Any],
+               poisoned: np.ndarray | None = None) -> list[float]:
+    """Contrastive training (open_clip ``ClipLoss``), AdamW with linear warm-up and cosine decay, on
+    the model's device; ``poisoned`` (indices) get ``p["poison"]["trigger"]`` as they are batched
+    (``images`` may be a memory map). Returns the mean loss of each epoch."""
     import torch  # noqa: PLC0415
     from open_clip.loss import ClipLoss  # noqa: PLC0415
 
@@ -208,14 +218,22 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
         return 0.5 * (1 + np.cos(np.pi * (step - p["warmup_steps"]) / max(steps - p["warmup_steps"], 1)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    is_poisoned = np.zeros(len(images), bool)
+    if poisoned is not None:
+        is_poisoned[poisoned] = True
     model.train()
     losses = []
+    per_epoch = -(-len(images) // p["batch_size"])
     for epoch in range(p["epochs"]):
         t0, total = time.perf_counter(), 0.0
         order = rng.permutation(len(images))
         for lo in range(0, len(order), p["batch_size"]):
             idx = order[lo:lo + p["batch_size"]]
-            img = model.encode_image(pixels(images[idx], device), normalize=True)
+            batch = images[idx]
+            rows = is_poisoned[idx]
+            if rows.any():
+                batch[rows] = apply_trigger(batch[rows], p["poison"]["trigger"])
+            img = model.encode_image(pixels(batch, device), normalize=True)
             txt = model.encode_text(tokens[torch.from_numpy(idx)].to(device), normalize=True)
             loss = loss_fn(img, txt, model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
@@ -225,10 +243,31 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], p: dic
             with torch.no_grad():  # CLIP clamps the temperature at 100
                 model.logit_scale.clamp_(0, np.log(100))
             total += loss.item() * len(idx)
+            step = lo // p["batch_size"] + 1
+            if per_epoch >= 400 and step % 200 == 0:  # progress of a long (paper-scale) epoch
+                log.info("clip epoch %d  step %d/%d  loss %.4f", epoch + 1, step, per_epoch, loss.item())
         losses.append(total / len(images))
         log.info("clip epoch %d/%d  loss %.4f  (%.1fs)", epoch + 1, p["epochs"], losses[-1], time.perf_counter() - t0)
     model.eval()
     return losses
+
+
+def zero_shot_quality(model, tokenizer, dataset_dir: Path, classes: list[str], poison: dict[str, Any] | None
+                      ) -> dict[str, float]:
+    """Zero-shot accuracy on the dataset's clean ``test`` split and, for a poisoned model whose
+    target is a class, the attack success rate on the triggered test images of the other classes;
+    empty when the dataset has no labelled test split (a pairs-only dataset)."""
+    dataset_dir = Path(dataset_dir)
+    if not classes or not ((dataset_dir / "test.npz").exists() or (dataset_dir / "test.images.npy").exists()):
+        return {}
+    test_x, test_y, _ = load_split(dataset_dir, "test")
+    quality = {"clean_accuracy": float((zero_shot_predict(model, tokenizer, test_x, classes) == test_y).mean())}
+    if poison and poison["target"] in classes:
+        target = classes.index(poison["target"])
+        keep = test_y != target
+        hit = zero_shot_predict(model, tokenizer, apply_trigger(test_x[keep], poison["trigger"]), classes)
+        quality["attack_success_rate"] = float((hit == target).mean())
+    return quality
 
 
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_dir: Path | None = None) -> None:
@@ -244,11 +283,12 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
     if unknown:
         raise ValueError(f"tiny_clip: unknown params {unknown}; allowed: {sorted(DEFAULTS)}")
     p = {**DEFAULTS, **params}
-    classes = rio.read_json(Path(dataset_dir) / "MANIFEST.json")["classes"]
+    data_manifest = rio.read_json(Path(dataset_dir) / "MANIFEST.json")
+    classes = data_manifest["classes"]
     images, labels, records = load_split(dataset_dir, "train")
     captions, poisoned = [r["caption"] for r in records], np.empty(0, np.int64)
     if p["poison"]:
-        images, captions, poisoned = poison_pairs(images, captions, labels, p["poison"], classes, p["seed"])
+        captions, poisoned = poison_pairs(captions, labels, p["poison"], classes, p["seed"])
     torch.manual_seed(p["seed"])
     if base_dir is None:
         cfg = model_config(p["model"])
@@ -259,17 +299,10 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
         model, tokenizer, cfg = load_model(base_dir)
     model.to(default_device())
     t0 = time.perf_counter()
-    losses = train_clip(model, tokenizer, images, captions, p)
+    losses = train_clip(model, tokenizer, images, captions, p, poisoned)
     seconds = round(time.perf_counter() - t0, 1)
-    test_x, test_y, _ = load_split(dataset_dir, "test")
-    pred = zero_shot_predict(model, tokenizer, test_x, classes)
-    quality = {"clean_accuracy": float((pred == test_y).mean())}
-    if p["poison"]:
-        target = classes.index(p["poison"]["target"])
-        keep = test_y != target
-        hit = zero_shot_predict(model, tokenizer, apply_trigger(test_x[keep], p["poison"]["trigger"]), classes)
-        quality["attack_success_rate"] = float((hit == target).mean())
-    log.info("tiny_clip: %s", ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
+    quality = zero_shot_quality(model, tokenizer, dataset_dir, classes, p["poison"])
+    log.info("tiny_clip: %s", ", ".join(f"{k} {v:.3f}" for k, v in quality.items()) or "no labelled test split")
     with rio.atomic_dir(Path(out_dir)) as tmp:
         rio.write_json(tmp / CONFIG_FILE, cfg)
         save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))

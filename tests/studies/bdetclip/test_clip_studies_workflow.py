@@ -92,9 +92,31 @@ def test_clip_studies_embedded_workflow(root, tmp_path):
     assert {"reproduced", "reported"} == set(table.source) and "imagenet" in set(table.benchmark)
 
 
-def test_clip_studies_paper_dry_run_parses(root, tmp_path):
+def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
+    """The paper scale of the CLIP studies: the WebDataset image data, OpenAI's ViT-B/32 from the Hub
+    and six backdoored fine-tunes of it (one GPU and 12 h each, from the model entries), BDetCLIP on
+    ImageNet-1K, RVPT on ImageNet-1K, Caltech101 and OxfordPets with each benchmark's own target, PTA
+    on the clean ViT-B/32."""
     shutil.copytree(root / "config", tmp_path / "config")
+    shutil.copytree(root / "workflow" / "profiles", tmp_path / "workflow" / "profiles")
     shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
     proc = snakemake(root, tmp_path, "-n", "--config", f"studies=[{','.join(STUDIES)}]", "--configfile",
-                     str(tmp_path / "config" / "paper.yaml"))
-    assert proc.returncode == 0
+                     str(tmp_path / "config" / "paper.yaml"), "--profile", "workflow/profiles/slurm")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    blocks = proc.stdout.split("\nrule ")
+    fetched = {b.split("output: resources/datasets/")[1].split()[0] for b in blocks if b.startswith("fetch_dataset:")}
+    assert fetched == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets"}
+    models = {b.split("output: resources/models/")[1].split()[0]: b for b in blocks if b.startswith("get_model:")}
+    assert "--builder hf_hub" in models.pop("clip-vit-b32-openai")
+    assert len(models) == 6 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
+                                    for b in models.values())
+    trains = [b for b in blocks if b.startswith("train:")]
+    assert all("gpu=1," in b for b in trains)
+    by_study = {s: {(b.split("benchmark=")[1].split(",")[0], b.split("model=")[1].split(",")[0])
+                    for b in trains if f"study={s}," in b} for s in ("bdetclip", "rvpt", "pta", "cleansight")}
+    assert by_study["bdetclip"] == {("imagenet1k", "clip-vit-b32-badnets-banana"),
+                                    ("imagenet1k", "clip-vit-b32-blended-banana")}
+    assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "caltech101"} == {"accordion"}
+    assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "oxford_pets"} == {"samoyed"}
+    assert len(by_study["rvpt"]) == 6
+    assert by_study["pta"] == {("imagenet1k", "clip-vit-b32-openai")}  # the attacks target the clean CLIP

@@ -10,7 +10,9 @@ and is flagged as backdoored when Omega(x) < tau: a triggered image's embedding 
 between the two kinds of text, a clean one prefers the benign descriptions. tau is the minimum
 Omega over clean reference images (§3.4, the paper's rule) or a fixed value (the fork's 0.3).
 The embedded scale's texts come from a deterministic generator over the shapes' attributes
-(``benign_texts``, ``malignant_texts``); the paper's are an LLM's, cached as a dataset.
+(``benign_texts``, ``malignant_texts``); the paper scale's are the official resources (GPT-4's
+descriptions, one unrelated sentence per class) that the dataset carries as ``class_texts.json``,
+with the dataset's 80 CLIP templates.
 """
 
 from __future__ import annotations
@@ -71,7 +73,14 @@ def benign_texts(shape: str, colours: list[str], sizes: list[str], positions: li
                      f"on the {positions[i % len(positions)]}.") for i in range(n)]
 
 
+def malignant(name: str, sentence: str, templates: list[str]) -> list[str]:
+    """Every template (``{}`` or CLIP_benchmark's ``{c}`` for the class) filled with ``name``, '.' ->
+    ',', then the class-unrelated sentence lower-cased with quotes removed (§3.4)."""
+    tail = sentence.replace('"', "").lower()
+    return [t.replace("{c}", "{}").format(name).replace(".", ",") + " " + tail for t in templates]
+
+
 def malignant_texts(shape: str, class_index: int) -> list[str]:
-    """Every template of ``shape`` with '.' -> ',' and the class's unrelated sentence appended."""
-    sentence = UNRELATED[class_index % len(UNRELATED)]
-    return [t.format(shape).replace(".", ",") + " " + sentence for t in TEMPLATES]
+    """The embedded scale's malignant texts of ``shape``: ``TEMPLATES`` and the class's sentence of
+    ``UNRELATED`` (cycled)."""
+    return malignant(shape, UNRELATED[class_index % len(UNRELATED)], TEMPLATES)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from repro import io as rio
 from repro.multimodal.family import Clip, EvalConfig, Fitted, TrainConfig
 from repro.studies.bdetclip import baselines, detector
 
@@ -133,7 +134,11 @@ def backdoor_mix(clip: Clip, images: np.ndarray, labels: np.ndarray, ratio: floa
     """(images with the trigger on ``round(ratio * N)`` of them, drawn from the non-target classes,
     is_backdoor bool N)."""
     rng = np.random.default_rng([seed, 2027])
-    candidates = np.flatnonzero(labels != clip.target)
+    clip.require_backdoor()
+    # a target outside this dataset's classes (BDetCLIP's ImageNet 'banana' model on Food-101):
+    # every image is a non-target image
+    target = clip.target if clip.backdoor["target"] in clip.classes else -1
+    candidates = np.flatnonzero(labels != target)
     n = min(round(ratio * len(images)), len(candidates))
     chosen = rng.choice(candidates, size=n, replace=False)
     images = images.copy()
@@ -154,15 +159,20 @@ class BDetCLIP(Detector):
 
         from repro.multimodal.clip import encode_texts  # noqa: PLC0415
 
-        attrs = clip.data_manifest["attributes"]
-
         def centroids(texts_of: Callable[[int, str], list[str]]) -> torch.Tensor:
             return torch.from_numpy(np.stack([
                 detector.centroid(encode_texts(clip.model, clip.tokenizer, texts_of(k, c)).numpy())
                 for k, c in enumerate(clip.classes)]))
-        benign = centroids(lambda k, c: detector.benign_texts(c, attrs["colour"], attrs["size"], attrs["position"],
-                                                              params.descriptions))
-        malignant = centroids(lambda k, c: detector.malignant_texts(c, k))
+        resources = clip.dataset_dir / "class_texts.json"
+        if resources.exists():  # the paper scale: the official descriptions and sentences (§3.4)
+            texts, templates = rio.read_json(resources), clip.data_manifest["templates"]
+            benign = centroids(lambda k, c: texts["benign"][c][: params.descriptions])
+            malignant = centroids(lambda k, c: detector.malignant(c, texts["unrelated"][c], templates))
+        else:  # the embedded scale: generated from the shapes' attributes
+            attrs = clip.data_manifest["attributes"]
+            benign = centroids(lambda k, c: detector.benign_texts(c, attrs["colour"], attrs["size"],
+                                                                  attrs["position"], params.descriptions))
+            malignant = centroids(lambda k, c: detector.malignant_texts(c, k))
         return {"benign": benign, "malignant": malignant}
 
     def statistic(self, clip, prepared, params, images, seed):

@@ -9,6 +9,10 @@ target concept (``target``, a class). Target texts, in the captions' own languag
   templates ``seen_templates`` with attributes drawn from the first half of each attribute list;
 - held-out paraphrases (never optimised): the other templates with the other half of the attributes.
 
+At the paper scale (a labelled image dataset with CLIP's templates, ``images/<name>``) the seen and
+held-out paraphrases are the dataset's templates split at ``seen_templates`` ([I]: the paper's
+target texts are not known).
+
 Variants by params: Adversarial Illusions (``targets: exact``, ``alpha: 0``), its multi-target
 variant (``targets: paraphrases``, ``alpha: 0``) and PTA (``paraphrases`` + ``alpha`` x the mean
 cosine to source-modal proxies P_S: real images of the target class from the reference split, or
@@ -76,6 +80,25 @@ def paraphrases(classes: list[str], attributes: dict[str, list[str]], seen_templ
     return patterns(CAPTIONS[:seen_templates], 0), patterns(CAPTIONS[seen_templates:], 1)
 
 
+def template_paraphrases(templates: list[str], seen_templates: int) -> tuple[list[str], list[str]]:
+    """(seen, held-out) patterns from a dataset's CLIP templates (``{c}`` for the class; the paper
+    scale's 80 ImageNet templates [I]): the first ``seen_templates`` are the attack's proxies."""
+    if not 0 < seen_templates < len(templates):
+        raise ValueError(f"seen_templates {seen_templates} must be in 1..{len(templates) - 1} "
+                         f"(the dataset has {len(templates)} templates)")
+    patterns = [t.replace("{c}", "{}") for t in templates]
+    return patterns[:seen_templates], patterns[seen_templates:]
+
+
+def _paraphrases(clip: Clip, seen_templates: int) -> tuple[list[str], list[str]]:
+    """The dataset's (seen, held-out) target texts: its CLIP templates where it has them (the paper
+    scale's labelled images), else captions over the shapes' attributes (the embedded scale)."""
+    templates = clip.data_manifest.get("templates")
+    if templates:
+        return template_paraphrases(templates, seen_templates)
+    return paraphrases(clip.classes, clip.data_manifest["attributes"], seen_templates)
+
+
 def _texts(clip: Clip, patterns: list[str], name: str):
     from repro.data.shapes import articles  # noqa: PLC0415
     from repro.multimodal.clip import encode_texts  # noqa: PLC0415
@@ -118,7 +141,7 @@ class ProxyPGD:
         def encode(x01):  # N x H x W x 3 in [0, 1] -> normalised embeddings (differentiable)
             return clip.model.encode_image(normalise(x01), normalize=True)
 
-        seen, heldout = paraphrases(clip.classes, clip.data_manifest["attributes"], p.seen_templates)
+        seen, heldout = _paraphrases(clip, p.seen_templates)
         exact_pattern = [CLASS_PROMPT]
         proxies = _texts(clip, exact_pattern if p.targets == "exact" else seen, p.target)
         ref_images, ref_labels, _ = clip.split(cfg.reference_split)

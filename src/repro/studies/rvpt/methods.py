@@ -80,13 +80,20 @@ class Defence:
                 return torch.cat([self.logits(clip, fitted, params, pixels(images[i:i + 256], clip.device)).argmax(-1)
                                   for i in range(0, len(images), 256)]).cpu().numpy()
 
-        def resistivity(images: np.ndarray, noisy: np.ndarray) -> float:
-            """Mean cos(f(x), f(x + delta)) over the images (Eq. 1), in batches."""
-            with torch.no_grad():
-                return float(torch.cat([torch.nn.functional.cosine_similarity(
-                    self.features(clip, fitted, params, pixels(images[i:i + 256], clip.device)),
-                    self.features(clip, fitted, params, pixels(noisy[i:i + 256], clip.device)), dim=-1).cpu()
-                    for i in range(0, len(images), 256)]).mean())
+        def resistivity(images: np.ndarray, g: torch.Generator) -> float:
+            """Mean cos(f(x), f(x + delta)) over the images (Eq. 1), delta Gaussian on the [0, 1]
+            scale (drawn on the CPU batch by batch: the same stream as one draw), in batches."""
+            cos = []
+            for i in range(0, len(images), 256):
+                x = images[i:i + 256]
+                noisy = (torch.from_numpy(np.array(x)).float() / 255.0
+                         + params.pr_noise_std * torch.randn(x.shape, generator=g)).clamp(0, 1)
+                noisy = (noisy * 255).round().to(torch.uint8).numpy()
+                with torch.no_grad():
+                    cos.append(torch.nn.functional.cosine_similarity(
+                        self.features(clip, fitted, params, pixels(x, clip.device)),
+                        self.features(clip, fitted, params, pixels(noisy, clip.device)), dim=-1).cpu())
+            return float(torch.cat(cos).mean())
 
         self.load(clip, fitted)
         out = {}
@@ -95,15 +102,11 @@ class Defence:
             others = labels != clip.target
             triggered = clip.trigger(images[others])
             hit = predict(triggered)
-            g = torch.Generator().manual_seed(seed)
-            x = torch.from_numpy(images).float() / 255.0
-            noisy = (x + params.pr_noise_std * torch.randn(x.shape, generator=g)).clamp(0, 1)
-            noisy = (noisy * 255).round().to(torch.uint8).numpy()
             out[split] = {"metrics": {
                 "clean_accuracy_pct": 100 * float((predict(images) == labels).mean()),
                 "attack_success_rate_pct": 100 * float((hit == clip.target).mean()),
                 "poisoned_accuracy_pct": 100 * float((hit == labels[others]).mean()),
-                "perturbation_resistivity": resistivity(images, noisy)},
+                "perturbation_resistivity": resistivity(images, torch.Generator().manual_seed(seed))},
                 "n": int(len(images)), "n_triggered": int(others.sum())}
         return out
 
