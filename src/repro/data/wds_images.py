@@ -259,29 +259,42 @@ for _name in NAMES:
     DATASETS.register(_name)(build)
 
 
+def write_split(tmp: Path, split: str, n: int, size: int, samples: Iterator[tuple[int, bytes, dict[str, Any]]],
+                progress_every: int = 0) -> None:
+    """``<split>.images.npy`` (memory-mapped, uint8 n x size x size x 3), ``<split>.labels.npy`` and
+    ``<split>.jsonl`` from (position, encoded image, record with ``label``) triples in any order."""
+    images = np.lib.format.open_memmap(tmp / f"{split}.images.npy", mode="w+", dtype=np.uint8,
+                                       shape=(n, size, size, 3))
+    records: list[dict[str, Any] | None] = [None] * n
+    for done, (pos, data, record) in enumerate(samples, 1):
+        images[pos] = clip_preprocess(data, size)
+        records[pos] = record
+        if progress_every and done % progress_every == 0:
+            log.info("%s: %d / %d images", split, done, n)
+    missing = [i for i, r in enumerate(records) if r is None]
+    if missing:
+        raise ValueError(f"{split}: {len(missing)} of {n} drawn samples were not found when decoding")
+    images.flush()
+    del images
+    np.save(tmp / f"{split}.labels.npy", np.array([r["label"] for r in records], np.int64))
+    rio.write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+
 def _write_split(tmp: Path, split: str, shards: list[Path], rows: list[tuple[int, str, int]], size: int,
                  labelled: bool, classes: list[str]) -> None:
-    images = np.lib.format.open_memmap(tmp / f"{split}.images.npy", mode="w+", dtype=np.uint8,
-                                       shape=(len(rows), size, size, 3))
-    records: list[dict[str, Any] | None] = [None] * len(rows)
     by_shard: dict[int, dict[str, int]] = defaultdict(dict)
     for pos, (shard, key, _) in enumerate(rows):
         by_shard[shard][key] = pos
-    done = 0
-    for shard, keys in sorted(by_shard.items()):
-        for key, parts in samples(shards[shard], set(keys)):
-            image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
-            if image is None:
-                raise ValueError(f"images/wds: {shards[shard].name}: sample {key} has no image ({sorted(parts)})")
-            pos = keys[key]
-            images[pos] = clip_preprocess(image, size)
-            label = rows[pos][2]
-            records[pos] = ({"label": label, "class": classes[label], "caption": CLASS_PROMPT.format(classes[label]),
-                             "key": key} if labelled else
-                            {"label": -1, "caption": parts.get("txt", b"").decode().strip(), "key": key})
-        done += len(keys)
-        log.info("images/wds: %s: %d / %d images", split, done, len(rows))
-    images.flush()
-    del images
-    np.save(tmp / f"{split}.labels.npy", np.array([r[2] for r in rows], np.int64))
-    rio.write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+    def decoded():
+        for shard, keys in sorted(by_shard.items()):
+            for key, parts in samples(shards[shard], set(keys)):
+                image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
+                if image is None:
+                    raise ValueError(f"images/wds: {shards[shard].name}: sample {key} has no image ({sorted(parts)})")
+                pos = keys[key]
+                label = rows[pos][2]
+                yield pos, image, ({"label": label, "class": classes[label],
+                                    "caption": CLASS_PROMPT.format(classes[label]), "key": key} if labelled else
+                                   {"label": -1, "caption": parts.get("txt", b"").decode().strip(), "key": key})
+    write_split(tmp, split, len(rows), size, decoded(), progress_every=5000)

@@ -286,12 +286,40 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
             "poisoned_items": int(len(poisoned)), "vqa_test": quality, "files": rio.sha256_tree(tmp)})
 
 
+class TinyPrompting:
+    """The tiny model's questions: one of ``QUESTIONS``' kinds per image; the visual tokens first."""
+
+    image_start = 0
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg, self.image_length = cfg, image_tokens(cfg)
+
+    def items(self, records: list[dict[str, Any]], rng: random.Random) -> list[tuple[int, str, str]]:
+        return vqa_items(records, rng)
+
+    def groups(self, kinds: list[str]) -> list[list[int]]:
+        """Rows of one question kind (one prompt), in first-seen order."""
+        return [[i for i, k in enumerate(kinds) if k == kind] for kind in dict.fromkeys(kinds)]
+
+    def generate(self, model, tokenizer, images: np.ndarray, kinds: list[str], max_new_tokens: int = 3,
+                 batch_size: int = 128) -> list[str]:
+        return generate_answers(model, tokenizer, self.cfg, images, kinds, max_new_tokens, batch_size)
+
+
 class LlavaContext(Context):
-    """A ``tiny_llava`` model (frozen), its tokenizer and tiny config; ``target`` is the backdoor's
-    fixed answer."""
+    """A LLaVA (frozen) with its tokenizer and ``prompting``: a ``tiny_llava`` build (question kinds,
+    ``TinyPrompting``) or an HF-layout checkpoint (free-form questions through a chat template,
+    ``repro.multimodal.llava_chat.ChatPrompting``); ``target`` is the backdoor's fixed answer."""
 
     def load(self):
-        return load_model(self.model_dir)
+        if (self.model_dir / "tiny_llava.json").exists():
+            model, tokenizer, cfg = load_model(self.model_dir)
+            self.prompting = TinyPrompting(cfg)
+            return model, tokenizer, cfg
+        from repro.multimodal.llava_chat import load_chat  # noqa: PLC0415
+
+        model, tokenizer, self.prompting = load_chat(self.model_dir, self.manifest)
+        return model, tokenizer, {}
 
     @property
     def target(self) -> str:

@@ -96,7 +96,7 @@ def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
     """The paper scale of the CLIP studies: the WebDataset image data, OpenAI's ViT-B/32 from the Hub
     and six backdoored fine-tunes of it (one GPU and 12 h each, from the model entries), BDetCLIP on
     ImageNet-1K, RVPT on ImageNet-1K, Caltech101 and OxfordPets with each benchmark's own target, PTA
-    on the clean ViT-B/32."""
+    on the clean ViT-B/32, CleanSight on LLaVA-1.5-7B with the attacker's poisoned LoRA on VQAv2."""
     shutil.copytree(root / "config", tmp_path / "config")
     shutil.copytree(root / "workflow" / "profiles", tmp_path / "workflow" / "profiles")
     shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
@@ -105,9 +105,10 @@ def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     blocks = proc.stdout.split("\nrule ")
     fetched = {b.split("output: resources/datasets/")[1].split()[0] for b in blocks if b.startswith("fetch_dataset:")}
-    assert fetched == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets"}
+    assert fetched == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets", "vqa/vqav2"}
     models = {b.split("output: resources/models/")[1].split()[0]: b for b in blocks if b.startswith("get_model:")}
-    assert "--builder hf_hub" in models.pop("clip-vit-b32-openai")
+    assert "--builder hf_hub" in models.pop("clip-vit-b32-openai") and "--builder hf_hub" in models.pop("llava-1.5-7b")
+    assert "--builder llava_lora" in models.pop("llava-1.5-7b-badnets")
     assert len(models) == 6 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
                                     for b in models.values())
     trains = [b for b in blocks if b.startswith("train:")]
@@ -120,3 +121,5 @@ def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
     assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "oxford_pets"} == {"samoyed"}
     assert len(by_study["rvpt"]) == 6
     assert by_study["pta"] == {("imagenet1k", "clip-vit-b32-openai")}  # the attacks target the clean CLIP
+    assert by_study["cleansight"] == {("vqav2", "llava-1.5-7b-badnets")}
+    assert "--params" in proc.stdout and '"image_token_start": 35' in proc.stdout  # the code's layout

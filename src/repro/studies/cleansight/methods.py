@@ -64,10 +64,10 @@ class BlurParams(NoParams):
 
 
 def _items(ctx: LlavaContext, split: str, seed: int, max_examples: int = 0):
-    from repro.multimodal.llava import vqa_items  # noqa: PLC0415
-
+    """(images, questions, answers) of a split: the context's prompting asks them (a question kind
+    per image drawn with the seed for the tiny model; the dataset's own question for a checkpoint)."""
     images, _, records = ctx.split(split, max_examples)
-    items = vqa_items(records, random.Random(seed))
+    items = ctx.prompting.items(records, random.Random(seed))
     return images, [k for _, k, _ in items], [a for _, _, a in items]
 
 
@@ -83,21 +83,19 @@ class Answerer:
     def purify(self, images: np.ndarray, params: Any) -> np.ndarray:
         return images
 
-    def answer(self, ctx: LlavaContext, fitted: Fitted, params: Any, images: np.ndarray, kinds: list[str]
+    def answer(self, ctx: LlavaContext, fitted: Fitted, params: Any, images: np.ndarray, questions: list[str]
                ) -> tuple[list[str], dict[str, np.ndarray]]:
-        from repro.multimodal.llava import generate_answers  # noqa: PLC0415
-
-        return generate_answers(ctx.model, ctx.tokenizer, ctx.config, self.purify(images, params), kinds,
-                                params.max_new_tokens), {}
+        return ctx.prompting.generate(ctx.model, ctx.tokenizer, self.purify(images, params), questions,
+                                      params.max_new_tokens), {}
 
     def evaluate(self, ctx: LlavaContext, fitted: Fitted, params: Any, cfg: EvalConfig, seed: int) -> dict[str, Any]:
         out = {}
         for split in cfg.splits:
-            images, kinds, truth = _items(ctx, split, seed, cfg.max_examples)
-            clean, clean_x = self.answer(ctx, fitted, params, images, kinds)
-            hit, hit_x = self.answer(ctx, fitted, params, ctx.trigger(images), kinds)
+            images, questions, truth = _items(ctx, split, seed, cfg.max_examples)
+            clean, clean_x = self.answer(ctx, fitted, params, images, questions)
+            hit, hit_x = self.answer(ctx, fitted, params, ctx.trigger(images), questions)
             metrics = {"clean_accuracy_pct": 100 * float(np.mean([a == t for a, t in zip(clean, truth)])),
-                       "attack_success_rate_pct": 100 * float(np.mean([a == ctx.target for a in hit])),
+                       "attack_success_rate_pct": 100 * float(np.mean([a == ctx.target.lower() for a in hit])),
                        "poisoned_accuracy_pct": 100 * float(np.mean([a == t for a, t in zip(hit, truth)]))}
             metrics.update(self.detection(clean_x, hit_x))
             out[split] = {"metrics": metrics, "n": len(images),
@@ -153,24 +151,27 @@ class CleanSight(Answerer):
                        length=params.image_token_length, tau=params.prune_threshold, **kw)
 
     def _run(self, ctx: LlavaContext, params: CleanSightParams, fitted: Fitted | None, images: np.ndarray,
-             kinds: list[str]):
+             questions: list[str]):
         """Answers and, per input, the CleanSight record (feature, score, flag, pruned count),
         one session per generate batch (rows of one question kind)."""
         import torch  # noqa: PLC0415
 
-        from repro.multimodal.llava import generate_answers  # noqa: PLC0415
         from repro.studies.cleansight.attention import install, session  # noqa: PLC0415
 
+        layout = (ctx.prompting.image_start, ctx.prompting.image_length)
+        if layout != (params.image_token_start, params.image_token_length):
+            raise ValueError(f"cleansight: image_token_start / image_token_length {params.image_token_start} / "
+                             f"{params.image_token_length}, but this model's prompts put its visual tokens at "
+                             f"{layout[0]} / {layout[1]}: set them per model (benchmark overrides)")
         install(ctx.model)
         answers: list[str] = [""] * len(images)
         rec = {"feature": [None] * len(images), "score": np.full(len(images), np.nan),
                "flagged": np.zeros(len(images), bool), "pruned": np.zeros(len(images))}
-        for kind in dict.fromkeys(kinds):
-            rows = [i for i, k in enumerate(kinds) if k == kind]
+        for rows in ctx.prompting.groups(questions):  # one session per prompt layout
             s = self._session(params, fitted, ctx.device)
             with torch.no_grad(), session(s):
-                got = generate_answers(ctx.model, ctx.tokenizer, ctx.config, images[rows], [kind] * len(rows),
-                                       params.max_new_tokens, batch_size=len(rows))
+                got = ctx.prompting.generate(ctx.model, ctx.tokenizer, images[rows], [questions[i] for i in rows],
+                                             params.max_new_tokens, batch_size=len(rows))
             f = s.feature().cpu()
             for j, i in enumerate(rows):
                 answers[i] = got[j]
@@ -186,8 +187,8 @@ class CleanSight(Answerer):
         the ``gamma_percentile`` of the clean scores."""
         import torch  # noqa: PLC0415
 
-        images, kinds, _ = _items(ctx, "reference", seed, params.calibration)
-        _, rec = self._run(ctx, params, None, images, kinds)
+        images, questions, _ = _items(ctx, "reference", seed, params.calibration)
+        _, rec = self._run(ctx, params, None, images, questions)
         f = torch.stack(rec["feature"])
         mu, sigma = f.mean(0), f.std(0)
         d = torch.linalg.vector_norm((f - mu) / (sigma + 1e-8), dim=1)
@@ -195,8 +196,8 @@ class CleanSight(Answerer):
         return Fitted({"mu": mu, "sigma": sigma, "calibration_scores": d},
                       {"gamma": gamma, "calibration_pairs": int(len(images)), "features": int(f.shape[1])})
 
-    def answer(self, ctx, fitted, params, images, kinds):
-        return self._run(ctx, params, fitted, images, kinds)
+    def answer(self, ctx, fitted, params, images, questions):
+        return self._run(ctx, params, fitted, images, questions)
 
     def detection(self, clean, triggered):
         from sklearn.metrics import roc_auc_score  # noqa: PLC0415
