@@ -17,6 +17,8 @@ merged blocks), ``env`` (benchmark keyword arguments), ``benchmark``, ``model`` 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,6 +80,60 @@ class FamilyDefaults:
 
     def resolve(self, run: dict) -> dict:
         return resolved(self, run, self.method_params(run, run["params"], "params"))
+
+
+class RegistryFamily(FamilyDefaults):
+    """A family whose train and evaluate blocks are the typed dataclasses ``train_type`` /
+    ``eval_type`` and whose methods are items of one registry (``methods``, each owning its typed
+    ``Params``), with no method keys of its own; subclasses set the three and ``name``."""
+
+    name: str = ""
+    train_type: type
+    eval_type: type
+    methods: Any  # a repro.registry.Registry
+
+    def train_config(self, values: dict, source: str) -> Any:
+        return check_dataclass(self.train_type, values, source)
+
+    def eval_config(self, values: dict, source: str) -> Any:
+        return check_dataclass(self.eval_type, values, source)
+
+    def check_method(self, spec: dict, source: str) -> None:
+        refuse_keys(spec, set(), source, self.name)
+        check_impl(self.methods, spec, source)
+
+    def method_params(self, spec: dict, values: dict, source: str) -> Any:
+        return item_params(self.methods, spec["impl"], values, source)
+
+    #: the checkpoint's state file and its key naming the method's registry item
+    state_file, state_key = "trainer_state.json", "impl"
+
+    def restored(self, checkpoint_dir: Path) -> tuple[dict, Any, Any]:
+        """(the checkpoint's saved state, the method's registry item, its typed params)."""
+        path = Path(checkpoint_dir) / self.state_file
+        state = json.loads(path.read_text())
+        name = state[self.state_key]
+        return state, self.methods.get(name), item_params(self.methods, name, state["params"], f"{path}: params")
+
+    def prepared(self, run: dict) -> tuple[Any, Any, Any, int]:
+        """(typed train config, the method's registry item, its typed params, the seed) of a run."""
+        return (self.train_config(run["train"], "train"), self.methods.get(run["impl"]),
+                self.method_params(run, run["params"], "params"), int(run["seed"]))
+
+
+class EpochRows(list):
+    """A train_log.csv's rows, one per epoch (``epoch`` numbered from 1): call it with a row; it is
+    logged every ``every`` epochs and at the last of ``epochs``."""
+
+    def __init__(self, epochs: int, every: int = 1) -> None:
+        super().__init__()
+        self.epochs, self.every = epochs, every
+
+    def __call__(self, row: dict) -> None:
+        self.append({"epoch": len(self) + 1, **row})
+        if len(self) % self.every == 0 or len(self) == self.epochs:
+            logging.getLogger("repro.families").info(
+                "epoch %d/%d  %s", len(self), self.epochs, "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
 
 
 def resolved(family: Family, run: dict, params: Any) -> dict:

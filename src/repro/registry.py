@@ -117,3 +117,4 @@ POLICY_LOSSES = Registry("policy loss")  # agentic_rl: name -> repro.rl.losses.P
 LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner (lazy: meta params=Params)
 METRICS = Registry("metric")  # classic: name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
 MM_METHODS = Registry("multimodal method")  # multimodal: name -> repro.multimodal.family.Method (lazy: meta params=Params)
+FORECASTERS = Registry("forecaster")  # forecast: name -> repro.forecast.family.Forecaster (lazy: meta params=Params)

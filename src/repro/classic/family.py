@@ -26,7 +26,7 @@ from repro import registry
 from repro.classic import metrics as _metrics  # noqa: F401  (the shared metrics every study names)
 from repro.classic.data import ArrayDataset, load_dataset
 from repro.config import check_dataclass
-from repro.families import FamilyDefaults, check_impl, item_params, refuse_keys
+from repro.families import RegistryFamily
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +133,11 @@ def score_split(learner: Learner, fitted: Fitted, data: ArrayDataset, split: str
     return {m: registry.METRICS.get(m)(Y, scores, labels) for m in metrics}
 
 
-class Classic(FamilyDefaults):
+class Classic(RegistryFamily):
     """Trainer family ``classic`` (``registry.FAMILIES``; the protocol is ``repro.families.Family``)."""
 
-    def train_config(self, values: dict, source: str) -> TrainConfig:
-        return check_dataclass(TrainConfig, values, source)
-
-    def eval_config(self, values: dict, source: str) -> EvalConfig:
-        return check_dataclass(EvalConfig, values, source)
-
-    def check_method(self, spec: dict, source: str) -> None:
-        refuse_keys(spec, set(), source, "classic")
-        check_impl(registry.LEARNERS, spec, source)
-
-    def method_params(self, spec: dict, values: dict, source: str) -> Any:
-        return item_params(registry.LEARNERS, spec["impl"], values, source)
-
+    name, train_type, eval_type, methods = "classic", TrainConfig, EvalConfig, registry.LEARNERS
+    state_key = "learner"
 
     # --- train -------------------------------------------------------------------------------
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
@@ -205,10 +194,7 @@ class Classic(FamilyDefaults):
     # --- evaluate ----------------------------------------------------------------------------
     def evaluate(self, run: dict[str, Any], *, dataset_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
         cfg = self.eval_config(run["evaluate"], "evaluate")
-        state = rio.read_json(Path(checkpoint_dir) / STATE_FILE)
-        learner: Learner = registry.LEARNERS.get(state["learner"])
-        params = item_params(registry.LEARNERS, state["learner"], state["params"],
-                             f"{checkpoint_dir}/{STATE_FILE}: params")
+        state, learner, params = self.restored(checkpoint_dir)
         with np.load(Path(checkpoint_dir) / CHECKPOINT_ARRAYS, allow_pickle=False) as z:
             fitted = Fitted({k: z[k] for k in z.files}, state["info"])
         data = load_dataset(dataset_dir)

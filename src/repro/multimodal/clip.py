@@ -27,6 +27,7 @@ import numpy as np
 from repro import io as rio
 from repro.data.shapes import load_split
 from repro.data.triggers import apply_trigger
+from repro.device import default_device
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +116,6 @@ def pixels(images: np.ndarray, device=None):
 
     # writable and contiguous: a memory-mapped (read-only) paper-scale split is copied here
     return normalise(torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device).float() / 255.0)
-
-
-def default_device():
-    """CUDA when a GPU is visible (the paper scale's jobs), else the CPU; the environment variable
-    ``REPRO_DEVICE`` (e.g. ``cpu``, ``cuda:1``) overrides."""
-    import os  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
-
-    return torch.device(os.environ.get("REPRO_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def device_of(model):

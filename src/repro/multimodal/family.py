@@ -24,8 +24,7 @@ import numpy as np
 
 from repro import io as rio
 from repro import registry
-from repro.config import check_dataclass
-from repro.families import FamilyDefaults, check_impl, item_params, refuse_keys
+from repro.families import EpochRows, RegistryFamily
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class Context:
         self.backdoor: dict[str, Any] | None = self.manifest.get("params", {}).get("poison")
         self.data_manifest = rio.read_json(self.dataset_dir / "MANIFEST.json")
         self.classes: list[str] = self.data_manifest["classes"]
-        from repro.multimodal.clip import default_device  # noqa: PLC0415  (torch)
+        from repro.device import default_device  # noqa: PLC0415  (torch)
 
         self.device = default_device()
         self.model, self.tokenizer, self.config = self.load()
@@ -166,21 +165,10 @@ def context(method: Method, model_dir: Path, dataset_dir: Path) -> Context:
     return getattr(method, "context", Clip)(model_dir, dataset_dir)
 
 
-class Multimodal(FamilyDefaults):
+class Multimodal(RegistryFamily):
     """Trainer family ``multimodal`` (``registry.FAMILIES``; the protocol is ``repro.families.Family``)."""
 
-    def train_config(self, values: dict, source: str) -> TrainConfig:
-        return check_dataclass(TrainConfig, values, source)
-
-    def eval_config(self, values: dict, source: str) -> EvalConfig:
-        return check_dataclass(EvalConfig, values, source)
-
-    def check_method(self, spec: dict, source: str) -> None:
-        refuse_keys(spec, set(), source, "multimodal")
-        check_impl(registry.MM_METHODS, spec, source)
-
-    def method_params(self, spec: dict, values: dict, source: str) -> Any:
-        return item_params(registry.MM_METHODS, spec["impl"], values, source)
+    name, train_type, eval_type, methods = "multimodal", TrainConfig, EvalConfig, registry.MM_METHODS
 
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
@@ -188,23 +176,15 @@ class Multimodal(FamilyDefaults):
         import torch  # noqa: PLC0415
         from safetensors.torch import save_file  # noqa: PLC0415
 
-        cfg = self.train_config(run["train"], "train")
-        method: Method = registry.MM_METHODS.get(run["impl"])
-        params = self.method_params(run, run["params"], "params")
-        seed = int(run["seed"])
+        cfg, method, params, seed = self.prepared(run)
         torch.manual_seed(seed)
         clip = context(method, model_dir, dataset_dir)
-        rows: list[dict[str, float]] = []
-
-        def log_row(row: dict[str, float]) -> None:
-            rows.append({"epoch": len(rows) + 1, **row})
-            if len(rows) % 10 == 0 or len(rows) == cfg.epochs:
-                log.info("epoch %d/%d  %s", len(rows), cfg.epochs, "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
+        rows = EpochRows(cfg.epochs, every=10)
 
         log.info("fitting %s (%s) on %s with %s, seed %d", run["method"], run["impl"], dataset_dir.name,
                  model_dir.name, seed)
         t0 = time.perf_counter()
-        fitted = method.fit(clip, params, cfg, seed, log_row)
+        fitted = method.fit(clip, params, cfg, seed, rows)
         seconds = round(time.perf_counter() - t0, 2)
         tracker.log_history(rows, "epoch")
         with rio.atomic_dir(out_dir) as tmp:
@@ -221,10 +201,7 @@ class Multimodal(FamilyDefaults):
         from safetensors.torch import load_file  # noqa: PLC0415
 
         cfg = self.eval_config(run["evaluate"], "evaluate")
-        state = rio.read_json(Path(checkpoint_dir) / STATE_FILE)
-        method: Method = registry.MM_METHODS.get(state["impl"])
-        params = item_params(registry.MM_METHODS, state["impl"], state["params"],
-                             f"{checkpoint_dir}/{STATE_FILE}: params")
+        state, method, params = self.restored(checkpoint_dir)
         fitted = Fitted(load_file(str(Path(checkpoint_dir) / TENSORS_FILE)), state["info"])
         torch.manual_seed(int(run["seed"]))
         clip = context(method, model_dir, dataset_dir)

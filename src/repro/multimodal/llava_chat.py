@@ -146,7 +146,8 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
 
     from repro.data.shapes import load_split  # noqa: PLC0415
     from repro.data.triggers import apply_trigger  # noqa: PLC0415
-    from repro.multimodal.clip import default_device, pixels  # noqa: PLC0415
+    from repro.device import default_device  # noqa: PLC0415
+    from repro.multimodal.clip import pixels  # noqa: PLC0415
 
     if dataset_dir is None or base_dir is None:
         raise ValueError("llava_lora needs a dataset (VQA pairs) and a base model (an HF-layout LLaVA)")

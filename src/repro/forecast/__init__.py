@@ -1,0 +1,1 @@
+"""Forecasting on sensor graphs (LTE-ODE): the ``forecast`` trainer family (``family``)."""
