@@ -106,7 +106,8 @@ class GraphODEForecaster:
         evaluations per forward and the activation memory a training step saves per window
         (bytes of the tensors autograd keeps for backward, counted by a saved-tensors hook); and, for
         the figure, the test shock window with the strongest recovery ahead: its series, every
-        method's forecast there and the mask over all sensors at the step of the largest rise."""
+        method's forecast there, the mask over all sensors at the step of the largest rise and the
+        share of the horizon's steps it fired per sensor."""
         import torch  # noqa: PLC0415
 
         shock = windows.shock
@@ -140,6 +141,7 @@ class GraphODEForecaster:
                    "truth": truth[w, :, node].round(3).tolist(),
                    "forecast": data.unz(out["pred"][w, :, node]).round(3).tolist(),
                    "mask": out["mask"][w, step].round(3).tolist(), "lte": out["lte"][w, step].round(5).tolist(),
+                   "mask_share": out["mask"][w].mean(0).round(3).tolist(),
                    "shock": shock[w, step].tolist(), "positions": data.positions.round(4).tolist()}
         return {"metrics": metrics, "example": example}
 
