@@ -45,7 +45,7 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     from repro.data.math_dapo import resolve_revision  # noqa: PLC0415
-    from repro.data.wds_images import write_split  # noqa: PLC0415
+    from repro.data.wds_images import write_splits  # noqa: PLC0415
     from repro.models.hub import fetch_verified  # noqa: PLC0415
 
     allowed = {"repo_id", "revision", "split", "fields", "image_size", "seed", "splits", "source", "endpoint"}
@@ -78,24 +78,23 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
         if need > len(index):
             raise ValueError(f"vqa/vqav2: the splits ask {need} pairs, {params['repo_id']}:{hf_split} has {len(index)}")
         order = rng.permutation(len(index))
+        by_file: dict[int, dict[int, tuple[str, int, int]]] = defaultdict(dict)  # file -> row -> (split, pos, index)
         lo = 0
         for split, spec in splits.items():
-            chosen = sorted(order[lo:lo + spec["n"]].tolist())
+            for pos, i in enumerate(sorted(order[lo:lo + spec["n"]].tolist())):
+                by_file[index[i][0]][index[i][1]] = (split, pos, i)
             lo += spec["n"]
-            by_file: dict[int, dict[int, int]] = defaultdict(dict)
-            for pos, i in enumerate(chosen):
-                by_file[index[i][0]][index[i][1]] = pos
+            log.info("vqa/vqav2: %s <- %d pairs of %s:%s", split, spec["n"], params["repo_id"], hf_split)
 
-            def decoded(by_file=by_file, chosen=chosen):
-                for f, rows in sorted(by_file.items()):
-                    column = pq.read_table(paths[f], columns=[fields["image"]]).column(0).to_pylist()
-                    for r, pos in rows.items():
-                        cell = column[r]
-                        data = cell["bytes"] if isinstance(cell, dict) else cell
-                        _, _, q, a = index[chosen[pos]]
-                        yield pos, data, {"label": -1, "question": str(q).strip(), "answer": normalise_answer(str(a))}
-            write_split(tmp, split, len(chosen), size, decoded(), progress_every=2000)
-            log.info("vqa/vqav2: %s <- %d pairs of %s:%s", split, len(chosen), params["repo_id"], hf_split)
+        def decoded():  # each file's image column read once, for every split
+            for f, rows in sorted(by_file.items()):
+                column = pq.read_table(paths[f], columns=[fields["image"]]).column(0).to_pylist()
+                for r, (split, pos, i) in rows.items():
+                    cell = column[r]
+                    _, _, q, a = index[i]
+                    yield split, pos, cell["bytes"] if isinstance(cell, dict) else cell, {
+                        "label": -1, "question": str(q).strip(), "answer": normalise_answer(str(a))}
+        write_splits(tmp, {split: spec["n"] for split, spec in splits.items()}, size, decoded(), progress_every=2000)
         rio.write_json(tmp / "MANIFEST.json", {
             "dataset": "vqa/vqav2", "params": params, "classes": [], "repo_id": params["repo_id"],
             "revision": revision, "source": recorded, "verified_against_hub_tree": tree is not None,

@@ -53,14 +53,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from repro import io as rio
+from repro.multimodal.clip import CLASS_PROMPT  # a labelled record's caption: the zero-shot class prompt
 from repro.registry import DATASETS
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 KINDS = ("labelled", "captioned")
-#: the class prompt a labelled record carries as its caption (``repro.multimodal.clip.CLASS_PROMPT``)
-CLASS_PROMPT = "a photo of a {}."
 
 
 def clip_preprocess(data: bytes, size: int) -> np.ndarray:
@@ -234,6 +233,7 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
                 if templates.exists():
                     manifest["templates"] = [t.strip() for t in templates.read_text().splitlines() if t.strip()]
         indexed: dict[tuple[str, str | None], tuple[list[Path], list[tuple[int, str, int]], set[int]]] = {}
+        drawn: dict[tuple[str, str | None], dict[str, list[tuple[int, str, int]]]] = {}
         for split, spec in splits.items():
             src = sources[spec["source"]]
             labelled = src["kind"] == "labelled"
@@ -245,9 +245,12 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
             shards, index, taken = indexed[where]
             chosen = _draw(index, spec, taken, rng, split)
             taken.update(chosen)
-            _write_split(tmp, split, shards, [index[i] for i in chosen], size, labelled, manifest["classes"])
+            drawn.setdefault(where, {})[split] = [index[i] for i in chosen]
             manifest["splits"][split] = len(chosen)
             log.info("images/wds: %s <- %d images of %s", split, len(chosen), "/".join(filter(None, where)))
+        for where, splits_of in drawn.items():  # one pass over each source's shards for all its splits
+            _write_splits(tmp, splits_of, indexed[where][0], size, sources[where[0]]["kind"] == "labelled",
+                          manifest["classes"])
         if params.get("class_texts"):
             rio.write_json(tmp / "class_texts.json", class_texts(params["class_texts"], manifest["classes"],
                                                                  Path(scratch)))
@@ -259,32 +262,36 @@ for _name in NAMES:
     DATASETS.register(_name)(build)
 
 
-def write_split(tmp: Path, split: str, n: int, size: int, samples: Iterator[tuple[int, bytes, dict[str, Any]]],
-                progress_every: int = 0) -> None:
-    """``<split>.images.npy`` (memory-mapped, uint8 n x size x size x 3), ``<split>.labels.npy`` and
-    ``<split>.jsonl`` from (position, encoded image, record with ``label``) triples in any order."""
-    images = np.lib.format.open_memmap(tmp / f"{split}.images.npy", mode="w+", dtype=np.uint8,
-                                       shape=(n, size, size, 3))
-    records: list[dict[str, Any] | None] = [None] * n
-    for done, (pos, data, record) in enumerate(samples, 1):
-        images[pos] = clip_preprocess(data, size)
-        records[pos] = record
+def write_splits(tmp: Path, sizes: dict[str, int], size: int,
+                 samples: Iterator[tuple[str, int, bytes, dict[str, Any]]], progress_every: int = 0) -> None:
+    """Per split: ``<split>.images.npy`` (memory-mapped, uint8 n x size x size x 3),
+    ``<split>.labels.npy`` and ``<split>.jsonl``, from (split, position, encoded image, record with
+    ``label``) in any order: the splits drawn from one source are written in one pass over it."""
+    images = {split: np.lib.format.open_memmap(tmp / f"{split}.images.npy", mode="w+", dtype=np.uint8,
+                                               shape=(n, size, size, 3)) for split, n in sizes.items()}
+    records: dict[str, list[dict[str, Any] | None]] = {split: [None] * n for split, n in sizes.items()}
+    for done, (split, pos, data, record) in enumerate(samples, 1):
+        images[split][pos] = clip_preprocess(data, size)
+        records[split][pos] = record
         if progress_every and done % progress_every == 0:
-            log.info("%s: %d / %d images", split, done, n)
-    missing = [i for i, r in enumerate(records) if r is None]
-    if missing:
-        raise ValueError(f"{split}: {len(missing)} of {n} drawn samples were not found when decoding")
-    images.flush()
-    del images
-    np.save(tmp / f"{split}.labels.npy", np.array([r["label"] for r in records], np.int64))
-    rio.write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+            log.info("%s: %d / %d images", "+".join(sizes), done, sum(sizes.values()))
+    for split, recs in records.items():
+        missing = sum(r is None for r in recs)
+        if missing:
+            raise ValueError(f"{split}: {missing} of {len(recs)} drawn samples were not found when decoding")
+        images[split].flush()
+        np.save(tmp / f"{split}.labels.npy", np.array([r["label"] for r in recs], np.int64))
+        rio.write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in recs))
+    images.clear()
 
 
-def _write_split(tmp: Path, split: str, shards: list[Path], rows: list[tuple[int, str, int]], size: int,
-                 labelled: bool, classes: list[str]) -> None:
-    by_shard: dict[int, dict[str, int]] = defaultdict(dict)
-    for pos, (shard, key, _) in enumerate(rows):
-        by_shard[shard][key] = pos
+def _write_splits(tmp: Path, drawn: dict[str, list[tuple[int, str, int]]], shards: list[Path], size: int,
+                  labelled: bool, classes: list[str]) -> None:
+    """The splits ``drawn`` (split -> rows) from one source's ``shards``, in one pass over them."""
+    by_shard: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
+    for split, rows in drawn.items():
+        for pos, (shard, key, _) in enumerate(rows):
+            by_shard[shard][key] = (split, pos)
 
     def decoded():
         for shard, keys in sorted(by_shard.items()):
@@ -292,9 +299,10 @@ def _write_split(tmp: Path, split: str, shards: list[Path], rows: list[tuple[int
                 image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
                 if image is None:
                     raise ValueError(f"images/wds: {shards[shard].name}: sample {key} has no image ({sorted(parts)})")
-                pos = keys[key]
-                label = rows[pos][2]
-                yield pos, image, ({"label": label, "class": classes[label],
-                                    "caption": CLASS_PROMPT.format(classes[label]), "key": key} if labelled else
-                                   {"label": -1, "caption": parts.get("txt", b"").decode().strip(), "key": key})
-    write_split(tmp, split, len(rows), size, decoded(), progress_every=5000)
+                split, pos = keys[key]
+                label = drawn[split][pos][2]
+                yield split, pos, image, ({"label": label, "class": classes[label],
+                                           "caption": CLASS_PROMPT.format(classes[label]), "key": key} if labelled
+                                          else {"label": -1, "caption": parts.get("txt", b"").decode().strip(),
+                                                "key": key})
+    write_splits(tmp, {split: len(rows) for split, rows in drawn.items()}, size, decoded(), progress_every=5000)

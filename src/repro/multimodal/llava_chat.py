@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from repro import io as rio
+from repro.data.vqa_parquet import normalise_answer as normalise
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ DEFAULTS: dict[str, Any] = {
     # null: no backdoor; else {"trigger": {...}, "rate": share of the train pairs, "target": the answer}
     "poison": None,
 }
-
-
-def normalise(text: str) -> str:
-    return text.strip().lower().rstrip(".").strip()
 
 
 @dataclass
@@ -64,10 +61,13 @@ class ChatPrompting:
         before, self._after = self.template.split("<image>")
         self._before = self.tokenizer(before)["input_ids"]
         self.image_start = len(self._before)
+        self._prompts: dict[str, list[int]] = {}  # grouping, generation and training ask again
 
     def prompt(self, question: str) -> list[int]:
-        after = self.tokenizer(self._after.format(question=question), add_special_tokens=False)["input_ids"]
-        return self._before + [self.image_id] * self.image_length + after
+        if question not in self._prompts:
+            after = self.tokenizer(self._after.format(question=question), add_special_tokens=False)["input_ids"]
+            self._prompts[question] = self._before + [self.image_id] * self.image_length + after
+        return self._prompts[question]
 
     def items(self, records: list[dict[str, Any]], rng: random.Random) -> list[tuple[int, str, str]]:
         """(image index, question, answer) per record: the dataset's own question."""
