@@ -27,6 +27,8 @@ import numpy as np
 from repro import io as rio
 from repro.registry import DATASETS
 
+#: CLIP's zero-shot class prompt (Radford et al. 2021): the caption of a labelled image and the text of a class
+CLASS_PROMPT = "a photo of a {}."
 SHAPES = ["circle", "square", "triangle", "diamond", "star", "cross", "hexagon", "ring"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40),
            "purple": (150, 60, 200), "orange": (240, 140, 30), "cyan": (40, 200, 210), "white": (235, 235, 235)}

@@ -53,7 +53,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from repro import io as rio
-from repro.multimodal.clip import CLASS_PROMPT  # a labelled record's caption: the zero-shot class prompt
+from repro.data.shapes import CLASS_PROMPT  # a labelled record's caption
 from repro.registry import DATASETS
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from repro import io as rio
-from repro.data.shapes import load_split
+from repro.data.shapes import CLASS_PROMPT, load_split
 from repro.data.triggers import apply_trigger
 from repro.device import default_device
 
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "model.safetensors"
 #: the zero-shot class prompt (CLIP's plain template)
-CLASS_PROMPT = "a photo of a {}."
 #: OpenAI CLIP's pixel statistics (open_clip.constants), applied to every image batch
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
