@@ -9,7 +9,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "repro"
-SUBPACKAGES = {"data", "envs", "models", "rl", "classic", "multimodal", "figures", "metrics", "studies"}
+SUBPACKAGES = {"data", "envs", "models", "rl", "classic", "multimodal", "forecast", "safety", "figures", "metrics",
+               "studies"}
 
 
 def _node(module: str) -> str | None:
@@ -41,7 +42,7 @@ def _imports() -> dict[str, set[str]]:
 def test_data_models_and_envs_import_no_trainer_and_core_imports_no_study():
     graph = _imports()
     for part in ("data", "models", "envs"):
-        assert not graph.get(part, set()) & {"rl", "classic", "multimodal", "studies"}, (part, graph.get(part))
+        assert not graph.get(part, set()) & {"rl", "classic", "multimodal", "forecast", "safety", "studies"}, (part, graph.get(part))
     for core in ("registry", "config", "plugins", "families", "cli", "io", "provenance", "tracking"):
         assert "studies" not in graph.get(core, set()) and "rl" not in graph.get(core, set()), core
 

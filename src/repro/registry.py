@@ -118,3 +118,4 @@ LEARNERS = Registry("learner")  # classic: name -> repro.classic.family.Learner 
 METRICS = Registry("metric")  # classic: name -> repro.classic.metrics.Metric (fn(y, scores, labels) -> float)
 MM_METHODS = Registry("multimodal method")  # multimodal: name -> repro.multimodal.family.Method (lazy: meta params=Params)
 FORECASTERS = Registry("forecaster")  # forecast: name -> repro.forecast.family.Forecaster (lazy: meta params=Params)
+SAFETY_TUNERS = Registry("safety tuner")  # lm_safety: name -> repro.safety.family.Tuner (lazy: meta params=Params)
