@@ -111,6 +111,17 @@ def sha256_tree(root: str | os.PathLike) -> dict[str, str]:
     }
 
 
+def write_jsonl_dataset(out_dir: str | os.PathLike, dataset: str, params: dict[str, Any],
+                        splits: dict[str, list[dict[str, Any]]]) -> None:
+    """A generated dataset folder, atomically: ``<split>.jsonl`` (one record per line) per split and
+    ``MANIFEST.json`` (the dataset's name, its params, the split sizes, the files' digests)."""
+    with atomic_dir(out_dir) as tmp:
+        for split, rows in splits.items():
+            write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        write_json(tmp / "MANIFEST.json", {"dataset": dataset, "params": params,
+                                           "splits": {k: len(v) for k, v in splits.items()}, "files": sha256_tree(tmp)})
+
+
 def manifest_record(folder: str | os.PathLike) -> dict[str, Any] | None:
     """``{"manifest_sha256", "revision"}`` of ``folder/MANIFEST.json`` (a fetched dataset or base
     model), or None without one: what provenance records about an input."""

@@ -30,7 +30,6 @@ detector only through its configured markers.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -159,10 +158,4 @@ def generate(params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 @DATASETS.register("safety/embedded")
 def build(out_dir: Path, params: dict[str, Any]) -> None:
-    data = generate(params)
-    with rio.atomic_dir(out_dir) as tmp:
-        for split, rows in data.items():
-            rio.write_text(tmp / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        rio.write_json(tmp / "MANIFEST.json", {
-            "dataset": "safety/embedded", "params": {**DEFAULTS, **params},
-            "splits": {k: len(v) for k, v in data.items()}, "files": rio.sha256_tree(tmp)})
+    rio.write_jsonl_dataset(out_dir, "safety/embedded", {**DEFAULTS, **params}, generate(params))
