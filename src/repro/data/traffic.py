@@ -1,5 +1,6 @@
-"""Traffic sensor networks for LTE-ODE (other-papers.md §8): ``traffic/embedded`` (generated) and
-``traffic/pems`` (a PEMS release, the paper scale's).
+"""Traffic sensor networks for LTE-ODE (other-papers.md §8): ``traffic/embedded`` (generated),
+``traffic/pems`` (a PEMS release) and ``traffic/largest`` (LargeST's CA release and its SD / GBA / GLA
+subsets), the paper scale's.
 
 ``traffic/embedded``: ``nodes`` sensors on a random geometric graph in the unit square (edges
 within ``radius``, weights exp(-d^2 / radius^2)); a speed-like signal per sensor: a free-flow speed
@@ -11,7 +12,8 @@ to e^-1), its neighbours dropping half as much one step later. Shocks are the di
 Lipschitz vector field smooths over (§8.1).
 
 Files (both variants): ``series.npy`` (T x N float32), ``adjacency.npy`` (N x N float32, weighted,
-zero diagonal), ``positions.npy`` (N x 2, for plots; PEMS: a spring layout of the graph),
+zero diagonal), ``positions.npy`` (N x 2, for plots; PEMS: sensors on a circle; LargeST: longitude,
+latitude),
 ``shock.npy`` (T x N bool: a shock is active; PEMS: all False, no labels), ``time_of_day.npy``
 (T, fraction of the day) and ``MANIFEST.json`` (params, steps per day, the chronological
 ``splits`` as [start, end) step ranges: 60 / 20 / 20 %).
@@ -156,4 +158,74 @@ def build_pems(out_dir: Path, params: dict[str, Any]) -> None:
                      "positions": np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32),
                      "shock": np.zeros((t, n), bool), "time_of_day": ((np.arange(t) % spd) / spd).astype(np.float32)},
            {"dataset": "traffic/pems", "params": params, "steps_per_day": spd,
+            "sources": {k: {"url": params[k]["url"], "sha256": v} for k, v in digests.items()}})
+
+
+#: LargeST's sub-datasets as PeMS districts of the CA release (the generate_<subset>_dataset notebooks
+#: of liuxu77/LargeST @ b7c6ff5: SD = district 11, GBA = 4, GLA = 7, 8, 12); CA: every sensor
+LARGEST_DISTRICTS: dict[str, tuple[int, ...] | None] = {"ca": None, "sd": (11,), "gba": (4,), "gla": (7, 8, 12)}
+
+
+def read_largest(his: Path, meta: Path, adj: Path, subset: str, resample_min: int = 15
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(series T x N flow, adjacency N x N, positions N x 2 (Lng, Lat), step times (datetime64)) of
+    a LargeST subset, processed as the release's scripts do: the raw 5-minute flow (a pandas HDF
+    frame, sensor ids as columns) averaged over ``resample_min`` minutes and rounded, gaps set to 0
+    (process_ca_his.ipynb); the sensors of the subset's districts in ``ca_meta.csv`` order, their
+    rows and columns of ``ca_rn_adj.npy`` by the meta's ``ID2`` (generate_<subset>_dataset.ipynb)."""
+    import pandas as pd  # noqa: PLC0415
+
+    if subset not in LARGEST_DISTRICTS:
+        raise ValueError(f"traffic/largest: subset {subset!r}; allowed: {', '.join(LARGEST_DISTRICTS)}")
+    m = pd.read_csv(meta)
+    missing = {"ID", "ID2", "Lat", "Lng", "District"} - set(m.columns)
+    if missing:
+        raise ValueError(f"{meta}: no column(s) {sorted(missing)} (LargeST's ca_meta.csv has ID, Lat, Lng, District, ..., ID2)")
+    if LARGEST_DISTRICTS[subset] is not None:
+        m = m[m.District.isin(LARGEST_DISTRICTS[subset])].reset_index(drop=True)
+    frame = pd.read_hdf(his)
+    frame.columns = frame.columns.astype(str)
+    ids = m.ID.astype(str).tolist()
+    absent = [i for i in ids if i not in frame.columns]
+    if absent:
+        raise ValueError(f"{his}: sensors of {meta.name} not in the flow data: {absent[:5]} ({len(absent)} in all)")
+    frame = frame[ids]
+    if resample_min:
+        frame = frame.resample(f"{int(resample_min)}min").mean().round(0)
+    frame = frame.fillna(0)
+    full = np.load(adj)
+    rows = m.ID2.to_numpy(int)
+    if rows.max() >= len(full):
+        raise ValueError(f"{adj}: {len(full)} sensors, but {meta.name} indexes row {rows.max()}")
+    a = full[np.ix_(rows, rows)].astype(np.float32)
+    np.fill_diagonal(a, 0)
+    return (frame.to_numpy(np.float32), a, m[["Lng", "Lat"]].to_numpy(np.float32), frame.index.to_numpy())
+
+
+@DATASETS.register("traffic/largest")
+def build_largest(out_dir: Path, params: dict[str, Any]) -> None:
+    """``params``: ``subset`` (ca, sd, gba, gla), ``his`` / ``meta`` / ``adj`` (``{url, sha256}`` of
+    ``ca_his_raw_<year>.h5``, ``ca_meta.csv``, ``ca_rn_adj.npy``: the Kaggle release
+    liuxu77/largest needs a login, so the URLs are ``file://`` paths to a manual download, or a
+    mirror's), ``resample_min`` (15, as the release's processing)."""
+    from repro.data.download import download  # noqa: PLC0415
+
+    allowed = {"subset", "his", "meta", "adj", "resample_min"}
+    unknown = sorted(set(params) - allowed)
+    absent = [k for k in ("his", "meta", "adj") if not (params.get(k) or {}).get("url")]
+    if unknown or absent:
+        raise ValueError(f"traffic/largest: unknown {unknown}, no url for {absent}; needs his, meta, adj as {{url, "
+                         f"sha256}} (download https://www.kaggle.com/datasets/liuxu77/largest, then file:// paths), "
+                         f"subset ({', '.join(LARGEST_DISTRICTS)}), optional resample_min")
+    subset, minutes = params.get("subset", "sd"), int(params.get("resample_min", 15))
+    with tempfile.TemporaryDirectory() as scratch:
+        names = {"his": "his.h5", "meta": "meta.csv", "adj": "adj.npy"}
+        digests = {k: download(params[k]["url"], Path(scratch) / f, params[k].get("sha256")) for k, f in names.items()}
+        series, adj, pos, times = read_largest(*(Path(scratch) / names[k] for k in ("his", "meta", "adj")), subset, minutes)
+    day = (times - times.astype("datetime64[D]")) / np.timedelta64(1, "D")
+    spd = int(round(24 * 60 / (minutes or 5)))
+    log.info("traffic/largest %s: %d sensors, %d steps of %d min", subset, series.shape[1], series.shape[0], minutes or 5)
+    _write(out_dir, {"series": series, "adjacency": adj, "positions": pos, "shock": np.zeros(series.shape, bool),
+                     "time_of_day": day.astype(np.float32)},
+           {"dataset": "traffic/largest", "params": params, "steps_per_day": spd,
             "sources": {k: {"url": params[k]["url"], "sha256": v} for k, v in digests.items()}})

@@ -144,6 +144,40 @@ def test_pems_release_from_local_files(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_largest_release_from_local_files(tmp_path):
+    """LargeST's CA files laid out as the Kaggle release (a pandas HDF frame of 5-minute flow, sensor
+    ids as columns; ca_meta.csv; ca_rn_adj.npy), processed as the release's notebooks: the SD subset
+    (district 11) in meta order, 15-minute means rounded, gaps 0, the adjacency rows by ID2."""
+    import pandas as pd
+
+    times = pd.date_range("2019-01-01", periods=24, freq="5min")
+    ids = [7001, 8002, 9003, 9004]
+    flow = pd.DataFrame(np.arange(24 * 4, dtype=float).reshape(24, 4), index=times, columns=[str(i) for i in ids])
+    flow.iloc[3:6, 1] = np.nan  # a 15-minute gap at sensor 8002
+    flow.to_hdf(tmp_path / "ca_his_raw_2019.h5", key="t", mode="w")
+    pd.DataFrame({"ID": [9004, 7001, 8002, 9003], "Lat": [32.1, 34.0, 32.7, 37.5], "Lng": [-117.1, -118.2, -117.0, -122.0],
+                  "District": [11, 7, 11, 4], "ID2": [3, 0, 1, 2]}).to_csv(tmp_path / "ca_meta.csv", index=False)
+    full = np.arange(16, dtype=np.float32).reshape(4, 4) / 16
+    np.save(tmp_path / "ca_rn_adj.npy", full)
+    files = {"his": "ca_his_raw_2019.h5", "meta": "ca_meta.csv", "adj": "ca_rn_adj.npy"}
+    out = tmp_path / "sd"
+    traffic.build_largest(out, {"subset": "sd", **{k: {"url": (tmp_path / f).as_uri()} for k, f in files.items()}})
+    series = np.load(out / "series.npy")
+    expected = flow[["9004", "8002"]].resample("15min").mean().round(0).fillna(0).to_numpy(np.float32)
+    np.testing.assert_array_equal(series, expected)
+    assert series.shape == (8, 2) and series[1, 1] == 0  # the gap
+    adj = np.load(out / "adjacency.npy")
+    np.testing.assert_array_equal(adj, np.array([[0, full[3, 1]], [full[1, 3], 0]], np.float32))
+    np.testing.assert_array_equal(np.load(out / "positions.npy"), np.array([[-117.1, 32.1], [-117.0, 32.7]], np.float32))
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["steps_per_day"] == 96 and manifest["splits"]["test"] == [6, 8]
+    np.testing.assert_allclose(np.load(out / "time_of_day.npy")[:2], [0.0, 15 / 1440])
+    with pytest.raises(ValueError, match="subset 'la'"):
+        traffic.build_largest(tmp_path / "x", {"subset": "la", **{k: {"url": (tmp_path / f).as_uri()} for k, f in files.items()}})
+    with pytest.raises(ValueError, match="no url for"):
+        traffic.build_largest(tmp_path / "x", {"subset": "sd"})
+
+
 def test_scores_by_hand():
     truth = np.array([[10.0, 0.5], [20.0, 40.0]])
     pred = np.array([[12.0, 0.5], [20.0, 30.0]])
