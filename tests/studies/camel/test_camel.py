@@ -94,6 +94,28 @@ def test_alternating_updates_decrease_the_objective():
     assert len(rows) == 30 and np.all(np.diff(hist) <= 1e-9) and hist[-1] == pytest.approx(rows[-1]["objective"])
 
 
+def test_the_intercept_is_the_exact_block_minimiser_and_the_objective_still_falls():
+    """With ``bias``: for fixed G, (A, b) minimise lambda1/2 ||K A + 1 b^T - G||^2 + lambda2/2 tr(A^T K A)
+    jointly (both gradients vanish), and the alternation never raises the objective."""
+    K, R, T, St = _problem()
+    l1, l2 = 1.0, 0.05
+    G = T + 0.3
+    for kernel, Phi in ((True, K), (False, np.c_[K[:, :5], np.ones(len(K))])):
+        Rm = K if kernel else np.eye(Phi.shape[1])
+        A = a_operator(Phi, kernel, l2 / l1, bias=True) @ G
+        b = (G - Phi @ A).mean(0)
+        resid = Phi @ A + b - G
+        assert np.abs(resid.sum(0)).max() < 1e-8                               # d/db = 0
+        assert np.abs(Phi.T @ (l1 * resid) + l2 * (Rm @ A)).max() < 1e-7 * max(1.0, np.abs(Phi).max())  # d/dA = 0
+    rows = []
+    A, G, hist, b = camel_fit(K, R, T, St, l1, l2, True, 30, 0.0, rows.append, bias=True)
+    assert len(rows) == 30 and np.all(np.diff(hist) <= 1e-9) and b.shape == (T.shape[1],)
+    # a constant shift of every target is taken by the intercept, not by the kernel weights
+    A2, _, _, b2 = camel_fit(K, R, T + 5.0, np.eye(T.shape[1]), l1, l2, True, 200, 1e-14, bias=True)
+    A1, _, _, b1 = camel_fit(K, R, T, np.eye(T.shape[1]), l1, l2, True, 200, 1e-14, bias=True)
+    assert np.allclose(A2, A1, atol=1e-6) and np.allclose(b2 - b1, 5.0, atol=1e-6)
+
+
 def test_linear_a_step_is_ridge():
     rng = np.random.default_rng(3)
     Phi, G = rng.normal(size=(30, 4)), rng.normal(size=(30, 2))
@@ -120,8 +142,10 @@ def test_predictions_mix_the_labels():
     f = camel.fit(data, {"kind": "rbf"}, CAMELParams(alpha=0.7, lambda2=0.1), None, 0, lambda r: None)
     scores, labels = camel.predict(f, X[:5], {"kind": "rbf"}, CAMELParams())
     K, _, _ = fit_design(X, {"kind": "rbf"})
-    own = K[:5] @ f.arrays["A"]
+    own = K[:5] @ f.arrays["A"] + f.arrays["b"]  # each label's own fit, intercept included
     assert np.allclose(scores, own @ (0.3 * np.eye(Y.shape[1]) + 0.7 * f.arrays["S"]))
+    g = camel.fit(data, {"kind": "rbf"}, CAMELParams(alpha=0.7, lambda2=0.1, bias=False), None, 0, lambda r: None)
+    assert not g.arrays["b"].any() and not np.allclose(g.arrays["A"], f.arrays["A"])
     assert np.array_equal(labels, scores > 0)
 
 

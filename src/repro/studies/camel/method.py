@@ -98,14 +98,22 @@ def collaboration(S: np.ndarray, alpha: float) -> np.ndarray:
     return (1.0 - alpha) * np.eye(len(S)) + alpha * S
 
 
-def camel_objective(G, A, Phi, R, T, St, lambda1, lambda2) -> float:
-    """Eq. C2 at (G, A) with Phi = K, R = K (kernel) or Phi = [z, 1], R = I (linear)."""
-    return float(0.5 * np.sum((G @ St - T) ** 2) + 0.5 * lambda1 * np.sum((Phi @ A - G) ** 2)
+def camel_objective(G, A, Phi, R, T, St, lambda1, lambda2, b=0.0) -> float:
+    """Eq. C2 at (G, A, b) with Phi = K, R = K (kernel) or Phi = [z, 1], R = I (linear); ``b`` [q]
+    the unpenalised intercept (0: none)."""
+    return float(0.5 * np.sum((G @ St - T) ** 2) + 0.5 * lambda1 * np.sum((Phi @ A + b - G) ** 2)
                  + 0.5 * lambda2 * np.sum(A * (R @ A)))
 
 
-def a_operator(Phi: np.ndarray, kernel: bool, c: float) -> np.ndarray:
-    """The linear map of Eq. C3, A = Op @ G. Kernel: (K + c I)^-1 [n, n]; linear: (Phi^T Phi + c I)^-1 Phi^T."""
+def a_operator(Phi: np.ndarray, kernel: bool, c: float, bias: bool = False) -> np.ndarray:
+    """The linear map of Eq. C3, A = Op @ G. Kernel: (K + c I)^-1 [n, n]; linear: (Phi^T Phi + c I)^-1 Phi^T.
+    With an unpenalised intercept b (``bias``; b = mean over rows of G - Phi A, profiled out): the
+    same on the centred residual, H = I - 11^T / n: kernel (H K + c I)^-1 H; linear (Phi^T H Phi + c I)^-1 Phi^T H."""
+    if bias:
+        H = np.eye(len(Phi)) - 1.0 / len(Phi)
+        if kernel:
+            return np.linalg.solve(H @ Phi + c * np.eye(len(Phi)), H)
+        return np.linalg.solve(Phi.T @ H @ Phi + c * np.eye(Phi.shape[1]), Phi.T @ H)
     if kernel:
         w, V = np.linalg.eigh(Phi)
         return (V / (np.maximum(w, 0.0) + c)) @ V.T
@@ -114,22 +122,27 @@ def a_operator(Phi: np.ndarray, kernel: bool, c: float) -> np.ndarray:
 
 
 def camel_fit(Phi: np.ndarray, R: np.ndarray, T: np.ndarray, St: np.ndarray, lambda1: float, lambda2: float,
-              kernel: bool, n_iter: int, tol: float, log=None) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Alternate Eq. C3 and C4 from G = T. Returns (A, G, objective after each iteration)."""
-    Op = a_operator(Phi, kernel, lambda2 / lambda1)
+              kernel: bool, n_iter: int, tol: float, log=None, bias: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, list[float]] | tuple[np.ndarray, np.ndarray, list[float], np.ndarray]:
+    """Alternate Eq. C3 and C4 from G = T. Returns (A, G, objective after each iteration), and the
+    intercept b [q] as a fourth item with ``bias`` (Phi A + b replaces Phi A in Eq. C2-C4)."""
+    Op = a_operator(Phi, kernel, lambda2 / lambda1, bias)
     Ginv = np.linalg.inv(St @ St.T + lambda1 * np.eye(len(St)))
     G = T.copy()
     history: list[float] = []
     A = np.zeros((Phi.shape[1], T.shape[1]))
+    b = np.zeros(T.shape[1])
     for it in range(1, n_iter + 1):
         A = Op @ G                                          # Eq. C3
-        G = (T @ St.T + lambda1 * (Phi @ A)) @ Ginv         # Eq. C4
-        history.append(camel_objective(G, A, Phi, R, T, St, lambda1, lambda2))
+        if bias:
+            b = (G - Phi @ A).mean(0)                       # the intercept's block minimiser
+        G = (T @ St.T + lambda1 * (Phi @ A + b)) @ Ginv     # Eq. C4
+        history.append(camel_objective(G, A, Phi, R, T, St, lambda1, lambda2, b))
         if log is not None:
             log({"epoch": it, "objective": history[-1]})
         if it > 1 and history[-2] - history[-1] <= tol * max(abs(history[-2]), 1.0):
             break
-    return A, G, history
+    return (A, G, history, b) if bias else (A, G, history)
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,9 @@ class CAMELParams:
     admm_iters: int = 2000
     n_iter: int = 50            # alternating iterations (stops early, relative tolerance ``tol``) [I]
     tol: float = 1e-6
+    # an unpenalised intercept per label in the fitted model (Phi A + b; §10.4: "the exact placement
+    # of a bias term remains [I]"); false: the model without one (the package's first version)
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -163,14 +179,17 @@ class CAMEL:
         Phi, R, state = fit_design(X, arch)
         S, admm_it = cached_label_correlations(Y, params.lasso_ratio, params.admm_rho, params.admm_iters)
         St = collaboration(S, params.alpha)
-        A, _, hist = camel_fit(Phi, R, sign_labels(Y), St, params.lambda1, params.lambda2,
-                               arch["kind"] == "rbf", params.n_iter, params.tol, log_row)
-        return Fitted({**state, "A": A, "S": S, "S_tilde": St},
+        out = camel_fit(Phi, R, sign_labels(Y), St, params.lambda1, params.lambda2, arch["kind"] == "rbf",
+                        params.n_iter, params.tol, log_row, bias=params.bias)
+        A, hist = out[0], out[2]
+        b = out[3] if params.bias else np.zeros(Y.shape[1])
+        return Fitted({**state, "A": A, "b": b, "S": S, "S_tilde": St},
                       {"admm_iterations": admm_it, "iterations": len(hist), "objective": hist[-1],
                        "S_nonzero": int(np.count_nonzero(S))})
 
     def predict(self, fitted: Fitted, X, arch, params):
-        scores = design(fitted.arrays, X, arch) @ fitted.arrays["A"] @ fitted.arrays["S_tilde"]
+        b = fitted.arrays.get("b", 0.0)
+        scores = (design(fitted.arrays, X, arch) @ fitted.arrays["A"] + b) @ fitted.arrays["S_tilde"]
         return scores, (scores > 0).astype(np.int8)
 
 
