@@ -150,9 +150,9 @@ def generate(params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 else:
                     rows.append(_howto(rng, kind))
         rng.shuffle(rows)
-        keep = ("cot", "nocot") if split == "warmstart" else ()
-        out[split] = [{"id": f"{split}-{i:05d}", **{k: v for k, v in r.items() if k not in ("cot", "nocot")
-                                                    or k in keep}} for i, r in enumerate(rows)]
+        out[split] = [{"id": f"{split}-{i:05d}", **{k: v for k, v in r.items()  # responses: warm start only
+                                                    if split == "warmstart" or k not in ("cot", "nocot")}}
+                      for i, r in enumerate(rows)]
     return out
 
 

@@ -60,7 +60,8 @@ def examples(tok, prompts: Sequence[str], responses: Sequence[str], *, cot: bool
     """Training rows of (prompt, response) pairs; ``cot`` per row or for all (False: the response
     follows the empty think block, which is part of the prompt and carries no loss)."""
     cots = [cot] * len(prompts) if isinstance(cot, bool) else list(cot)
-    p_ids = [encode_prompts(tok, [p], c, max_prompt_tokens, prefill)[0] for p, c in zip(prompts, cots)]
+    texts = [chat_text(tok, p, c, prefill) for p, c in zip(prompts, cots)]
+    p_ids = [ids[-max_prompt_tokens:] for ids in tok(texts, add_special_tokens=False)["input_ids"]]
     r_ids = [ids + [tok.eos_token_id] for ids in tok(list(responses), add_special_tokens=False)["input_ids"]]
     labels = [float("nan")] * len(prompts) if labels is None else list(labels)
     return [Example(p, r, float(y)) for p, r, y in zip(p_ids, r_ids, labels)]

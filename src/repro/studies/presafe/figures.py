@@ -36,9 +36,10 @@ def method_rows(summary: Path, split: str = "test") -> pd.DataFrame:
     s = s[s.split == split]
     gate = s[s.metric.str.startswith("gate_")].copy()
     gate["metric"] = gate.metric.str.removeprefix("gate_")
-    gate["method"] = gate.method.map(lambda m: GATE if m == "presafe" else f"{m} + head gate")
+    gated = lambda m: GATE if m == "presafe" else f"{m} + head gate"  # noqa: E731
+    gate["method"] = gate.method.map(gated)
     head = s[(s.metric == "head_accuracy")].copy()
-    head["method"] = head.method.map(lambda m: GATE if m == "presafe" else f"{m} + head gate")
+    head["method"] = head.method.map(gated)
     return pd.concat([s[~s.metric.str.startswith("gate_")], gate, head], ignore_index=True)
 
 

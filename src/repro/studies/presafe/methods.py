@@ -63,7 +63,6 @@ def safety_sft(model, tok, *, dataset_dir: Path, model_dir: Path, params: SFTPar
     recs = read_split(dataset_dir, "train")
     prompts = [r["prompt"] for r in recs]
     harmful = np.array([r["kind"] == "harmful" for r in recs])
-    own = [""] * len(recs)
     if params.own_traces:
         ids = lm.encode_prompts(tok, [p for p, h in zip(prompts, harmful) if not h], True, cfg.max_prompt_tokens)
         it = iter(lm.generate_with(cfg.generation, model, tok, model_dir, ids, max_new_tokens=cfg.max_new_tokens,
