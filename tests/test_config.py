@@ -218,3 +218,41 @@ def test_method_train_names_known_methods(tmp_path, root, workflow_config):
     workflow_config["studies"] = ["hgpo", "graphgpo"]
     with pytest.raises(ConfigError, match="method_train: unknown method 'graph'"):
         load(workflow_config, _graphgpo_tree(tmp_path, root, edit))
+
+
+def test_per_seed_datasets_give_each_seed_its_own_draw(root, workflow_config):
+    """A dataset with ``per_seed`` (the classic studies' embedded data) is read by a run of seed k
+    as ``<key>.seed<k>``, fetched with that parameter = k; every method of one seed shares it."""
+    from repro.config import dataset_entry
+
+    workflow_config.update(studies=["nrpr", "mcc", "camel"], seeds={"nrpr": [0, 3], "mcc": [3], "camel": [3]})
+    loaded = load(workflow_config, root)
+    runs = run_table(loaded)
+    assert {r.dataset for r in runs if r.study == "nrpr"} == {"lac_digits/embedded.seed0", "lac_digits/embedded.seed3"}
+    assert {r.dataset for r in runs if r.study in ("mcc", "camel")} == {"multilabel/embedded.seed3"}
+    assert all(r.dataset.endswith(f".seed{r.seed}") for r in runs)
+    name, params, plugin = dataset_entry(loaded, "lac_digits/embedded.seed3")
+    assert (name, params["seed"], plugin) == ("lac_digits/embedded", 3, "repro.studies.nrpr")
+    assert "per_seed" not in params and "per_seed" not in loaded["datasets"]["lac_digits/embedded"]
+    assert dataset_entry(loaded, "lac_uci/optdigits.seed3")[1]["seed"] == 3  # the authors' -seed draws the split
+    assert dataset_entry(loaded, "mulan/yeast")[0] == "mulan/yeast"  # a fixed partition: as declared
+    with pytest.raises(ConfigError, match="'mulan/yeast.seed3' is not declared"):
+        dataset_entry(loaded, "mulan/yeast.seed3")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("split", "datasets.alfworld/embedded.per_seed: 'split' must name one of the entry's own parameters"),
+    (3, "per_seed: 3 must name one of the entry's own parameters")])
+def test_per_seed_must_name_a_parameter(tmp_path, root, workflow_config, hgpo_study, value, message):
+    hgpo_study["datasets"]["alfworld/embedded"]["per_seed"] = value
+    workflow_config["studies"] = ["hgpo"]
+    with pytest.raises(ConfigError) as err:
+        load(workflow_config, _tree(tmp_path, root, hgpo_study))
+    assert message in str(err.value) and "hgpo.yaml" in str(err.value)
+
+
+def test_a_model_cannot_be_built_from_a_per_seed_dataset(tmp_path, root, workflow_config, hgpo_study):
+    hgpo_study["datasets"]["alfworld/embedded"]["per_seed"] = "seed"  # the warm start learns from it
+    workflow_config["studies"] = ["hgpo"]
+    with pytest.raises(ConfigError, match="models.tiny-qwen2-alfworld.dataset: 'alfworld/embedded' is drawn anew"):
+        load(workflow_config, _tree(tmp_path, root, hgpo_study))

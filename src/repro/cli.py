@@ -192,6 +192,16 @@ def cmd_plot_figure(a: argparse.Namespace) -> None:
     log.info("figure %s -> %s", a.figure, a.out_dir)
 
 
+def cmd_claims_table(a: argparse.Namespace) -> None:
+    """Regenerate a study README's claims table from an evidence folder's figure pages."""
+    from repro.figures.claims import replace_claims_block
+
+    readme = Path(a.readme)
+    text = replace_claims_block(readme.read_text(), Path(a.evidence), str(readme))
+    rio.write_text(readme, text)
+    log.info("claims table of %s regenerated from %s", readme, a.evidence)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repro", description=__doc__)
     # --log-file: the same, for launchers whose own parser would take --log for one of theirs
@@ -263,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-mixed-provenance", action="store_true",
                    help="summarize runs with different package versions or dataset digests anyway")
     s.set_defaults(fn=cmd_summarize)
+
+    s = sub.add_parser("claims-table", help="regenerate a study README's claims table from an evidence "
+                                            "folder's figure pages")
+    s.add_argument("--evidence", required=True, help="a folder of figure pages, e.g. paper_figures/evidence/nrpr")
+    s.add_argument("--readme", required=True, help="the README holding the claims markers")
+    s.set_defaults(fn=cmd_claims_table)
 
     s = sub.add_parser("plot-figure", help="one paper table or figure")
     s.add_argument("--figure", required=True, help="registered figure, <study>/<figure-id>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -177,6 +178,7 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if key not in registry.DATASETS:
             raise ConfigError(f"{sources[study]}: datasets.{key}: unknown dataset; registered: "
                               f"{', '.join(registry.DATASETS.names())}")
+    per_seed = _per_seed(merged["datasets"], {k: sources[s] for k, s in owners["datasets"].items()})
     for name, spec in merged["models"].items():
         src = sources[owners["models"][name]]
         if spec["builder"] not in registry.MODELS:
@@ -185,6 +187,10 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if "dataset" in spec and spec["dataset"] not in merged["datasets"]:
             raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is not a declared "
                               f"dataset; allowed: {', '.join(merged['datasets'])}")
+        if spec.get("dataset") in per_seed:
+            raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is drawn anew per run "
+                              f"seed ({PER_SEED}); a model built from it would need one build per seed, "
+                              f"which the workflow does not do: build it from a dataset without {PER_SEED}")
         if "base" in spec and (spec["base"] not in merged["models"] or spec["base"] == name):
             raise ConfigError(f"{src}: models.{name}.base: {spec['base']!r} is not another declared model; "
                               f"allowed: {', '.join(m for m in merged['models'] if m != name)}")
@@ -195,9 +201,52 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
             reported.check(root / "paper_figures" / "reported" / f"{study}.csv", study)
         except reported.ReportedError as exc:
             raise ConfigError(str(exc)) from None
-    return {"config": config, "studies": studies, **merged,
+    return {"config": config, "studies": studies, **merged, "per_seed": per_seed,
             "plugins": {"study": plugin_of,
                         **{block: {k: plugin_of[s] for k, s in owners[block].items()} for block in owners}}}
+
+
+#: a dataset entry's key naming the fetcher parameter that each run seed sets: the dataset is then
+#: drawn once per seed, as ``<dataset>/<variant>.seed<k>`` with that parameter = k (a paper that
+#: re-splits its data per trial; issue 21 item 3). Runs of one seed share the draw.
+PER_SEED = "per_seed"
+_PER_SEED_KEY = re.compile(r"(?P<key>.+)\.seed(?P<seed>\d+)")
+
+
+def _per_seed(datasets: dict[str, dict], sources: dict[str, str]) -> dict[str, str]:
+    """Pop ``per_seed`` from the merged dataset entries; return dataset key -> the parameter it sets."""
+    out = {}
+    for key, spec in datasets.items():
+        if PER_SEED not in spec:
+            continue
+        param = spec[PER_SEED]
+        if not isinstance(param, str) or param not in spec:
+            raise ConfigError(f"{sources[key]}: datasets.{key}.{PER_SEED}: {param!r} must name one of the "
+                              f"entry's own parameters (its value is the seed-0 draw); parameters: "
+                              f"{', '.join(k for k in spec if k != PER_SEED) or 'none'}")
+        out[key] = param
+        datasets[key] = {k: v for k, v in spec.items() if k != PER_SEED}
+    return out
+
+
+def run_dataset(loaded: dict[str, Any], key: str, seed: int) -> str:
+    """The dataset a run of ``seed`` reads: ``key``, or its own draw ``<key>.seed<seed>``."""
+    return f"{key}.seed{seed}" if key in loaded["per_seed"] else key
+
+
+def dataset_entry(loaded: dict[str, Any], key: str) -> tuple[str, dict[str, Any], str]:
+    """(registered name, fetcher parameters, plugin) of dataset folder ``key``: a declared dataset,
+    or a per-seed draw ``<declared>.seed<k>`` (the declared parameters with the seed's set to k)."""
+    m = _PER_SEED_KEY.fullmatch(key)
+    if key not in loaded["datasets"] and m and m["key"] in loaded["per_seed"]:
+        base = m["key"]
+        return base, {**loaded["datasets"][base], loaded["per_seed"][base]: int(m["seed"])}, \
+            loaded["plugins"]["datasets"][base]
+    if key not in loaded["datasets"]:
+        raise ConfigError(f"dataset {key!r} is not declared by a selected study; declared: "
+                          f"{', '.join(loaded['datasets'])} (and <key>.seed<k> of those with {PER_SEED}: "
+                          f"{', '.join(loaded['per_seed']) or 'none'})")
+    return key, loaded["datasets"][key], loaded["plugins"]["datasets"][key]
 
 
 def model_resources(loaded: dict[str, Any], model: str) -> dict[str, int]:
@@ -366,7 +415,8 @@ def run_table(loaded: dict[str, Any]) -> list[Run]:
             for model in scale_models(s, bench):
                 for method in study_methods(loaded, study):
                     for seed in study_seeds(loaded, study):
-                        runs.append(Run(scale, study, bench, per_scale[scale], model, method, seed))
+                        runs.append(Run(scale, study, bench, run_dataset(loaded, per_scale[scale], seed),
+                                        model, method, seed))
     own = {(r.study, r.benchmark, r.model, r.method, r.seed) for r in runs}
     out = []
     for r in runs:

@@ -5,7 +5,8 @@ import json
 import os
 
 from repro import registry
-from repro.config import ConfigError, job_config, load, model_resources, run_table, study_figures
+from repro.config import (ConfigError, dataset_entry, job_config, load, model_resources, run_table,
+                          study_figures)
 from repro.provenance import apply_cpu_pins
 from repro.tracking import SPOOL_FILE
 from snakemake.exceptions import WorkflowError
@@ -16,6 +17,8 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 SCALE = config["scale"]
+# where plot_figure writes: an evidence run's own folder, else the scale's
+FIGURES = config.get("figures_dir") or f"paper_figures/{SCALE}"
 # every job inherits these (a SLURM job re-reads this file): set before any job imports torch
 CPU_PINS = apply_cpu_pins(config.get("cpu_pins", {}))
 RUNS = run_table(LOADED)
@@ -50,17 +53,19 @@ def get_final_output():
     out = [f"{r.result_dir}/eval.json" for r in RUNS]
     for study in LOADED["studies"]:
         for fig in study_figures(LOADED, study):
-            out += [f"paper_figures/{SCALE}/{study}/{fig}.{ext}" for ext in ("csv", "md", "png")]
+            out += [f"{FIGURES}/{study}/{fig}.{ext}" for ext in ("csv", "md", "png")]
     return out
 
 
-def get_dataset_params(wildcards):
-    return json.dumps(LOADED["datasets"][f"{wildcards.dataset}/{wildcards.variant}"])
+def get_dataset_entry(part):
+    """Part (0 registered name, 1 fetcher params as JSON, 2 plugin) of the dataset folder's entry:
+    a declared dataset or a per-seed draw of one (repro.config.dataset_entry)."""
 
+    def fn(wildcards):
+        value = dataset_entry(LOADED, f"{wildcards.dataset}/{wildcards.variant}")[part]
+        return json.dumps(value) if part == 1 else value
 
-def get_dataset_plugin(wildcards):
-    """The plugin that registers the dataset (that of a study declaring it)."""
-    return LOADED["plugins"]["datasets"][f"{wildcards.dataset}/{wildcards.variant}"]
+    return fn
 
 
 def get_model_spec(wildcards):

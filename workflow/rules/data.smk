@@ -2,8 +2,9 @@ rule fetch_dataset:
     output:
         directory("resources/datasets/{dataset}/{variant}"),
     params:
-        spec=get_dataset_params,
-        plugin=get_dataset_plugin,
+        name=get_dataset_entry(0),
+        spec=get_dataset_entry(1),
+        plugin=get_dataset_entry(2),
     conda:
         "../../envs/repro.yaml"
     log:
@@ -13,5 +14,5 @@ rule fetch_dataset:
     # data gates the warm starts (get_model, also 20): fetch it before any ready training
     priority: 20
     shell:
-        "repro --log {log} fetch-dataset --plugin {params.plugin} --name {wildcards.dataset}/{wildcards.variant} "
+        "repro --log {log} fetch-dataset --plugin {params.plugin} --name {params.name} "
         "--params {params.spec:q} --out {output}"

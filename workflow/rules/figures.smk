@@ -24,34 +24,34 @@ rule summarize:
 
 rule plot_figure:
     input:
-        summary="results/{scale}/{study}/summary.csv",
+        summary=f"results/{SCALE}/{{study}}/summary.csv",
         train_logs=get_study_train_logs,
         evals=get_study_evals,
         reported="paper_figures/reported/{study}.csv",
     output:
         table=report(
-            "paper_figures/{scale}/{study}/{figure}.csv",
+            f"{FIGURES}/{{study}}/{{figure}}.csv",
             category="{study}",
-            subcategory="{scale}",
+            subcategory=SCALE,
         ),
         text=report(
-            "paper_figures/{scale}/{study}/{figure}.md",
+            f"{FIGURES}/{{study}}/{{figure}}.md",
             category="{study}",
-            subcategory="{scale}",
+            subcategory=SCALE,
         ),
         image=report(
-            "paper_figures/{scale}/{study}/{figure}.png",
+            f"{FIGURES}/{{study}}/{{figure}}.png",
             category="{study}",
-            subcategory="{scale}",
+            subcategory=SCALE,
         ),
     conda:
         "../../envs/repro.yaml"
     params:
         plugin=get_study_plugin,
     log:
-        "logs/plot_figure/{scale}/{study}/{figure}.log",
+        f"logs/plot_figure/{SCALE}/{{study}}/{{figure}}.log",
     shell:
         "repro --log {log} plot-figure --plugin {params.plugin} --figure {wildcards.study}/{wildcards.figure} "
         "--summary {input.summary} --train-logs {input.train_logs} --evals {input.evals} "
         "--reported {input.reported} "
-        "--scale {wildcards.scale} --out-dir paper_figures/{wildcards.scale}/{wildcards.study}"
+        f"--scale {SCALE} --out-dir {FIGURES}/{{wildcards.study}}"

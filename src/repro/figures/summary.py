@@ -52,8 +52,9 @@ class ProvenanceError(ValueError):
 
 
 # Inputs whose MANIFEST.json digest must agree between runs: (provenance key, eval.json key naming
-# the input, what to call it). Runs of one benchmark share a dataset; runs of one model name share
-# a base model (a re-downloaded or rebuilt model changes the digest).
+# the input, what to call it). Runs of one benchmark share a dataset (or, where the dataset is drawn
+# per seed, runs of one draw: the recorded folder name); runs of one model name share a base model
+# (a re-downloaded or rebuilt model changes the digest).
 _INPUTS = (("dataset", "benchmark", "dataset"), ("model", "model", "base model"))
 
 
@@ -77,7 +78,9 @@ def provenance_conflicts(paths: list[Path]) -> list[str]:
             seen.setdefault((pkg, "versions"), {}).setdefault(str(v), []).append(str(p))
         for key, name_key, what in _INPUTS:
             d = (prov.get(key) or {}).get("manifest_sha256") or "missing"
-            seen.setdefault((f"{e[name_key]} {what}", "digests"), {}).setdefault(d[:12], []).append(str(p))
+            name = (prov.get(key) or {}).get("name") if key == "dataset" else None
+            seen.setdefault((f"{e[name_key]} {what}" + (f" ({name})" if name else ""), "digests"), {}
+                            ).setdefault(d[:12], []).append(str(p))
     for (what, kind), values in seen.items():
         if len(values) > 1:
             lines.append(f"{what} {kind} differ: " + "; ".join(

@@ -12,10 +12,17 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.claims import claim_line, welch
-from repro.reported import load as reported_numbers
-from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
+from repro.figures.style import (
+    COLORS,
+    method_order,
+    new_figure,
+    save_figure,
+    scale_note,
+    write_table,
+)
 from repro.figures.summary import read_train_logs
+from repro.figures.tables import paired_claim, per_seed
+from repro.reported import load as reported_numbers
 
 METRICS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc_ovr", "AUC")]
 ORDER = ["ure", "nrpr", "ure_true_prior", "nrpr_true_prior", "eulac", "ure_ce", "nrpr_ce", "ure_paper_schedule",
@@ -43,19 +50,12 @@ def _fmt(mean: float, std: float, n: int) -> str:
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if n > 1 else "")
 
 
-def claim_lines(s: pd.DataFrame, metric: str, label: str) -> list[str]:
-    """One line per claim in CLAIMS whose two methods both ran: the measured difference of means
-    (percentage points) ± its standard error, and Welch's t-test over the two methods' seeds."""
-    lines = []
-    for bench in sorted(s.benchmark.unique()):
-        g = s[(s.benchmark == bench) & (s.metric == metric)].set_index("method")
-        for with_, without, what in CLAIMS:
-            if with_ not in g.index or without not in g.index:
-                continue
-            lines.append(claim_line(f"{bench}: {what} improves {label}", welch(g.loc[with_], g.loc[without]),
-                                    scale=100, unit=" points",
-                                    detail=f"{with_} vs {without}; ± = standard error of the difference of means"))
-    return lines
+def claim_lines(seeds: pd.DataFrame, metric: str, label: str) -> list[str]:
+    """One line per claim in CLAIMS whose two methods both ran: the mean per-seed difference ± its
+    standard error and the paired t-test over the seeds (the runs of one seed share its data draw)."""
+    ran = set(seeds.method)
+    return [line for with_, without, what in CLAIMS if {with_, without} <= ran
+            for line in paired_claim(seeds, with_, without, metric, f"{what} improves {label}")]
 
 
 @registry.FIGURES.register("nrpr/main_table")
@@ -80,7 +80,8 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                     r["std"].iloc[0]) else "")) if len(r) else "n/f"
             rows.append(row)
     df = pd.DataFrame(rows)
-    claims = [line for metric, label in METRICS[:2] for line in claim_lines(s, metric, label)]
+    seeds = per_seed(train_logs)
+    claims = [line for metric, label in METRICS[:2] for line in claim_lines(seeds, metric, label)]
     write_table(df, out_dir / "main_table.csv", out_dir / "main_table.md",
                 "NRPR: test accuracy, Macro-F1 and AUC (%) with augmented classes",
                 [_scale_note(scale),

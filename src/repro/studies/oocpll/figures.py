@@ -14,10 +14,17 @@ import numpy as np
 import pandas as pd
 
 from repro import registry
-from repro.figures.claims import claim_line, welch
-from repro.reported import load as reported_numbers
-from repro.figures.style import COLORS, method_order, new_figure, save_figure, scale_note, write_table
+from repro.figures.style import (
+    COLORS,
+    method_order,
+    new_figure,
+    save_figure,
+    scale_note,
+    write_table,
+)
 from repro.figures.summary import read_train_logs
+from repro.figures.tables import paired_claim, per_seed
+from repro.reported import load as reported_numbers
 
 ORDER = ["oocpll", "proden", "cc", "oocpll_no_reversed", "oocpll_no_random", "oocpll_no_eta"]
 #: the component ablations: what each switches off (config/studies/oocpll.yaml)
@@ -43,12 +50,6 @@ def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
     return f"{scale * mean:.1f}" + (f" ± {scale * std:.1f}" if n > 1 and pd.notna(std) else "")
 
 
-def _claim(a: pd.Series, b: pd.Series, what: str) -> str:
-    """'what: yes/no, +d ± se points (Welch t, df, p, n)' from two summary rows (difference of
-    means in points, its standard error from the seeds' standard deviations)."""
-    return claim_line(what, welch(a, b), scale=100, digits=1, unit=" points")
-
-
 @registry.FIGURES.register("oocpll/main_table")
 def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir: Path, scale: str) -> None:
     """Test accuracy (%) on the known classes per configuration and method, reproduced mean ± std
@@ -57,6 +58,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     s = s[(s.metric == "accuracy") & (s.split == "test")]
     rep = reported_numbers(reported)
     logs = read_train_logs(train_logs)
+    seeds = per_seed(train_logs)
     last10 = (logs.sort_values("epoch").groupby(["benchmark", "method", "seed"])["eval/test_accuracy"]
               .apply(lambda v: v.tail(10).mean()).groupby(["benchmark", "method"]).agg(["mean", "std", "count"])
               if len(logs) else pd.DataFrame(columns=["mean", "std", "count"]))
@@ -72,14 +74,11 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                          "last-10-epoch mean (%) reproduced": (_pm(l10["mean"], l10["std"], int(l10["count"]))
                                                                if l10 is not None else "n/a"),
                          "reported (%)": (f"{float(got.value.iloc[0]):.2f}" if len(got) else "n/f")})
-        for base in ("proden", "cc"):
-            if "oocpll" in sb.index and base in sb.index:
-                claims.append(f"{bench}: " + _claim(sb.loc["oocpll"], sb.loc[base],
-                                                    f"OOC-PLL beats {base.upper()} on test accuracy"))
-        for abl, what in ABLATIONS.items():
-            if "oocpll" in sb.index and abl in sb.index:
-                claims.append(f"{bench}: " + _claim(sb.loc["oocpll"], sb.loc[abl],
-                                                    f"OOC-PLL gains from {what} (OOC-PLL vs {abl})"))
+        pairs = [(base, f"OOC-PLL beats {base.upper()} on test accuracy") for base in ("proden", "cc")] + [
+            (abl, f"OOC-PLL gains from {what} (OOC-PLL vs {abl})") for abl, what in ABLATIONS.items()]
+        for other, what in pairs:  # paired over seeds: the runs of one seed share its data draw
+            if "oocpll" in sb.index and other in sb.index:
+                claims += paired_claim(seeds[seeds.benchmark == bench], "oocpll", other, "accuracy", what)
     df = pd.DataFrame(rows, columns=["benchmark", "method", "seeds", "test accuracy (%) reproduced",
                                      "last-10-epoch mean (%) reproduced", "reported (%)"])
     note = next((n for n in rep["note"] if n), "")
@@ -90,7 +89,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "last-10-epoch mean: the paper's protocol (mean test accuracy over the last 10 epochs), "
                  "from train_log.csv.",
                  "reported: paper_figures/reported/oocpll.csv; 'n/f' = not found. " + note,
-                 "claims as measured (difference of means ± its standard error over seeds):", *claims])
+                 "claims as measured (the paired t-test over the seeds both methods ran):", *claims])
     benches = sorted(s.benchmark.unique())
     methods = _order(s.method)
     fig, ax = new_figure(max(4.0, 1.2 * len(benches) + 2.5), 3.4)
