@@ -53,39 +53,49 @@ def _system(seed=0, n=40, m=6, r=50, p=5, q=3):
             rng.uniform(-1, 1, size=(m, q)), rng.normal(size=(r, p)))
 
 
+@pytest.mark.parametrize("pull", [False, True])
 @pytest.mark.parametrize("lams", [(1.0, 0.1, 1.0), (10.0, 2.0, 0.01), (0.0, 0.0, 0.5)])
-def test_closed_form_solves_the_normal_equations(lams):
+def test_closed_form_solves_the_normal_equations(lams, pull):
+    """Both readings of the λ2 term (smoothness: T_D = 0; pull toward the label vector: T_D = ybar)."""
     PX, T, PC, Yb, PD = _system()
+    TD = np.random.default_rng(3).uniform(-1, 1, size=(len(PD), T.shape[1])) if pull else np.zeros((len(PD), 3))
     R = np.eye(PX.shape[1])
     l1, l2, l3 = lams
-    W = mcc_solve(PX, T, PC, Yb, PD, R, l1, l2, l3)
+    W = mcc_solve(PX, T, PC, Yb, PD, TD, R, l1, l2, l3)
     # gradient of Eq. R1 / 2 at the solution
-    grad = PX.T @ (PX @ W - T) + l1 * PC.T @ (PC @ W - Yb) + l2 * PD.T @ PD @ W + l3 * R @ W
+    grad = PX.T @ (PX @ W - T) + l1 * PC.T @ (PC @ W - Yb) + l2 * PD.T @ (PD @ W - TD) + l3 * R @ W
     assert np.abs(grad).max() < 1e-9
-    f = mcc_objective(W, PX, T, PC, Yb, PD, R, l1, l2, l3)
+    f = mcc_objective(W, PX, T, PC, Yb, PD, TD, R, l1, l2, l3)
     rng = np.random.default_rng(1)
     for _ in range(5):  # and it is the minimum
-        assert mcc_objective(W + 1e-2 * rng.normal(size=W.shape), PX, T, PC, Yb, PD, R, l1, l2, l3) > f
+        assert mcc_objective(W + 1e-2 * rng.normal(size=W.shape), PX, T, PC, Yb, PD, TD, R, l1, l2, l3) > f
 
 
 def test_no_virtual_examples_is_ridge():
     PX, T, PC, Yb, PD = _system(seed=2)
-    W = mcc_solve(PX, T, PC, Yb, PD, np.eye(5), 0.0, 0.0, 0.7)
+    W = mcc_solve(PX, T, PC, Yb, PD, np.zeros((len(PD), 3)), np.eye(5), 0.0, 0.0, 0.7)
     assert np.allclose(W, np.linalg.solve(PX.T @ PX + 0.7 * np.eye(5), PX.T @ T))
 
 
-def test_virtual_examples_change_the_fit():
+def test_pull_reading_pulls_predictions_toward_the_cluster_label_vectors():
+    """With a large λ2, ``pull`` fits the members' predictions to their centres' label vectors as well
+    as a linear model can (the least-squares residual), where ``smooth`` only ties them to the
+    centres' predictions and leaves a larger residual."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 4))
     Y = (X[:, :2] + 0.5 * rng.normal(size=(60, 2)) > 0).astype(np.int8)
     data = ArrayDataset({"X_train": X, "Y_train": Y}, {"task": "multilabel"}, None)
-    mcc = MCC()
-    rows = []
-    base = mcc.fit(data, {"kind": "linear"}, MCCParams(lambda1=0, lambda2=0), None, 0, rows.append)
-    virt = mcc.fit(data, {"kind": "linear"}, MCCParams(n_clusters=3, lambda1=5.0, lambda2=1.0), None, 0, rows.append)
-    assert base.info["n_virtual"] == 0 and virt.info["n_virtual"] == 6  # 3 centres x 2 labels
-    assert not np.allclose(base.arrays["W"], virt.arrays["W"])
-    assert rows[1]["n_memberships"] == Y.sum()
+    fits = {r: MCC().fit(data, {"kind": "linear"}, MCCParams(clustering="global", n_clusters=4, lambda1=0.0,
+                                                             lambda2=1e6, lambda3=1e-6, regulariser=r),
+                         None, 0, lambda row: None) for r in ("smooth", "pull")}
+    Z = (X - fits["pull"].arrays["mu"]) / fits["pull"].arrays["sd"]
+    _, Ybar, member, centre = virtual_examples(Z, Y, "global", 4, np.random.default_rng([0, 2004]))
+    Phi = np.hstack([Z, np.ones((len(Z), 1))])[member]
+    best = np.linalg.lstsq(Phi, Ybar[centre], rcond=None)[0]
+    rms = {r: np.sqrt(np.mean((MCC().predict(f, X, {"kind": "linear"}, None)[0][member] - Ybar[centre]) ** 2))
+           for r, f in fits.items()}
+    assert rms["pull"] == pytest.approx(np.sqrt(np.mean((Phi @ best - Ybar[centre]) ** 2)), rel=1e-3)
+    assert rms["smooth"] > 1.2 * rms["pull"]
 
 
 @pytest.mark.parametrize(("arch", "method_params"), [

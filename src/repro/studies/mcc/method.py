@@ -19,11 +19,14 @@ locally smooth. The objective is **reconstructed** [I] (§9.2) and every choice 
           + lambda2 sum_{(i,k)} ||phi(x_i) W - phi(c_k) W||^2 + lambda3 tr(W^T R W)
 
   where (i, k) runs over the memberships (example i in cluster k; per-label clustering gives one
-  membership per positive label of i);
+  membership per positive label of i). ``regulariser: pull`` is §9.4's label-side reading of the
+  cluster assumption: the λ2 term becomes sum_{(i,k)} ||phi(x_i) W - ybar_k||^2 (real predictions
+  pulled toward their cluster's label vector) instead of toward the centre's prediction;
 * closed form (Eq. R2)::
 
     W = (Phi_X^T Phi_X + lambda1 Phi_C^T Phi_C + lambda2 Phi_D^T Phi_D + lambda3 R)^-1
-        (Phi_X^T T + lambda1 Phi_C^T Ybar),       Phi_D = rows phi(x_i) - phi(c_k).
+        (Phi_X^T T + lambda1 Phi_C^T Ybar + lambda2 Phi_D^T T_D),
+    smooth: Phi_D = rows phi(x_i) - phi(c_k), T_D = 0;  pull: Phi_D = rows phi(x_i), T_D = rows ybar_k.
 
 ``lambda1 = lambda2 = 0`` is the same least-squares learner without virtual examples (the
 ablation baseline ``mcc_novirtual``). Prediction: labels f(x) > 0.
@@ -106,22 +109,26 @@ def virtual_examples(Z: np.ndarray, Y: np.ndarray, clustering: str, n_clusters: 
     return np.vstack(Cs), np.vstack(Ybars), np.concatenate(members), np.concatenate(centres)
 
 
-def mcc_solve(PX: np.ndarray, T: np.ndarray, PC: np.ndarray, Ybar: np.ndarray, PD: np.ndarray, R: np.ndarray,
-              lambda1: float, lambda2: float, lambda3: float) -> np.ndarray:
-    """Closed form Eq. R2. PX [n, p], T [n, q], PC [m, p], Ybar [m, q], PD [r, p], R [p, p] -> W [p, q]."""
+def mcc_solve(PX: np.ndarray, T: np.ndarray, PC: np.ndarray, Ybar: np.ndarray, PD: np.ndarray, TD: np.ndarray,
+              R: np.ndarray, lambda1: float, lambda2: float, lambda3: float) -> np.ndarray:
+    """Closed form Eq. R2. PX [n, p], T [n, q], PC [m, p], Ybar [m, q], PD [r, p], TD [r, q],
+    R [p, p] -> W [p, q]."""
     A = PX.T @ PX + lambda1 * PC.T @ PC + lambda2 * PD.T @ PD + lambda3 * R
-    return np.linalg.solve(0.5 * (A + A.T), PX.T @ T + lambda1 * PC.T @ Ybar)
+    return np.linalg.solve(0.5 * (A + A.T), PX.T @ T + lambda1 * PC.T @ Ybar + lambda2 * PD.T @ TD)
 
 
-def mcc_objective(W, PX, T, PC, Ybar, PD, R, lambda1, lambda2, lambda3) -> float:
+def mcc_objective(W, PX, T, PC, Ybar, PD, TD, R, lambda1, lambda2, lambda3) -> float:
     """Value of Eq. R1 at W (for the train log and the tests)."""
     return float(np.sum((PX @ W - T) ** 2) + lambda1 * np.sum((PC @ W - Ybar) ** 2)
-                 + lambda2 * np.sum((PD @ W) ** 2) + lambda3 * np.sum(W * (R @ W)))
+                 + lambda2 * np.sum((PD @ W - TD) ** 2) + lambda3 * np.sum(W * (R @ W)))
 
 
 @dataclass(frozen=True)
 class MCCParams:
     clustering: Literal["per_label", "global"] = "per_label"  # k-means per label on its positives, or once
+    # the lambda2 term (§9.4, both [I]): members' predictions toward their centre's (smoothness) or
+    # toward the centre's label vector
+    regulariser: Literal["smooth", "pull"] = "smooth"
     n_clusters: int = 5       # centres per label (per_label) or in all (global) [I]
     lambda1: float = 1.0      # weight of the virtual examples' fit [I]
     lambda2: float = 0.1      # weight of the smoothness term between members and centres [I]
@@ -164,9 +171,13 @@ class MCC:
             # (a one-member cluster's centre is that example); 1e-8 is far below any lambda3 * K
             R[np.diag_indices_from(R)] += 1e-8
             state.update(Z_basis=B, sigma=np.array(sigma))
-        PD = PX[member] - PC[centre]
-        W = mcc_solve(PX, T, PC, Ybar, PD, R, params.lambda1, params.lambda2, params.lambda3)
-        obj = mcc_objective(W, PX, T, PC, Ybar, PD, R, params.lambda1, params.lambda2, params.lambda3)
+        if params.regulariser == "smooth":
+            PD, TD = PX[member] - PC[centre], np.zeros((len(member), T.shape[1]))
+        else:
+            PD, TD = PX[member], Ybar[centre]
+        lams = (params.lambda1, params.lambda2, params.lambda3)
+        W = mcc_solve(PX, T, PC, Ybar, PD, TD, R, *lams)
+        obj = mcc_objective(W, PX, T, PC, Ybar, PD, TD, R, *lams)
         log_row({"epoch": 1, "objective": obj, "n_virtual": float(len(C)), "n_memberships": float(len(member))})
         return Fitted({**state, "W": W, "centres": C, "centre_labels": Ybar},
                       {"n_virtual": int(len(C)), "objective": obj})
