@@ -43,6 +43,11 @@ def test_verdicts(a, b, expected):
     assert verdict(welch(_row(a), _row(b))) == expected
 
 
+def test_identical_runs_state_t_zero_and_an_exact_difference_an_infinite_t():
+    assert paired(np.zeros(4)).describe() == "paired t = 0.00, df = 3.0, p = 1, n = 4 paired"
+    assert paired(np.full(4, -0.1)).describe().startswith("paired t = -inf, df = 3.0, p = 0")
+
+
 @pytest.mark.parametrize("kind", ["Welch", "paired"])
 def test_at_three_seeds_a_real_difference_is_found_and_none_is_invented(kind):
     """On synthetic seed samples with known means (n = 3 a side, 2,000 draws): a difference of 6 σ is

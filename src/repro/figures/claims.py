@@ -33,8 +33,8 @@ class Test:
     def describe(self) -> str:
         if not np.isfinite(self.p):
             return f"{self.kind} t-test undefined (n = {self.n})"
-        return f"{self.kind} t = {self.delta / self.se if self.se > 0 else np.inf:.2f}, df = {self.df:.1f}, " \
-               f"p = {self.p:.2g}, n = {self.n}"
+        t = self.delta / self.se if self.se > 0 else np.copysign(np.inf, self.delta) if self.delta else 0.0
+        return f"{self.kind} t = {t:.2f}, df = {self.df:.1f}, p = {self.p:.2g}, n = {self.n}"
 
 
 def _p(t: float, df: float) -> float:
