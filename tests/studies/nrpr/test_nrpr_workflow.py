@@ -48,7 +48,8 @@ def test_nrpr_embedded_workflow(root, tmp_path):
     acc = summary[(summary.method == "ure") & (summary.metric == "accuracy")]["mean"].iloc[0]
     assert table.loc[table.method == "ure", "Accuracy reproduced"].iloc[0].startswith(f"{100 * acc:.2f}")
     md = (out / "main_table.md").read_text()
-    assert "the risk penalty (GCE, true θ) improves Accuracy:" in md
+    assert "the risk penalty (GCE, true θ) improves Accuracy (optdigits, nrpr-linear):" in md
+    assert "n = 2 paired" in md  # the methods of one seed share its split: a paired test
     neg = pd.read_csv(out / "negative_risk.csv")
     assert set(neg.method) == set(methods) and (neg.epochs == 40).all()
     assert "makes r negative less often:" in (out / "negative_risk.md").read_text()

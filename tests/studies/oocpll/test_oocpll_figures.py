@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +12,15 @@ from repro import plugins, registry
 plugins.load_all()
 
 
+#: per-seed offsets of each method's test accuracy (eval.json): the claims pair the seeds
+OFFSETS = {"oocpll": (0.0, -0.01, 0.01), "proden": (0.0, 0.0, 0.0), "cc": (0.01, -0.01, 0.0)}
+
+
 def _inputs(tmp: Path, oocpll_mean: float) -> tuple[Path, list[Path], Path]:
+    means = {"proden": 0.90, "oocpll": oocpll_mean, "cc": 0.88}
     rows = [{"study": "oocpll", "scale": "embedded", "benchmark": "digits", "model": "m", "method": m, "split": "test",
              "temperature": None, "task_type": "all", "metric": "accuracy", "mean": v, "std": 0.01, "n_seeds": 3}
-            for m, v in (("proden", 0.90), ("oocpll", oocpll_mean), ("cc", 0.88))]
+            for m, v in means.items()]
     tmp.mkdir(parents=True, exist_ok=True)
     summary = tmp / "summary.csv"
     pd.DataFrame(rows).to_csv(summary, index=False)
@@ -30,6 +36,9 @@ def _inputs(tmp: Path, oocpll_mean: float) -> tuple[Path, list[Path], Path]:
                                "select/precision_closed": [0.1 * seed] * 12, "select/chance_closed": 0.14,
                                "select/precision_open": 0.2, "select/chance_open": 0.29})
             df.to_csv(p, index=False)
+            (p.parent / "eval.json").write_text(json.dumps({
+                "benchmark": "digits", "model": "m", "method": method, "seed": seed,
+                "splits": {"test": {"metrics": {"accuracy": means[method] + OFFSETS[method][seed]}}}}))
             logs.append(p)
     return summary, logs, Path(__file__).resolve().parents[3] / "paper_figures" / "reported" / "oocpll.csv"
 
@@ -46,13 +55,13 @@ def test_main_table_reports_the_summary_and_checks_the_claims(tmp_path):
     assert set(t["last-10-epoch mean (%) reproduced"]) == {"81.0 ± 1.0"}
     assert set(t["reported (%)"]) == {"n/f"}
     md = (out / "main_table.md").read_text()
-    # 0.95 ± 0.01 vs 0.90 ± 0.01 over 3 seeds each: t = 6.12, df = 4, p = 0.0036
-    assert "OOC-PLL beats PRODEN on test accuracy: yes, +5.0 ± 0.8 points (Welch t = 6.12, df = 4.0, p = 0.0036, " \
-           "n = 3 vs 3)" in md
+    # per-seed differences oocpll - proden: 0.05, 0.04, 0.06: mean 0.05, sd 0.01, t = 8.66, df = 2, p = 0.013
+    assert "OOC-PLL beats PRODEN on test accuracy (digits, m): yes, Δ accuracy = +0.0500 ± 0.0058" in md
+    assert "paired t = 8.66, df = 2.0, p = 0.013, n = 3 paired" in md
     summary, logs2, _ = _inputs(tmp_path / "worse", 0.85)
     registry.FIGURES.get("oocpll/main_table")(summary=summary, train_logs=logs2, reported=reported, out_dir=out,
                                               scale="embedded")
-    assert "OOC-PLL beats PRODEN on test accuracy: no, -5.0" in (out / "main_table.md").read_text()
+    assert "OOC-PLL beats PRODEN on test accuracy (digits, m): no, Δ accuracy = -0.0500" in (out / "main_table.md").read_text()
 
 
 def test_selection_precision_curves(tmp_path):
