@@ -113,6 +113,20 @@ def test_embedded_dag(root, clean_dir):
     assert _jobs(p.stdout, "train", "kpo") == 18  # 6 runs (warm start, 3 losses, 2 ablations) x 3 seeds
 
 
+def test_evidence_run_writes_its_own_figures_from_per_seed_data(root, clean_dir):
+    """config/evidence.yaml's classic part: 10 seeds, each fetching its own data draw, every
+    ablation, and its figures in paper_figures/evidence (never the default command's folder)."""
+    p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
+                   "--config", 'studies=["nrpr","mcc"]', cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    plots = [b for b in p.stdout.split("\nrule ") if b.startswith("plot_figure:")]
+    assert len(plots) == 3 and all("paper_figures/evidence/" in b and "paper_figures/embedded" not in b
+                                   for b in plots)
+    assert all(f"resources/datasets/lac_digits/embedded.seed{k}" in p.stdout for k in range(10))
+    assert "--name lac_digits/embedded --params '{\"seed\": 7}'" in p.stdout
+    assert _jobs(p.stdout, "train", "mcc") == 50  # 5 methods (2 ablations) x 10 seeds
+
+
 def test_lint_is_clean(root):
     p = _snakemake(root, "--lint")
     assert p.returncode == 0 and "Congratulations" in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
