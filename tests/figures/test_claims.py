@@ -94,3 +94,21 @@ def test_claim_lines_parse_back_into_table_rows(tmp_path):
     assert replace_claims_block(out, tmp_path) == out
     with pytest.raises(ValueError, match="needs one claims block"):
         replace_claims_block("# no markers\n", tmp_path, "x/README.md")
+
+
+def test_every_generated_claims_table_matches_its_evidence_folder(monkeypatch):
+    """A README's claims block is exactly what `repro claims-table` makes from the folder it names:
+    no hand edits, no stale numbers after the evidence figures change."""
+    import re
+    from pathlib import Path
+
+    from repro.figures.claims import BEGIN, replace_claims_block
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the block names its folder relative to the repository root
+    readmes = [p for p in sorted((root / "src" / "repro" / "studies").glob("*/README.md")) if BEGIN in p.read_text()]
+    assert {p.parent.name for p in readmes} >= {"nrpr", "oocpll", "mcc", "camel"}
+    for p in readmes:
+        text = p.read_text()
+        folder = re.search(r"Generated from `([^`]+)`", text.split(BEGIN, 1)[1])[1]
+        assert replace_claims_block(text, Path(folder), str(p)) == text, f"{p}: rerun repro claims-table"
