@@ -129,8 +129,8 @@ def provenance(dataset_dir: Path | None = None, model_dir: Path | None = None,
             versions[pkg] = None
     out: dict[str, Any] = {"versions": versions, "git_commit": git_commit(), "cpu": cpu_record()}
     if dataset_dir is not None and (record := rio.manifest_record(dataset_dir)):
-        dataset_dir = Path(dataset_dir)  # its name: runs of one benchmark may read per-seed draws
-        out["dataset"] = {**record, "name": f"{dataset_dir.resolve().parent.name}/{dataset_dir.resolve().name}"}
+        folder = Path(dataset_dir).resolve()  # its name: runs of one benchmark may read per-seed draws
+        out["dataset"] = {**record, "name": f"{folder.parent.name}/{folder.name}"}
     if model_dir is not None:
         model_dir = Path(model_dir)
         state = model_dir / "trainer_state.json"  # a trained checkpoint names its base model
