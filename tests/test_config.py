@@ -251,8 +251,52 @@ def test_per_seed_must_name_a_parameter(tmp_path, root, workflow_config, hgpo_st
     assert message in str(err.value) and "hgpo.yaml" in str(err.value)
 
 
-def test_a_model_cannot_be_built_from_a_per_seed_dataset(tmp_path, root, workflow_config, hgpo_study):
+def test_a_model_built_from_a_per_seed_dataset_must_be_per_seed(tmp_path, root, workflow_config, hgpo_study):
     hgpo_study["datasets"]["alfworld/embedded"]["per_seed"] = "seed"  # the warm start learns from it
     workflow_config["studies"] = ["hgpo"]
-    with pytest.raises(ConfigError, match="models.tiny-qwen2-alfworld.dataset: 'alfworld/embedded' is drawn anew"):
+    with pytest.raises(ConfigError, match=r"models.tiny-qwen2-alfworld.dataset: 'alfworld/embedded' is drawn anew"
+                                          r".*declare models.tiny-qwen2-alfworld.per_seed"):
+        load(workflow_config, _tree(tmp_path, root, hgpo_study))
+
+
+def test_per_seed_models_are_built_per_seed_from_their_seeds_draw(root, workflow_config):
+    """The vision-language studies' models are learnt from their per-seed data: seed k's runs read
+    ``<model>.seed<k>``, built with the entry's seed param = k from seed k's draw and seed k's base;
+    the runs keep the declared model's name (their results folders and figures)."""
+    from repro.config import model_entry, model_folders, model_resources, run_model
+
+    workflow_config.update(studies=["rvpt", "cleansight"], seeds={"rvpt": [0, 3], "cleansight": [3]})
+    loaded = load(workflow_config, root)
+    runs = run_table(loaded)
+    assert {r.model for r in runs} == {"tiny-clip-badnets", "tiny-clip-blended", "tiny-llava-badnets"}
+    assert run_model(loaded, "tiny-clip-badnets", 3) == "tiny-clip-badnets.seed3"
+    assert run_model(loaded, "llava-1.5-7b", 3) == "llava-1.5-7b"  # a paper-scale model: one build
+    e = model_entry(loaded, "tiny-clip-badnets.seed3")
+    assert (e["name"], e["params"]["seed"], e["dataset"], e["base"]) == (
+        "tiny-clip-badnets", 3, "shapes/embedded.seed3", "tiny-clip-clean.seed3")
+    assert e["params"]["poison"] == loaded["models"]["tiny-clip-badnets"]["params"]["poison"]
+    assert "per_seed" not in loaded["models"]["tiny-clip-badnets"]
+    assert model_entry(loaded, "tiny-llava-badnets.seed3")["base"] == "tiny-clip-clean.seed3"
+    assert model_folders(loaded, runs) == {f"{m}.seed{k}" for m in ("tiny-clip-clean", "tiny-clip-badnets",
+                                                                     "tiny-clip-blended") for k in (0, 3)} | {
+        "tiny-llava-badnets.seed3"}
+    assert model_resources(loaded, "tiny-clip-clean.seed3") == model_resources(loaded, "tiny-clip-clean")
+    with pytest.raises(ConfigError, match="'tiny-clip-badnets.seedx' is not declared"):
+        model_entry(loaded, "tiny-clip-badnets.seedx")
+
+
+def test_a_per_seed_model_must_name_a_param(tmp_path, root, workflow_config, hgpo_study):
+    hgpo_study["models"]["tiny-qwen2-alfworld"]["per_seed"] = "init"
+    workflow_config["studies"] = ["hgpo"]
+    with pytest.raises(ConfigError, match=r"models.tiny-qwen2-alfworld.per_seed: 'init' must name one of "
+                                          r"the entry's params \(its value is the seed-0 build\); params: demo_episodes"):
+        load(workflow_config, _tree(tmp_path, root, hgpo_study))
+
+
+def test_a_model_derived_from_a_per_seed_model_must_be_per_seed(tmp_path, root, workflow_config, hgpo_study):
+    hgpo_study["models"]["tiny-qwen2-alfworld"]["per_seed"] = "seed"
+    hgpo_study["models"]["tiny-qwen2-webshop"]["base"] = "tiny-qwen2-alfworld"
+    workflow_config["studies"] = ["hgpo"]
+    with pytest.raises(ConfigError, match="models.tiny-qwen2-webshop.base: 'tiny-qwen2-alfworld' is built per "
+                                          "run seed"):
         load(workflow_config, _tree(tmp_path, root, hgpo_study))

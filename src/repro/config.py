@@ -187,13 +187,11 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if "dataset" in spec and spec["dataset"] not in merged["datasets"]:
             raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is not a declared "
                               f"dataset; allowed: {', '.join(merged['datasets'])}")
-        if spec.get("dataset") in per_seed:
-            raise ConfigError(f"{src}: models.{name}.dataset: {spec['dataset']!r} is drawn anew per run "
-                              f"seed ({PER_SEED}); a model built from it would need one build per seed, "
-                              f"which the workflow does not do: build it from a dataset without {PER_SEED}")
         if "base" in spec and (spec["base"] not in merged["models"] or spec["base"] == name):
             raise ConfigError(f"{src}: models.{name}.base: {spec['base']!r} is not another declared model; "
                               f"allowed: {', '.join(m for m in merged['models'] if m != name)}")
+    per_seed_models = _per_seed_models(merged["models"], per_seed,
+                                       {k: sources[s] for k, s in owners["models"].items()})
     _check_selection(config, studies, config["scale"])
     for study, data in studies.items():
         _check_study(study, data, merged, config["scale"], sources[study])
@@ -202,6 +200,7 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         except reported.ReportedError as exc:
             raise ConfigError(str(exc)) from None
     return {"config": config, "studies": studies, **merged, "per_seed": per_seed,
+            "per_seed_models": per_seed_models,
             "plugins": {"study": plugin_of,
                         **{block: {k: plugin_of[s] for k, s in owners[block].items()} for block in owners}}}
 
@@ -229,6 +228,76 @@ def _per_seed(datasets: dict[str, dict], sources: dict[str, str]) -> dict[str, s
     return out
 
 
+def _per_seed_models(models: dict[str, dict], per_seed_data: dict[str, str],
+                     sources: dict[str, str]) -> dict[str, str]:
+    """Pop ``per_seed`` from the merged model entries; return model -> the builder parameter it
+    sets. A model learnt from a per-seed dataset, or derived from a per-seed model, must itself be
+    built per seed (seed k's build reads seed k's draw and seed k's base)."""
+    out = {}
+    for name, spec in models.items():
+        if PER_SEED not in spec:
+            continue
+        param, params = spec[PER_SEED], spec.get("params", {})
+        if not isinstance(param, str) or param not in params:
+            raise ConfigError(f"{sources[name]}: models.{name}.{PER_SEED}: {param!r} must name one of the "
+                              f"entry's params (its value is the seed-0 build); params: "
+                              f"{', '.join(params) or 'none'}")
+        out[name] = param
+        models[name] = {k: v for k, v in spec.items() if k != PER_SEED}
+    for name, spec in models.items():
+        if name in out:
+            continue
+        if spec.get("dataset") in per_seed_data:
+            raise ConfigError(f"{sources[name]}: models.{name}.dataset: {spec['dataset']!r} is drawn anew per "
+                              f"run seed ({PER_SEED}): declare models.{name}.{PER_SEED}: <the builder's seed "
+                              f"param> so that each seed builds its own model from its own draw, or build it "
+                              f"from a dataset without {PER_SEED}")
+        if spec.get("base") in out:
+            raise ConfigError(f"{sources[name]}: models.{name}.base: {spec['base']!r} is built per run seed "
+                              f"({PER_SEED}): declare models.{name}.{PER_SEED} as well")
+    return out
+
+
+def run_model(loaded: dict[str, Any], model: str, seed: int) -> str:
+    """The model folder a run of ``seed`` reads: ``model``, or its own build ``<model>.seed<seed>``."""
+    return f"{model}.seed{seed}" if model in loaded["per_seed_models"] else model
+
+
+def model_entry(loaded: dict[str, Any], folder: str) -> dict[str, Any]:
+    """How to build model folder ``folder`` (a declared model, or a per-seed build ``<declared>.seed<k>``):
+    ``{"name", "builder", "params", "dataset", "base", "plugin"}``, dataset and base as the folders
+    the build reads (seed k's own where they are per seed; None where the entry names none)."""
+    m = _PER_SEED_KEY.fullmatch(folder)
+    name, seed = (m["key"], int(m["seed"])) if (
+        folder not in loaded["models"] and m and m["key"] in loaded["per_seed_models"]) else (folder, None)
+    if name not in loaded["models"]:
+        raise ConfigError(f"model {folder!r} is not declared by a selected study; declared: "
+                          f"{', '.join(loaded['models'])} (and <model>.seed<k> of those with {PER_SEED}: "
+                          f"{', '.join(loaded['per_seed_models']) or 'none'})")
+    spec = loaded["models"][name]
+    params = dict(spec.get("params", {}))
+    dataset, base = spec.get("dataset"), spec.get("base")
+    if seed is not None:
+        params[loaded["per_seed_models"][name]] = seed
+        dataset = dataset and run_dataset(loaded, dataset, seed)
+        base = base and run_model(loaded, base, seed)
+    return {"name": name, "builder": spec["builder"], "params": params, "dataset": dataset, "base": base,
+            "plugin": loaded["plugins"]["models"][name]}
+
+
+def model_folders(loaded: dict[str, Any], runs: list[Run]) -> set[str]:
+    """Every model folder the runs read, with the folders those are derived from."""
+    todo = {run_model(loaded, r.model, r.seed) for r in runs}
+    out: set[str] = set()
+    while todo:
+        folder = todo.pop()
+        out.add(folder)
+        base = model_entry(loaded, folder)["base"]
+        if base and base not in out:
+            todo.add(base)
+    return out
+
+
 def run_dataset(loaded: dict[str, Any], key: str, seed: int) -> str:
     """The dataset a run of ``seed`` reads: ``key``, or its own draw ``<key>.seed<seed>``."""
     return f"{key}.seed{seed}" if key in loaded["per_seed"] else key
@@ -250,9 +319,10 @@ def dataset_entry(loaded: dict[str, Any], key: str) -> tuple[str, dict[str, Any]
 
 
 def model_resources(loaded: dict[str, Any], model: str) -> dict[str, int]:
-    """The ``get_model`` job's resources of ``model`` (its entry's ``resources`` over the scale's
+    """The ``get_model`` job's resources of model folder ``model`` (its entry's ``resources`` over the scale's
     defaults): a paper-scale builder that trains (a backdoored CLIP) asks its GPU and hours there."""
-    return {**MODEL_RESOURCES[loaded["config"]["scale"]], **loaded["models"][model].get("resources", {})}
+    name = model_entry(loaded, model)["name"]
+    return {**MODEL_RESOURCES[loaded["config"]["scale"]], **loaded["models"][name].get("resources", {})}
 
 
 def _check_study(study: str, data: dict, merged: dict, scale: str, src: str) -> None:

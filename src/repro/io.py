@@ -123,9 +123,11 @@ def write_jsonl_dataset(out_dir: str | os.PathLike, dataset: str, params: dict[s
 
 
 def manifest_record(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """``{"manifest_sha256", "revision"}`` of ``folder/MANIFEST.json`` (a fetched dataset or base
-    model), or None without one: what provenance records about an input."""
+    """``{"manifest_sha256", "revision", "name"}`` of ``folder/MANIFEST.json`` (a fetched dataset or
+    base model; ``name``: the folder's, which tells per-seed builds apart), or None without one: what
+    provenance records about an input."""
     m = Path(folder) / "MANIFEST.json"
     if not m.exists():
         return None
-    return {"manifest_sha256": sha256_file(m), "revision": read_json(m).get("revision")}
+    return {"manifest_sha256": sha256_file(m), "revision": read_json(m).get("revision"),
+            "name": Path(folder).resolve().name}

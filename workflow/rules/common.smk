@@ -5,8 +5,8 @@ import json
 import os
 
 from repro import registry
-from repro.config import (ConfigError, dataset_entry, job_config, load, model_resources, run_table,
-                          study_figures)
+from repro.config import (ConfigError, dataset_entry, job_config, load, model_entry, model_folders,
+                          model_resources, run_model, run_table, study_figures)
 from repro.provenance import apply_cpu_pins
 from repro.tracking import SPOOL_FILE
 from snakemake.exceptions import WorkflowError
@@ -29,7 +29,8 @@ wildcard_constraints:
     scale=SCALE,
     study="|".join(LOADED["studies"]),
     benchmark="|".join(sorted({r.benchmark for r in RUNS})),
-    model="|".join(sorted({r.model for r in RUNS} | set(LOADED["models"]))),
+    # a run's declared model; a model folder (declared, or a per-seed build <model>.seed<k>)
+    model="|".join(sorted({r.model for r in RUNS} | set(LOADED["models"]) | model_folders(LOADED, RUNS))),
     method="|".join(sorted({r.method for r in RUNS})),
     seed=r"\d+",
     dataset=r"[a-z0-9_.-]+",
@@ -68,12 +69,13 @@ def get_dataset_entry(part):
     return fn
 
 
-def get_model_spec(wildcards):
-    return LOADED["models"][wildcards.model]
+def get_model_entry(wildcards):
+    """How to build the model folder (repro.config.model_entry: a declared model or a per-seed build)."""
+    return model_entry(LOADED, wildcards.model)
 
 
 def get_model_plugin(wildcards):
-    return LOADED["plugins"]["models"][wildcards.model]
+    return get_model_entry(wildcards)["plugin"]
 
 
 def get_model_resource(key):
@@ -82,24 +84,30 @@ def get_model_resource(key):
 
 
 def get_model_builder(wildcards):
-    return get_model_spec(wildcards)["builder"]
+    return get_model_entry(wildcards)["builder"]
 
 
 def get_model_params(wildcards):
-    return json.dumps(get_model_spec(wildcards).get("params", {}))
+    return json.dumps(get_model_entry(wildcards)["params"])
 
 
 def get_model_inputs(wildcards):
     """The dataset a builder learns from and the model it derives from, where the entry names them."""
-    spec = get_model_spec(wildcards)
-    return {**({"dataset": f"resources/datasets/{spec['dataset']}"} if "dataset" in spec else {}),
-            **({"base": f"resources/models/{spec['base']}"} if "base" in spec else {})}
+    entry = get_model_entry(wildcards)
+    return {**({"dataset": f"resources/datasets/{entry['dataset']}"} if entry["dataset"] else {}),
+            **({"base": f"resources/models/{entry['base']}"} if entry["base"] else {})}
 
 
 def get_model_dataset_arg(wildcards):
-    spec = get_model_spec(wildcards)
-    return (f"--dataset-dir resources/datasets/{spec['dataset']}" if "dataset" in spec else "") + (
-        f" --base-dir resources/models/{spec['base']}" if "base" in spec else "")
+    inputs = get_model_inputs(wildcards)
+    return (f"--dataset-dir {inputs['dataset']}" if "dataset" in inputs else "") + (
+        f" --base-dir {inputs['base']}" if "base" in inputs else "")
+
+
+def get_run_model(wildcards):
+    """The model folder a run reads: its declared model, or the seed's own build (per_seed)."""
+    run = get_run(wildcards)
+    return f"resources/models/{run_model(LOADED, run.model, run.seed)}"
 
 
 def get_run_dataset(wildcards):

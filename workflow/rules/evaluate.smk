@@ -2,7 +2,7 @@ rule evaluate:
     input:
         dataset=get_run_dataset,
         checkpoint="results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/checkpoint",
-        model="resources/models/{model}",
+        model=get_run_model,
         tracking="results/mlflow_uri.txt",
     output:
         "results/{scale}/{study}/{benchmark}/{model}/{method}/seed{seed}/eval.json",

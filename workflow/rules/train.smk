@@ -14,7 +14,7 @@ rule init_tracking:
 rule train:
     input:
         dataset=get_run_dataset,
-        model="resources/models/{model}",
+        model=get_run_model,
         tracking="results/mlflow_uri.txt",
     output:
         checkpoint=directory(

@@ -78,7 +78,7 @@ def provenance_conflicts(paths: list[Path]) -> list[str]:
             seen.setdefault((pkg, "versions"), {}).setdefault(str(v), []).append(str(p))
         for key, name_key, what in _INPUTS:
             d = (prov.get(key) or {}).get("manifest_sha256") or "missing"
-            name = (prov.get(key) or {}).get("name")  # a dataset's folder (per-seed draws differ)
+            name = (prov.get(key) or {}).get("name")  # the input's folder (per-seed draws and builds differ)
             seen.setdefault((f"{e[name_key]} {what}" + (f" ({name})" if name else ""), "digests"), {}
                             ).setdefault(d[:12], []).append(str(p))
     for (what, kind), values in seen.items():

@@ -36,7 +36,8 @@ def shrink(root: Path, wd: Path) -> dict[str, dict]:
     for study in STUDIES:
         path = wd / "config" / "studies" / f"{study}.yaml"
         data = yaml.safe_load(path.read_text())
-        data["datasets"]["shapes/embedded"] = {"seed": 0, "train": 256, "shots": 2, "reference": 24, "test": 48}
+        data["datasets"]["shapes/embedded"] = {"seed": 0, "per_seed": "seed", "train": 256, "shots": 2,
+                                               "reference": 24, "test": 48}
         models = data["models"]
         models["tiny-clip-clean"]["params"].update(model=SMALL, epochs=2, batch_size=64)
         for name in ("tiny-clip-badnets", "tiny-clip-blended"):
@@ -69,14 +70,25 @@ def shrink(root: Path, wd: Path) -> dict[str, dict]:
 def test_clip_studies_embedded_workflow(root, tmp_path):
     data = shrink(root, tmp_path)
     proc = snakemake(root, tmp_path, "--cores", "2", "--config", f"studies=[{','.join(STUDIES)}]")
-    # one get_model job per model, whichever of the three studies declare it
-    for model in ("tiny-clip-clean", "tiny-clip-badnets", "tiny-clip-blended", "tiny-llava-badnets"):
+    # one get_model job per model and seed (each seed draws its data and builds its models: per_seed),
+    # whichever of the studies declare it; BDetCLIP's seed 1 needs seed-1 CLIPs, CleanSight's none
+    built = {m.name for m in (tmp_path / "resources" / "models").iterdir()}
+    assert built == {f"tiny-clip-{m}.seed{k}" for m in ("clean", "badnets", "blended") for k in (0, 1)} | {
+        "tiny-llava-badnets.seed0"}
+    for model in built:
         assert proc.stdout.count(f"--out resources/models/{model}\n") + proc.stderr.count(
             f"--out resources/models/{model}\n") <= 1
         assert (tmp_path / "resources" / "models" / model / "model.safetensors").exists()
-    llava = json.loads((tmp_path / "resources/models/tiny-llava-badnets/MANIFEST.json").read_text())
-    clean = tmp_path / "resources/models/tiny-clip-clean/MANIFEST.json"
+    llava = json.loads((tmp_path / "resources/models/tiny-llava-badnets.seed0/MANIFEST.json").read_text())
+    clean = tmp_path / "resources/models/tiny-clip-clean.seed0/MANIFEST.json"
     assert llava["vision_tower"]["manifest_sha256"] == hashlib.sha256(clean.read_bytes()).hexdigest()
+    seed1 = json.loads((tmp_path / "resources/models/tiny-clip-badnets.seed1/MANIFEST.json").read_text())
+    assert seed1["params"]["seed"] == 1 and seed1["base_model"]["name"] == "tiny-clip-clean.seed1"
+    for k in (0, 1):  # a run reads its own seed's data and model, and its provenance says which
+        prov = json.loads((tmp_path / f"results/embedded/bdetclip/shapes/tiny-clip-badnets/bdetclip/seed{k}/"
+                           "eval.json").read_text())["provenance"]
+        assert (prov["dataset"]["name"], prov["model"]["name"]) == (f"shapes/embedded.seed{k}",
+                                                                   f"tiny-clip-badnets.seed{k}")
     for study, spec in data.items():
         s = pd.read_csv(tmp_path / f"results/embedded/{study}/summary.csv")
         assert set(s.method) == set(METHODS[study]) and (s.n_seeds == (2 if study == "bdetclip" else 1)).all()
