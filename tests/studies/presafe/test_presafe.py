@@ -250,10 +250,17 @@ def test_presafe_dags_at_both_scales(root, tmp_path):
 
     blocks = dry("--configfile", "config/paper.yaml", "--profile", "workflow/profiles/slurm")
     trains = [b for b in blocks if b.startswith("train:")]
-    assert len(trains) == 3 and all("gpu=1," in b and "model=r1-1.5b-judged," in b for b in trains)
+    # the smallest run (1.5B) and the paper's three models, three methods each, every model its own judge
+    judged = {"r1-1.5b-judged": "deepseek-r1-distill-qwen-1.5b", "r1-7b-judged": "deepseek-r1-distill-qwen-7b",
+              "r1-8b-judged": "deepseek-r1-distill-llama-8b", "r1-14b-judged": "deepseek-r1-distill-qwen-14b"}
+    assert len(trains) == 12 and all("gpu=1," in b for b in trains)
+    assert {m: sum(f"model={m}," in b for b in trains) for m in judged} == {m: 3 for m in judged}
     assert all("gpu=1," in b for b in blocks if b.startswith("evaluate:"))
-    judge = [b for b in blocks if b.startswith("get_model:") and "resources/models/r1-1.5b-judged" in b]
-    assert judge and "gpu=1," in judge[0] and "--base-dir resources/models/deepseek-r1-distill-qwen-1.5b" in judge[0]
+    for model, base in judged.items():
+        judge = [b for b in blocks if b.startswith("get_model:") and f"resources/models/{model}\n" in b]
+        assert judge and "gpu=1," in judge[0] and f"--base-dir resources/models/{base} " in judge[0]
+    hub = [b for b in blocks if b.startswith("get_model:") and "--builder hf_hub" in b]
+    assert len(hub) == 4 and all(len(b.split('"revision": "')[1].split('"')[0]) == 40 for b in hub)  # full SHAs
     assert any("resources/datasets/safety/hub" in b for b in blocks)
     assert sum(b.startswith("plot_figure:") for b in blocks) == 2
     blocks = dry("--profile", "workflow/profiles/default")
