@@ -300,3 +300,25 @@ def test_a_model_derived_from_a_per_seed_model_must_be_per_seed(tmp_path, root, 
     with pytest.raises(ConfigError, match="models.tiny-qwen2-webshop.base: 'tiny-qwen2-alfworld' is built per "
                                           "run seed"):
         load(workflow_config, _tree(tmp_path, root, hgpo_study))
+
+
+def test_a_schedule_replaces_a_studys_scale_defaults_for_every_run(root, workflow_config):
+    """``schedule`` (an evidence run's longer RL schedule) goes over the scale's train / evaluate
+    defaults; benchmark and method overrides still apply on top; bad keys name the config key."""
+    workflow_config.update(studies=["hgpo", "graphgpo"], seeds={"hgpo": [0], "graphgpo": [0]},
+                           schedule={"hgpo": {"train": {"iterations": 12}, "evaluate": {"episodes_per_game": 4}},
+                                     "other": {"train": {"iterations": 1}}})  # a study not selected: ignored
+    loaded = load(workflow_config, root)
+    alf = run_config(loaded, "hgpo", "hgpo", "alfworld")
+    assert alf["train"]["iterations"] == 12 and alf["evaluate"]["episodes_per_game"] == 4
+    ws = run_config(loaded, "hgpo", "grpo", "webshop")
+    assert ws["train"]["iterations"] == 12 and ws["evaluate"]["episodes_per_game"] == 1  # WebShop's override
+    assert ws["train"]["max_steps"] == 8
+    assert run_config(loaded, "graphgpo", "graphgpo", "alfworld")["train"]["iterations"] == 6
+    # GraphGPO's GiGPO and GRPO are HGPO's runs: their configs must still agree
+    workflow_config["schedule"] = {"graphgpo": {"train": {"iterations": 12}}}
+    with pytest.raises(ConfigError, match="shared_with: hgpo runs .* differently .*iterations: 12 vs 6"):
+        run_table(load(workflow_config, root))
+    workflow_config["schedule"] = {"hgpo": {"train": {"iteration": 12}}}
+    with pytest.raises(ConfigError, match="config: schedule.hgpo.train"):
+        load(workflow_config, root)

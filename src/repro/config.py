@@ -193,6 +193,7 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
     per_seed_models = _per_seed_models(merged["models"], per_seed,
                                        {k: sources[s] for k, s in owners["models"].items()})
     _check_selection(config, studies, config["scale"])
+    _apply_schedule(config, studies)
     for study, data in studies.items():
         _check_study(study, data, merged, config["scale"], sources[study])
         try:  # the papers' numbers, which every figure job reads (repro.reported)
@@ -445,6 +446,21 @@ def study_benchmarks(loaded: dict[str, Any], study: str) -> list[str]:
     """The study's benchmarks in this DAG: those the config's ``benchmarks`` map names, else all."""
     named = _selected(loaded, "benchmarks", study)
     return [b for b in loaded["studies"][study]["benchmarks"] if named is None or b in named]
+
+
+def _apply_schedule(config: dict[str, Any], studies: dict[str, dict]) -> None:
+    """Put the workflow config's ``schedule`` (study -> train / evaluate keys) over each selected
+    study's scale defaults, after checking the result; a study not selected is ignored."""
+    scale = config["scale"]
+    for study, blocks in (config.get("schedule") or {}).items():
+        if study not in studies:
+            continue
+        s = studies[study]["scales"][scale]
+        family = registry.FAMILIES.get(studies[study]["family"])
+        family.train_config({**s["train"], **blocks.get("train", {})}, f"config: schedule.{study}.train")
+        family.eval_config({**s["evaluate"], **blocks.get("evaluate", {})}, f"config: schedule.{study}.evaluate")
+        s["train"] = {**s["train"], **blocks.get("train", {})}
+        s["evaluate"] = {**s["evaluate"], **blocks.get("evaluate", {})}
 
 
 def _check_selection(config: dict[str, Any], studies: dict[str, dict], scale: str) -> None:
