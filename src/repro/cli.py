@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -300,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except (KeyError, ValueError, FileNotFoundError, registry.PluginImportError) as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
+        # our own errors say what to fix; one raised inside a library gets its traceback too
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(__file__).parent)
+        log.error("%s: %s", type(exc).__name__, exc, exc_info=not ours)
         return 2
     return 0
 

@@ -124,3 +124,19 @@ def test_methods_calibrate_and_evaluate(built):
         assert set(m) == {"clean_accuracy_pct", "attack_success_rate_pct", "poisoned_accuracy_pct"}
     with pytest.raises(ValueError, match="ascending"):
         M.CleanSightParams(detection_layers=[2, 1])
+
+
+def test_the_detection_score_stays_finite_when_no_attention_is_left_on_the_text():
+    """A last query with all its attention on the image gives S = visual / 1e-12 ~ 1e12; whitened by
+    a near-constant clean feature, its square overflows float32 (a seed-6 model's test input did)."""
+    import torch
+
+    from repro.studies.cleansight.attention import whitened_distance
+
+    clean = torch.tensor([[0.5, 0.2], [0.5, 0.3], [0.5, 0.25]])
+    mu, sigma = clean.mean(0), clean.std(0)
+    hit = torch.tensor([[1e12, 0.2]])
+    d = whitened_distance(torch.cat([clean, hit]), mu, sigma)
+    assert torch.isfinite(d).all() and d[-1] > 1e19 and d[:3].max() < 2
+    naive = torch.linalg.vector_norm((hit - mu) / (sigma + 1e-8), dim=1)
+    assert torch.isinf(naive).all()  # what the float32 computation gave

@@ -34,6 +34,13 @@ NAME = "cleansight"
 PRUNE = -1e38  # added to a pruned key's logit (the authors' value)
 
 
+def whitened_distance(f: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """d = ||(f - mu) / (sigma + 1e-8)||_2 per row ([B, F] -> [B]), in float64: a last query that
+    leaves (almost) no attention on the text gives S ~ 1e12, whose whitened square overflows
+    float32 to inf (one seed's model in ten did)."""
+    return torch.linalg.vector_norm((f.double() - mu.double()) / (sigma.double() + 1e-8), dim=1)
+
+
 @dataclass
 class Session:
     """One batch's CleanSight state. ``mu``/``sigma`` None: record features only (calibration)."""
@@ -100,7 +107,7 @@ def attention(module, query, key, value, attention_mask, scaling, dropout=0.0, *
         s.features[layer] = visual.sum(-1) / (text.sum(-1) + 1e-12)
         if layer == s.layers[-1] and s.mu is not None:
             f = s.feature()
-            s.score = torch.linalg.vector_norm((f - s.mu) / (s.sigma + 1e-8), dim=1)
+            s.score = whitened_distance(f, s.mu, s.sigma)
             s.flagged = s.score > s.gamma
             if s.purify:
                 s.pruned = s.flagged[:, None] & (visual > s.tau).any(dim=1)

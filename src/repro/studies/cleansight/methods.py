@@ -187,11 +187,13 @@ class CleanSight(Answerer):
         the ``gamma_percentile`` of the clean scores."""
         import torch  # noqa: PLC0415
 
+        from repro.studies.cleansight.attention import whitened_distance  # noqa: PLC0415
+
         images, questions, _ = _items(ctx, "reference", seed, params.calibration)
         _, rec = self._run(ctx, params, None, images, questions)
         f = torch.stack(rec["feature"])
         mu, sigma = f.mean(0), f.std(0)
-        d = torch.linalg.vector_norm((f - mu) / (sigma + 1e-8), dim=1)
+        d = whitened_distance(f, mu, sigma)
         gamma = float(np.percentile(d.numpy(), params.gamma_percentile))
         return Fitted({"mu": mu, "sigma": sigma, "calibration_scores": d},
                       {"gamma": gamma, "calibration_pairs": int(len(images)), "features": int(f.shape[1])})
