@@ -47,3 +47,40 @@ def test_every_such_dataset_is_declared_per_seed(root, workflow_config):
     embedded = {key for key in loaded["per_seed"] if key.endswith("/embedded")}
     assert embedded == set(DRAWN) and set(loaded["per_seed"].values()) == {"seed"}
     assert all(r.dataset == f"{r.dataset.rsplit('.seed', 1)[0]}.seed{r.seed}" for r in run_table(loaded))
+
+
+# the other studies' generated data, drawn per seed since their models are too (per_seed models):
+# dataset -> (a plugin declaring it, small generator params); the one file a seed does not change:
+# the traffic clock (time of day of each step)
+GENERATED = {
+    "shapes/embedded": ("repro.studies.bdetclip", {"train": 64, "shots": 2, "reference": 8, "test": 16}),
+    "traffic/embedded": ("repro.studies.lteode", {"nodes": 20, "days": 3}),
+    "safety/embedded": ("repro.studies.presafe", {
+        "warmstart": {"harmful": 8, "math": 8, "benign": 4, "borderline": 4},
+        "judge": {"harmful": 4, "math": 2, "benign": 2, "borderline": 2},
+        "train": {"harmful": 4, "math": 4, "benign": 2, "borderline": 2},
+        "test": {"harmful": 8, "math": 4, "benign": 2, "borderline": 2}}),
+}
+
+
+@pytest.mark.parametrize("key", list(GENERATED))
+def test_a_seed_regenerates_every_file_and_one_seed_generates_it_again(tmp_path, key):
+    from repro import io as rio
+
+    plugin, params = GENERATED[key]
+    plugins.load([plugin])
+    trees = []
+    for seed, tag in ((1, "a"), (1, "b"), (2, "c")):
+        registry.DATASETS.get(key)(tmp_path / tag, {**params, "seed": seed})
+        trees.append(rio.sha256_tree(tmp_path / tag))
+    assert trees[0] == trees[1] and set(trees[0]) == set(trees[2])
+    data = [f for f in trees[0] if not f.endswith(".json") and f != "time_of_day.npy"]
+    assert data and all(trees[0][f] != trees[2][f] for f in data), f"{key}: seed 2 left files as seed 1's"
+
+
+def test_the_models_learnt_from_them_are_built_per_seed(root, workflow_config):
+    workflow_config["studies"] = ["bdetclip", "rvpt", "pta", "cleansight", "lteode", "presafe"]
+    loaded = load(workflow_config, root)
+    assert {k for k in loaded["per_seed"] if k.endswith("/embedded")} == set(GENERATED)
+    assert set(loaded["per_seed_models"]) == {"tiny-clip-clean", "tiny-clip-badnets", "tiny-clip-blended",
+                                              "tiny-llava-badnets", "tiny-reasoner", "tiny-reasoner-judged"}

