@@ -178,7 +178,8 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
         if key not in registry.DATASETS:
             raise ConfigError(f"{sources[study]}: datasets.{key}: unknown dataset; registered: "
                               f"{', '.join(registry.DATASETS.names())}")
-    per_seed = _per_seed(merged["datasets"], {k: sources[s] for k, s in owners["datasets"].items()})
+    per_seed = _pop_per_seed(merged["datasets"], {k: sources[s] for k, s in owners["datasets"].items()},
+                             "datasets")
     for name, spec in merged["models"].items():
         src = sources[owners["models"][name]]
         if spec["builder"] not in registry.MODELS:
@@ -213,19 +214,22 @@ PER_SEED = "per_seed"
 _PER_SEED_KEY = re.compile(r"(?P<key>.+)\.seed(?P<seed>\d+)")
 
 
-def _per_seed(datasets: dict[str, dict], sources: dict[str, str]) -> dict[str, str]:
-    """Pop ``per_seed`` from the merged dataset entries; return dataset key -> the parameter it sets."""
+def _pop_per_seed(entries: dict[str, dict], sources: dict[str, str], block: str) -> dict[str, str]:
+    """Pop ``per_seed`` from the merged ``block`` entries (``datasets``: it names one of the entry's
+    own parameters; ``models``: one of its ``params``); return key -> that parameter."""
+    words = {"datasets": ("own parameters", "draw", "parameters"), "models": ("params", "build", "params")}[block]
     out = {}
-    for key, spec in datasets.items():
+    for key, spec in entries.items():
         if PER_SEED not in spec:
             continue
         param = spec[PER_SEED]
-        if not isinstance(param, str) or param not in spec:
-            raise ConfigError(f"{sources[key]}: datasets.{key}.{PER_SEED}: {param!r} must name one of the "
-                              f"entry's own parameters (its value is the seed-0 draw); parameters: "
-                              f"{', '.join(k for k in spec if k != PER_SEED) or 'none'}")
+        own = [k for k in (spec.get("params", {}) if block == "models" else spec) if k != PER_SEED]
+        if not isinstance(param, str) or param not in own:
+            raise ConfigError(f"{sources[key]}: {block}.{key}.{PER_SEED}: {param!r} must name one of the "
+                              f"entry's {words[0]} (its value is the seed-0 {words[1]}); {words[2]}: "
+                              f"{', '.join(own) or 'none'}")
         out[key] = param
-        datasets[key] = {k: v for k, v in spec.items() if k != PER_SEED}
+        entries[key] = {k: v for k, v in spec.items() if k != PER_SEED}
     return out
 
 
@@ -234,17 +238,7 @@ def _per_seed_models(models: dict[str, dict], per_seed_data: dict[str, str],
     """Pop ``per_seed`` from the merged model entries; return model -> the builder parameter it
     sets. A model learnt from a per-seed dataset, or derived from a per-seed model, must itself be
     built per seed (seed k's build reads seed k's draw and seed k's base)."""
-    out = {}
-    for name, spec in models.items():
-        if PER_SEED not in spec:
-            continue
-        param, params = spec[PER_SEED], spec.get("params", {})
-        if not isinstance(param, str) or param not in params:
-            raise ConfigError(f"{sources[name]}: models.{name}.{PER_SEED}: {param!r} must name one of the "
-                              f"entry's params (its value is the seed-0 build); params: "
-                              f"{', '.join(params) or 'none'}")
-        out[name] = param
-        models[name] = {k: v for k, v in spec.items() if k != PER_SEED}
+    out = _pop_per_seed(models, sources, "models")
     for name, spec in models.items():
         if name in out:
             continue
