@@ -451,10 +451,10 @@ def _apply_schedule(config: dict[str, Any], studies: dict[str, dict]) -> None:
             continue
         s = studies[study]["scales"][scale]
         family = registry.FAMILIES.get(studies[study]["family"])
-        family.train_config({**s["train"], **blocks.get("train", {})}, f"config: schedule.{study}.train")
-        family.eval_config({**s["evaluate"], **blocks.get("evaluate", {})}, f"config: schedule.{study}.evaluate")
-        s["train"] = {**s["train"], **blocks.get("train", {})}
-        s["evaluate"] = {**s["evaluate"], **blocks.get("evaluate", {})}
+        train, evaluate = ({**s[k], **blocks.get(k, {})} for k in ("train", "evaluate"))
+        family.train_config(train, f"config: schedule.{study}.train")
+        family.eval_config(evaluate, f"config: schedule.{study}.evaluate")
+        s["train"], s["evaluate"] = train, evaluate
 
 
 def _check_selection(config: dict[str, Any], studies: dict[str, dict], scale: str) -> None:
