@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from repro import plugins, registry
+from repro.figures.claims import parse_claims
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTED = ROOT / "paper_figures" / "reported" / "hgpo.csv"
@@ -60,6 +62,11 @@ def test_main_table_orders_main_methods_and_shows_reported(summary, tmp_path):
     assert row["ALFWorld In reproduced"] == f"{10.0 + i:.1f} ± 1.0" and row["WebShop score reproduced"] == f"{60.0 + i:.1f} ± 1.0"
     assert row["WebShop succ. reproduced"] == f"{40.0 + i:.1f} ± 1.0"
     assert t.set_index("method").loc["hgpo", "ALFWorld In reported (1.5B)"] == "92.77"
+    # the claims: each RL method against the warm start, then Table 1's order, on all four cells
+    claims = parse_claims((tmp_path / "main_table.md").read_text())
+    assert len(claims) == 8 * 4
+    assert {c["claim"] for c in claims} >= {"alfworld: hgpo > warmstart (valid_seen success_rate_pct)",
+                                            "webshop: hgpo > gigpo (test score)"}
 
 
 def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):
@@ -92,3 +99,24 @@ def test_context_figure_averages_over_seeds(tmp_path):
     t = pd.read_csv(tmp_path / "out" / "context_inconsistency.csv")
     assert list(t.iteration) == [1, 2] and list(t.seeds) == [2, 2]
     assert t["inconsistent step groups (%)"].tolist() == pytest.approx([30.0, 15.0])
+
+
+@pytest.mark.parametrize("effect, verdict", [(0.2, "yes"), (0.0, "not shown")])
+def test_context_claim_compares_against_shuffled_contexts(tmp_path, effect, verdict):
+    """The figure states HGPO's premise as a test that can fail: eta^2 of the step return between
+    contexts against its shuffled-context null, one-sample t over the runs (methods x seeds)."""
+    rng = np.random.default_rng(1)
+    logs = []
+    for method in ("grpo", "hgpo"):
+        for seed in range(3):
+            p = tmp_path / f"results/embedded/hgpo/alfworld/tiny/{method}/seed{seed}/train_log.csv"
+            p.parent.mkdir(parents=True)
+            null = 0.3 + 0.01 * rng.normal(size=4)
+            pd.DataFrame({"iteration": [1, 2, 3, 4], "context/inconsistent_group_frac": [0.5] * 4,
+                          "context/return_context_share": null + effect + 0.01 * rng.normal(size=4),
+                          "context/return_context_share_null": null}).to_csv(p, index=False)
+            logs.append(p)
+    _figure("context_inconsistency", tmp_path / "unused.csv", logs, tmp_path / "out")
+    md = (tmp_path / "out" / "context_inconsistency.md").read_text()
+    line = next(x for x in md.splitlines() if "beyond chance" in x)
+    assert f": {verdict}" in line and "n = 6 paired" in line

@@ -518,11 +518,21 @@ def test_context_inconsistency_matches_loop(case, K):
                  - np.asarray(ref_hgpo(b, K=K)))  # A^S = A_GiGPO - A^E (A^E = GRPO's advantage)
     bad_rows = [i for r in bad for i in r]
     good_rows = [i for r in multi if r not in bad for i in r]
-    for key, rows in (("adv_gap_inconsistent", bad_rows), ("adv_gap_consistent", good_rows)):
+    gap_mn = np.abs(np.asarray(ref_gigpo(b, w=1.0, mode="mean_norm")) - np.asarray(ref_grpo(b, norm=False))
+                    - np.asarray(ref_hgpo(b, K=K, mode="mean_norm")))
+    for key, rows, g in (("adv_gap_inconsistent", bad_rows, gap), ("adv_gap_consistent", good_rows, gap),
+                         ("adv_gap_inconsistent_mean_norm", bad_rows, gap_mn),
+                         ("adv_gap_consistent_mean_norm", good_rows, gap_mn)):
         if rows:
-            assert got[key] == pytest.approx(gap[rows].mean(), abs=1e-9)
+            assert got[key] == pytest.approx(g[rows].mean(), abs=1e-9)
         else:
             assert np.isnan(got[key])
+    if good_rows:  # a consistent group: under mean_norm both baselines are its mean (HGPO's 1e-6 guard aside)
+        assert got["adv_gap_consistent_mean_norm"] < 1e-5
+    if bad_rows:  # shares of the return variance inside those groups (NaN: the returns do not vary there)
+        share, null = got["return_context_share"], got["return_context_share_null"]
+        assert np.isnan(share) == np.isnan(null)
+        assert np.isnan(share) or (0.0 <= share <= 1.0 and 0.0 <= null <= 1.0)
     if K == 0:
         assert got["inconsistent_group_frac"] == 0.0  # no history: every step group is consistent
 
@@ -538,3 +548,38 @@ def test_context_inconsistency_hand_example():
     for K, frac in ((0, 0.0), (1, 0.5), (2, 0.5)):
         got = context_inconsistency(b, {"history_length": K})
         assert got["inconsistent_group_frac"] == frac and got["inconsistent_row_frac"] == frac
+
+
+def test_between_share_matches_loop():
+    """eta^2 of returns between context labels inside groups, against a loop over groups."""
+    from repro.studies.hgpo.diagnostics import between_share
+
+    rng = np.random.default_rng(3)
+    group, label = rng.integers(0, 5, 200), rng.integers(0, 3, 200)
+    x = rng.normal(size=200) + 0.5 * label
+    between = total = 0.0
+    for g in np.unique(group):
+        xg, lg = x[group == g], label[group == g]
+        total += ((xg - xg.mean()) ** 2).sum()
+        between += sum((lg == c).sum() * (xg[lg == c].mean() - xg.mean()) ** 2 for c in np.unique(lg))
+    assert between_share(x, group, label) == pytest.approx(between / total, rel=1e-12)
+
+
+def test_context_share_can_fail():
+    """The null share comes from labels shuffled inside each group (each group keeps its labels);
+    returns set by the context give share 1 above the null, returns blind to it give share ~ null."""
+    from repro.studies.hgpo.diagnostics import between_share, shuffled_within
+
+    rng = np.random.default_rng(0)
+    group, label = np.repeat(np.arange(40), 6), np.tile([0, 0, 0, 1, 1, 1], 40)
+    perm = shuffled_within(label, group, rng)
+    for g in range(40):
+        assert sorted(perm[group == g]) == sorted(label[group == g])
+    assert (perm != label).any()
+    by_context = label.astype(float) + 0.0 * group
+    null = np.mean([between_share(by_context, group, shuffled_within(label, group, rng)) for _ in range(50)])
+    assert between_share(by_context, group, label) == 1.0 and null < 0.5
+    blind = rng.normal(size=len(group))
+    observed = between_share(blind, group, label)
+    null = np.mean([between_share(blind, group, shuffled_within(label, group, rng)) for _ in range(200)])
+    assert abs(observed - null) < 0.1  # no dependence on context: nothing to find

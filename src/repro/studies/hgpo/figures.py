@@ -21,9 +21,11 @@ from repro.figures.agentic import (
     main_runs,
     reproduced_row,
     model_label,
+    ordering_claims,
     temperatures,
     validation_curve,
 )
+from repro.figures.claims import claim_line, paired
 from repro.figures.summary import read_train_logs
 
 SPLIT_LABEL = {"valid_seen": "In (valid_seen)", "valid_unseen": "Out (valid_unseen)"}
@@ -36,6 +38,10 @@ def _scale_note(scale: str) -> str:
 
 
 CELLS = MAIN_CELLS  # (label, benchmark, split, metric) of the main table
+#: the claims the main table tests: RL moves the warm start (issue 21 item 4), then Table 1's order
+#: HGPO > GiGPO > GRPO; on every benchmark, split and metric of the table, Welch's t over seeds
+CLAIMS = [*[(m, "warmstart") for m in ("ppo", "rloo", "grpo", "gigpo", "hgpo")],
+          ("hgpo", "gigpo"), ("gigpo", "grpo"), ("hgpo", "grpo")]
 
 
 @registry.FIGURES.register("hgpo/main_table")
@@ -76,7 +82,8 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "found only for K = 4, see the ablation figure); 'n/f' = not found.",
                  "GiGPO paper: its own Table 1 (its own protocol and baseline runs; HGPO re-ran the "
                  "baselines and reports higher GiGPO numbers), the only published PPO and RLOO rows.",
-                 "warmstart = the base model before RL (for the paper, the prompted Instruct model)."])
+                 "warmstart = the base model before RL (for the paper, the prompted Instruct model).",
+                 *[f"claim: {line}" for line in ordering_claims(s, [c[1:] for c in CELLS], CLAIMS)]])
     main_bars(s, list(dict.fromkeys(df.method)), out_dir / "main_table.png", scale)
 
 
@@ -133,7 +140,29 @@ def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
 
 CONTEXT = {"context/inconsistent_group_frac": "inconsistent step groups (%)",
            "context/adv_gap_inconsistent": "|A^S GiGPO - A HGPO|, inconsistent groups",
-           "context/adv_gap_consistent": "|A^S GiGPO - A HGPO|, consistent groups"}
+           "context/adv_gap_consistent": "|A^S GiGPO - A HGPO|, consistent groups",
+           "context/adv_gap_inconsistent_mean_norm": "gap under mean_norm, inconsistent groups",
+           "context/adv_gap_consistent_mean_norm": "gap under mean_norm, consistent groups",
+           "context/return_context_share": "return variance between contexts (eta^2)",
+           "context/return_context_share_null": "eta^2, contexts shuffled (null)"}
+SHARE, NULL = "context/return_context_share", "context/return_context_share_null"
+
+
+def context_claims(logs: pd.DataFrame) -> list[str]:
+    """HGPO's premise, as a comparison that can fail: inside GiGPO's inconsistent step groups the
+    contexts explain more of the step return's variance than shuffled contexts do. Per run
+    (method, seed), the mean over iterations of eta^2 - null; one-sample t over the runs, per
+    benchmark (``paired``: each run's observed and null share one batch)."""
+    if SHARE not in logs or NULL not in logs:
+        return []
+    rows = logs.dropna(subset=[SHARE, NULL])
+    lines = []
+    for bench, g in rows.groupby("benchmark"):
+        d = (g[SHARE] - g[NULL]).groupby([g.method, g.seed]).mean()
+        lines.append(claim_line(f"{bench}: contexts explain the step return inside GiGPO's inconsistent step "
+                                "groups beyond chance (eta^2 above its shuffled-context null; runs = methods x "
+                                "seeds)", paired(d.to_numpy()), digits=3))
+    return lines
 
 
 @registry.FIGURES.register("hgpo/context_inconsistency")
@@ -158,17 +187,29 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
                  "trained with; step group = rows of one task with the same current observation "
                  "(GiGPO); inconsistent = its rows' previous K observations differ (K = history_length).",
                  "gap = mean |A^S (GiGPO step term) - A (HGPO)| over the rows of such groups, both "
-                 "computed on the same batch with the study's parameters."])
-    fig, (a, b) = new_figure(9.0, 3.4, ncols=2)
+                 "computed on the same batch with the study's parameters; under mean_std_norm a consistent "
+                 "group's gap is only GiGPO's Bessel std against HGPO's population std, so it is no null: the "
+                 "mean_norm columns recompute both without the std, where a consistent group's gap is 0 by "
+                 "construction and the inconsistent gap is all that HGPO's finer groups change (return units).",
+                 "eta^2 = the share of the penalised step return's variance inside inconsistent step groups "
+                 "that lies between their contexts (previous K observations); null = its mean over 50 "
+                 "shuffles of the context labels inside each group. The claim below can fail: returns blind "
+                 "to the history give eta^2 ~ null.",
+                 *[f"claim: {line}" for line in context_claims(logs)]])
+    fig, (a, b, e) = new_figure(13.5, 3.4, ncols=3)
     for k, ((bench, method), g) in enumerate(agg.groupby(["benchmark", "method"], sort=False)):
         c = COLORS[k % len(COLORS)]
         method = f"{bench}/{method}"
         if "context/inconsistent_group_frac" in g:
             a.plot(g.iteration, g["context/inconsistent_group_frac"], marker="o", color=c, label=method)
-        for col, style in (("context/adv_gap_inconsistent", "-"), ("context/adv_gap_consistent", ":")):
+        for col, style, what in (("context/adv_gap_inconsistent", "-", "inconsistent"),
+                                 ("context/adv_gap_consistent", ":", "consistent"),
+                                 ("context/adv_gap_inconsistent_mean_norm", "--", "inconsistent, mean_norm")):
             if col in g:
-                b.plot(g.iteration, g[col], style, marker="o", color=c,
-                       label=f"{method}, {'inconsistent' if 'incons' in col else 'consistent'}")
+                b.plot(g.iteration, g[col], style, marker="o", color=c, label=f"{method}, {what}")
+        for col, style, what in ((SHARE, "-", "contexts"), (NULL, ":", "shuffled")):
+            if col in g:
+                e.plot(g.iteration, g[col], style, marker="o", color=c, label=f"{method}, {what}")
     a.set_xlabel("iteration")
     a.set_ylabel("inconsistent step groups (%)")
     a.set_title("GiGPO step groups with different histories")
@@ -177,6 +218,10 @@ def context_inconsistency(*, summary: Path, train_logs: list[Path], reported: Pa
     b.set_ylabel("mean |A^S GiGPO - A HGPO|")
     b.set_title("Advantage gap by group consistency")
     b.legend(frameon=False, fontsize=6, ncol=2)
+    e.set_xlabel("iteration")
+    e.set_ylabel("eta^2 of the step return")
+    e.set_title("Return variance between contexts vs null")
+    e.legend(frameon=False, fontsize=6, ncol=2)
     save_figure(fig, out_dir / "context_inconsistency.png")
 
 
