@@ -127,6 +127,25 @@ def test_evidence_run_writes_its_own_figures_from_per_seed_data(root, clean_dir)
     assert _jobs(p.stdout, "train", "mcc") == 50  # 5 methods (2 ablations) x 10 seeds
 
 
+def test_evidence_schedule_lengthens_the_agentic_runs_they_share(root, clean_dir):
+    """config/evidence.yaml's HGPO part: its `schedule` reaches every HGPO and GraphGPO training (12
+    iterations) and the ALFWorld evaluations (4 episodes per game), while WebShop's own override (each
+    test goal once) still wins; GraphGPO reuses HGPO's warm start, GRPO and GiGPO runs."""
+    p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
+                   "--config", 'studies=["hgpo","graphgpo"]', "ablations=False", cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    blocks = [b for b in p.stdout.split("\nrule ") if b.startswith(("train:", "evaluate:"))]
+    trains = [b for b in blocks if b.startswith("train:")]
+    assert len(trains) == 2 * 6 * 5 + 2 * 3  # HGPO: 2 benchmarks x 6 methods x 5 seeds; GraphGPO's own arm, 3 seeds
+    assert all('"iterations": 12' in b for b in trains)
+    evals = [b for b in blocks if b.startswith("evaluate:")]
+    alfworld = [b for b in evals if "benchmark=alfworld" in b]
+    webshop = [b for b in evals if "benchmark=webshop" in b]
+    assert len(alfworld) == len(webshop) == len(evals) / 2 == 6 * 5 + 3
+    assert all('"episodes_per_game": 4' in b for b in alfworld)
+    assert all('"episodes_per_game": 1' in b for b in webshop)
+
+
 def test_lint_is_clean(root):
     p = _snakemake(root, "--lint")
     assert p.returncode == 0 and "Congratulations" in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
