@@ -67,6 +67,9 @@ def test_main_table_orders_main_methods_and_shows_reported(summary, tmp_path):
     assert len(claims) == 8 * 4
     assert {c["claim"] for c in claims} >= {"alfworld: hgpo > warmstart (valid_seen success_rate_pct)",
                                             "webshop: hgpo > gigpo (test score)"}
+    paper = {c["claim"]: c["paper"] for c in claims}  # Table 1's numbers where it has both methods
+    assert paper["alfworld: hgpo > gigpo (valid_seen success_rate_pct)"] == "92.77 vs 90.16"
+    assert paper["alfworld: hgpo > warmstart (valid_seen success_rate_pct)"] == "—"
 
 
 def test_ablation_table_lays_out_k_and_alpha(summary, tmp_path):

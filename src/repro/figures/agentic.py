@@ -69,17 +69,22 @@ def reproduced_row(model: str, method: str, grp: pd.DataFrame) -> dict:
     return row
 
 
-def ordering_claims(s: pd.DataFrame, cells: list[tuple[str, str, str]], pairs: list[tuple[str, str]]) -> list[str]:
+def ordering_claims(s: pd.DataFrame, cells: list[tuple[str, str, str]], pairs: list[tuple[str, str]],
+                    paper: pd.DataFrame | None = None) -> list[str]:
     """The paper's orderings "a > b" on each (benchmark, split, metric) of ``cells``, Welch's t
-    over seeds from summary rows ``s``; pairs without both methods are skipped."""
+    over seeds from summary rows ``s``; pairs without both methods are skipped. ``paper``: reported
+    rows (``method``, ``benchmark``, ``split``, ``metric``, ``value``); where it has both methods'
+    cell, the claim quotes them ("a's vs b's")."""
     lines = []
     for bench, split, metric in cells:
         g = s[(s.benchmark == bench) & (s.split == split) & (s.metric == metric)].drop_duplicates("method")
         g = g.set_index("method")
         for a, b in pairs:
             if a in g.index and b in g.index:
+                reported = "" if paper is None else " vs ".join(cell(paper[paper.method == m], bench, split, metric,
+                                                                     "{:g}") for m in (a, b))
                 lines.append(claim_line(f"{bench}: {a} > {b} ({split} {metric})", welch(g.loc[a], g.loc[b]),
-                                        digits=1, unit=" points"))
+                                        digits=1, unit=" points", paper="" if "n/f" in reported else reported))
     return lines
 
 

@@ -83,7 +83,7 @@ def main_table(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                  "GiGPO paper: its own Table 1 (its own protocol and baseline runs; HGPO re-ran the "
                  "baselines and reports higher GiGPO numbers), the only published PPO and RLOO rows.",
                  "warmstart = the base model before RL (for the paper, the prompted Instruct model).",
-                 *[f"claim: {line}" for line in ordering_claims(s, [c[1:] for c in CELLS], CLAIMS)]])
+                 *[f"claim: {line}" for line in ordering_claims(s, [c[1:] for c in CELLS], CLAIMS, hgpo_rep)]])
     main_bars(s, list(dict.fromkeys(df.method)), out_dir / "main_table.png", scale)
 
 
