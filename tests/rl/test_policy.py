@@ -183,3 +183,33 @@ def test_aggregation_modes_of_the_loss():
     assert agg_units(mask, "token-mean") == 4.0 and agg_units(mask, "seq-mean-token-mean") == 2.0
     with pytest.raises(ValueError, match="loss_agg_mode 'sum'"):
         agg_loss(x, mask, "sum")
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_right_padded_rows_need_no_padding_mask(attn):
+    """The head reads real positions only, and under causal attention right padding never reaches
+    them: the unmasked forward ``HeadAtResponses`` runs gives the masked forward's outputs there
+    bit for bit, and the same log-probs as each row run alone."""
+    from repro.rl.policy import HeadAtResponses, pack  # noqa: PLC0415
+
+    torch.manual_seed(3)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, max_position_embeddings=64,
+                                         attn_implementation=attn)).eval()
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(2, 50, (int(n),), generator=gen).tolist() for n in (17, 5, 11, 2)]
+    responses = [torch.randint(2, 50, (int(n),), generator=gen).tolist() for n in (3, 6, 1, 4)]
+    input_ids, attn_mask, _, mask, pos = pack(prompts, responses, pad_id=0)
+    assert (attn_mask == 0).any()  # the batch is padded
+    with torch.no_grad():
+        masked = model.base_model(input_ids=input_ids, attention_mask=attn_mask).last_hidden_state
+        picked = torch.gather(masked, 1, pos.unsqueeze(-1).expand(-1, -1, masked.shape[-1]))
+        expected = model.get_output_embeddings()(picked)
+        got = HeadAtResponses(model)(input_ids, pos)
+    real = mask.bool()
+    assert torch.equal(got[real], expected[real])
+    logp, _, _ = response_logprobs(model, prompts, responses, pad_id=0)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        alone, _, _ = response_logprobs(model, [p], [r], pad_id=0)
+        assert torch.allclose(logp[i, : len(r)], alone[0], atol=1e-6)

@@ -67,12 +67,18 @@ def pad_to(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
 
 class HeadAtResponses(torch.nn.Module):
     """Tokens -> the model's ``head`` at the positions that predict response tokens, as one
-    ``forward``: [B, L] ids, [B, L] mask, [B, R] positions -> [B, R, head outputs].
+    ``forward``: [B, L] right-padded ids (``pack``), [B, R] positions -> [B, R, head outputs].
 
     The LM head only on those positions (prompts are ~10x longer than responses). Being one module
     call is what lets FSDP shard the model (its root hooks gather the embeddings, final norm and
     head around this forward); unsharded, the trainer calls it on the bare model the same way.
     ``head``: ``"lm"`` (the output embeddings) or ``"score"`` (a token-classification value head).
+
+    No padding mask: the rows are right-padded, so under causal attention a real token only ever
+    sees real tokens and the outputs at real positions are those of the masked forward (bit for bit
+    on CPU, ``tests/rl/test_policy.py``). Only pad positions differ, and nothing reads them. SDPA's
+    causal path skips building and reading the [B, 1, L, L] mask: 5% of a forward-backward at
+    L ~ 300, 17% at L ~ 900 (``scripts/bench_causal_forward.py``).
     """
 
     def __init__(self, model: torch.nn.Module, head: str = "lm") -> None:
@@ -81,8 +87,8 @@ class HeadAtResponses(torch.nn.Module):
             raise ValueError(f"head: {head!r}; allowed: lm, score")
         self.model, self.head = model, head
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
         picked = torch.gather(hidden, 1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         head = self.model.get_output_embeddings() if self.head == "lm" else self.model.score
         return head(picked)
@@ -93,9 +99,9 @@ def head_at_responses(model, prompt_ids, response_ids, pad_id: int, head: str = 
     """(head outputs [B, R, ...], targets [B, R], mask [B, R]) on ``device`` (default: the
     model's). ``model``: a bare model, or a (possibly FSDP-sharded) ``HeadAtResponses``."""
     device = device or next(model.parameters()).device
-    input_ids, attn, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
+    input_ids, _, targets, mask, pos = pack(prompt_ids, response_ids, pad_id)
     fwd = model if isinstance(model, HeadAtResponses) else HeadAtResponses(model, head)
-    out = fwd(input_ids.to(device), attn.to(device), pos.to(device))
+    out = fwd(input_ids.to(device), pos.to(device))
     return out, targets.to(device), mask.to(device)
 
 
