@@ -136,12 +136,12 @@ def test_evidence_schedule_lengthens_the_agentic_runs_they_share(root, clean_dir
     assert p.returncode == 0, p.stderr[-3000:]
     blocks = [b for b in p.stdout.split("\nrule ") if b.startswith(("train:", "evaluate:"))]
     trains = [b for b in blocks if b.startswith("train:")]
-    assert len(trains) == 2 * 6 * 5 + 2 * 3  # HGPO: 2 benchmarks x 6 methods x 5 seeds; GraphGPO's own arm, 3 seeds
+    assert len(trains) == 2 * 6 * 5 + 2 * 5  # HGPO: 2 benchmarks x 6 methods x 5 seeds; GraphGPO's own arm, 5 seeds
     assert all('"iterations": 12' in b for b in trains)
     evals = [b for b in blocks if b.startswith("evaluate:")]
     alfworld = [b for b in evals if "benchmark=alfworld" in b]
     webshop = [b for b in evals if "benchmark=webshop" in b]
-    assert len(alfworld) == len(webshop) == len(evals) / 2 == 6 * 5 + 3
+    assert len(alfworld) == len(webshop) == len(evals) / 2 == 6 * 5 + 5
     assert all('"episodes_per_game": 4' in b for b in alfworld)
     assert all('"episodes_per_game": 1' in b for b in webshop)
 
