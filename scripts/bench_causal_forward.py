@@ -21,7 +21,7 @@ import time
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from repro.io import write_text
+from repro.io import report
 from repro.rl.policy import HeadAtResponses, pack
 
 #: (name, vocab, prompt length range, micro-batch rows), after the embedded warm starts' shapes
@@ -76,10 +76,7 @@ def main() -> None:
         t = bench(vocab, lengths, rows, args.batches, args.repeats)
         lines.append(f"| {name} | {lengths[0]}-{lengths[1]} | {rows} | {t['masked']:.3f} | {t['unmasked']:.3f} | "
                      f"{1 - t['unmasked'] / t['masked']:.0%} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_text(args.out, text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

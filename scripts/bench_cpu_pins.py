@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from repro.config import job_config, load, run_table
+from repro.io import report
 from repro.provenance import KERNEL_VARS, TRAIN_RECORD
 
 # what a CPU without AVX512 dispatches by default (this CPU can run both)
@@ -114,11 +115,7 @@ def main() -> None:
         worst = ", ".join(f"{k} {v:.3g}" for k, v in gap[gap > 0].sort_values(ascending=False).head(4).items())
         lines.append(f"\n{pinned}: avx512 and avx2 " + ("agree bit for bit (weights and every logged number)"
                      if same else f"differ; largest |Δ| over the logged rows: {worst or 'none (weights differ)'}"))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
+    report(lines, a.out)
 
 
 if __name__ == "__main__":

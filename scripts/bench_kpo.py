@@ -15,13 +15,12 @@ filters agree first. Responses are ragged (lengths uniform in [T/4, T]). Prints 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 
 import torch
 from bench_advantages import best_time  # scripts/ is on sys.path when run as a script
 
-from repro.io import write_text
+from repro.io import report
 from repro.studies.kpo.losses import KPO, _gains, kalman_filter
 from repro.studies.kpo.params import KPOParams
 
@@ -81,11 +80,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for B, T, tl, tc, tf, tloss, err in rows:
         lines.append(f"| {B} x {T} | {tl:.3f} | {tc:.3f} | {tf:.4f} | {tl / tf:.0f}x | {tloss:.4f} | {err:.1e} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        write_text(args.out, text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

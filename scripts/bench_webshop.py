@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from repro.data.webshop import FAMILIES, generate_embedded
-from repro.io import write_text
 from repro.envs.webshop import SpacyNouns, WebshopBatchEnv, get_reward
+from repro.io import report
 
 
 def bench(n_products: int, steps: int, slots: int) -> dict[str, float]:
@@ -89,10 +89,7 @@ def main() -> None:
         r = bench(n, args.steps, args.slots)
         lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
                                         for c in cols) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_text(args.out, text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def report(lines: list[str], out: str | os.PathLike | None = None) -> str:
+    """A benchmark script's markdown ``lines`` as one text: printed, and written to ``out``
+    atomically when given (``scripts/bench_*.py``)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        write_text(out, text)
+    return text
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
