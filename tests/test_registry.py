@@ -55,6 +55,38 @@ def test_a_lazy_entry_whose_package_is_missing_names_it(tmp_path, monkeypatch):
         reg.get("x")
 
 
+def test_a_deferred_module_is_imported_by_the_first_lookup_of_its_prefix(tmp_path, monkeypatch):
+    mod = "repro_test_deferred_widgets"
+    (tmp_path / f"{mod}.py").write_text(
+        "from repro.registry import Registry\n"
+        "import repro_test_widget_reg as r\n"
+        "r.REG.register('toy/one')(1)\nr.REG.register('toy/two')(2)\n")
+    (tmp_path / "repro_test_widget_reg.py").write_text("from repro.registry import Registry\nREG = Registry('widget')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import repro_test_widget_reg as r
+
+    r.REG.register("other/x")(0)
+    r.REG.defer("toy/", mod)
+    assert r.REG.get("other/x") == 0 and mod not in sys.modules  # another prefix: not imported
+    assert "toy/two" in r.REG and mod in sys.modules
+    assert r.REG.get("toy/one") == 1 and r.REG.names() == ["other/x", "toy/one", "toy/two"]
+    r.REG.defer("more/", "json")
+    with pytest.raises(ValueError, match="'more/'\\* are already deferred to json"):
+        r.REG.defer("more/", "pickle")
+
+
+def test_study_plugins_do_not_import_their_figures(tmp_path):
+    """A training job imports its study's plugin: the figures (pandas, plotting) stay unimported
+    until a figure is looked up."""
+    import subprocess
+
+    code = ("import sys; from repro import plugins, registry; plugins.load_all(); "
+            "assert 'pandas' not in sys.modules, 'pandas'; "
+            "assert not [m for m in sys.modules if m.endswith('.figures') and m.startswith('repro.studies')]; "
+            "registry.FIGURES.get('nrpr/main_table'); assert 'repro.studies.nrpr.figures' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_plugin_loading_names_a_missing_module_or_package(tmp_path, monkeypatch):
     with pytest.raises(KeyError, match="plugin module 'repro_no_such_plugin' not found"):
         plugins.load(["repro_no_such_plugin"])

@@ -5,7 +5,10 @@ miss, lists the names it knows. It is the only dispatch path: no ``if method == 
 
 An entry is registered eagerly (``register``: the object itself) or lazily (``lazy``: a
 ``"module:attribute"`` imported on first ``get``), so that parsing the workflow, which only needs
-names and typed params, imports no torch and no study's heavy dependency. A lazy entry whose
+names and typed params, imports no torch and no study's heavy dependency. ``defer`` names a module
+that registers every entry under a name prefix, imported when a name with that prefix is first
+looked up (a study's figures: pandas and plotting for the one job that draws them, not for every
+training). A lazy entry whose
 module needs a package that is not installed fails on ``get`` with a :class:`PluginImportError`
 naming the package, the entry and the module (the jobs that use it fail; nothing else does).
 
@@ -43,6 +46,7 @@ class Registry:
         self._items: dict[str, Any] = {}
         self._lazy: dict[str, str] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._deferred: dict[str, str] = {}  # name prefix -> module that registers those names
 
     def _claim(self, name: str) -> None:
         if name in self._items or name in self._lazy:
@@ -69,7 +73,21 @@ class Registry:
         self._lazy[name] = target
         self._meta[name] = meta
 
+    def defer(self, prefix: str, module: str) -> None:
+        """Names starting with ``prefix`` are registered by importing ``module``, which happens on
+        the first lookup (``get``, ``in``, ``meta``) of such a name or on ``names()``."""
+        if prefix in self._deferred and self._deferred[prefix] != module:
+            raise ValueError(f"{self.kind} names {prefix!r}* are already deferred to {self._deferred[prefix]}")
+        self._deferred[prefix] = module
+
+    def _resolve(self, name: str | None = None) -> None:
+        """Import the deferred modules that register ``name`` (every one when ``name`` is None)."""
+        for prefix in [p for p in self._deferred if name is None or name.startswith(p)]:
+            module = self._deferred.pop(prefix)
+            import_target(f"{module}:", f"{self.kind}s {prefix}*")
+
     def get(self, name: str) -> Any:
+        self._resolve(name)
         if name in self._items:
             return self._items[name]
         if name in self._lazy:
@@ -86,9 +104,12 @@ class Registry:
         return self._meta[name]
 
     def names(self) -> list[str]:
+        self._resolve()
         return sorted({*self._items, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._resolve(name)
         return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:

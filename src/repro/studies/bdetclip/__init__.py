@@ -5,7 +5,9 @@ detectors (``methods``: BDetCLIP and the STRIP, SCALE-UP and TeCo baselines) and
 
 from repro import registry
 from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
-from repro.studies.bdetclip import figures, methods  # noqa: F401  (figures register themselves)
+from repro.studies.bdetclip import methods  # noqa: F401  (registration)
+
+registry.FIGURES.defer("bdetclip/", "repro.studies.bdetclip.figures")  # imported by the job that draws one
 
 for _name in ("bdetclip", "strip", "scaleup", "teco"):
     registry.MM_METHODS.register(_name)(getattr(methods, _name))

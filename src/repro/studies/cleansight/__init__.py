@@ -7,7 +7,9 @@ defence, JPEG and blur purification) and the figures."""
 from repro import registry
 from repro.data import vqa_parquet  # noqa: F401  (vqa/vqav2)
 from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
-from repro.studies.cleansight import figures, methods  # noqa: F401  (figures register themselves)
+from repro.studies.cleansight import methods  # noqa: F401  (registration)
+
+registry.FIGURES.defer("cleansight/", "repro.studies.cleansight.figures")  # imported by the job that draws one
 
 registry.MODELS.lazy("tiny_llava", "repro.multimodal.llava:build")
 registry.MODELS.lazy("llava_lora", "repro.multimodal.llava_chat:build")

@@ -5,11 +5,15 @@ the math team's rollout ``drmas_math``, its warm start, the non-shared agents' f
 Everything that imports torch is registered lazily."""
 
 from repro import registry
-from repro.rl import math_benchmark  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
-from repro.rl import search_benchmark  # noqa: F401  (the search benchmark and its datasets)
-from repro.rl import plugin  # noqa: F401  (family, estimators, rollouts, samplers)
-from repro.studies.drmas import diagnostics, estimator, figures  # noqa: F401  (registration)
+from repro.rl import (
+    math_benchmark,  # noqa: F401  (the math benchmark, its datasets, tiny_qwen2_math)
+    plugin,  # noqa: F401  (family, estimators, rollouts, samplers)
+    search_benchmark,  # noqa: F401  (the search benchmark and its datasets)
+)
+from repro.studies.drmas import diagnostics, estimator  # noqa: F401  (registration)
 from repro.studies.drmas.params import PerAgentParams
+
+registry.FIGURES.defer("drmas/", "repro.studies.drmas.figures")  # imported by the job that draws one
 
 registry.MODELS.lazy("tiny_qwen2_math_team", "repro.studies.drmas.warmstart:build")
 registry.ROLLOUTS.lazy("drmas_math", "repro.studies.drmas.orchestra:run_math_team")

@@ -5,7 +5,8 @@ ODEs for traffic forecasting. The study's plugin registers the ``forecast`` fami
 from repro import registry
 from repro.data import traffic  # noqa: F401  (traffic/embedded, traffic/pems)
 from repro.forecast import family  # noqa: F401  (registers the family)
-from repro.studies.lteode import figures  # noqa: F401  (figures register themselves)
 from repro.studies.lteode.params import ODEParams
+
+registry.FIGURES.defer("lteode/", "repro.studies.lteode.figures")  # imported by the job that draws one
 
 registry.FORECASTERS.lazy("graph_ode", "repro.studies.lteode.methods:graph_ode", params=ODEParams)

@@ -5,9 +5,11 @@ The study's plugin (``repro.plugins``): importing it registers the classic famil
 and figures, and the learners ``oocpll``, ``proden`` and ``cc`` lazily (they import torch)."""
 
 from repro.classic import family  # noqa: F401  (the trainer family the study's runs use)
-from repro.registry import LEARNERS
-from repro.studies.oocpll import data, figures  # noqa: F401  (they register themselves)
+from repro.registry import FIGURES, LEARNERS
+from repro.studies.oocpll import data  # noqa: F401  (registration)
 from repro.studies.oocpll.params import BaselineParams, OocPllParams
+
+FIGURES.defer("oocpll/", "repro.studies.oocpll.figures")  # imported by the job that draws one
 
 LEARNERS.lazy("oocpll", "repro.studies.oocpll.learners:OOCPLL", params=OocPllParams)
 LEARNERS.lazy("proden", "repro.studies.oocpll.learners:PRODEN", params=BaselineParams)

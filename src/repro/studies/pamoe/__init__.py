@@ -6,8 +6,10 @@ diagnostic and the study's figures."""
 
 from repro import registry
 from repro.rl import plugin  # noqa: F401  (family, estimators, benchmarks, datasets, samplers, warm start)
-from repro.studies.pamoe import diagnostics, figures  # noqa: F401  (registration)
+from repro.studies.pamoe import diagnostics  # noqa: F401  (registration)
 from repro.studies.pamoe.params import LoraExpertsParams, TokenMoEParams
+
+registry.FIGURES.defer("pamoe/", "repro.studies.pamoe.figures")  # imported by the job that draws one
 
 registry.FINETUNING.lazy("lora_experts", "repro.studies.pamoe.routed:lora_experts", params=LoraExpertsParams)
 registry.FINETUNING.lazy("token_moe", "repro.studies.pamoe.token_moe:token_moe", params=TokenMoEParams)

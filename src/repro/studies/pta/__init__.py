@@ -6,6 +6,8 @@ and the figures."""
 
 from repro import registry
 from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
-from repro.studies.pta import figures, methods  # noqa: F401  (figures register themselves)
+from repro.studies.pta import methods  # noqa: F401  (registration)
+
+registry.FIGURES.defer("pta/", "repro.studies.pta.figures")  # imported by the job that draws one
 
 registry.MM_METHODS.register("proxy_pgd")(methods.proxy_pgd)

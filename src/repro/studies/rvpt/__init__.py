@@ -5,7 +5,9 @@ and the figures."""
 
 from repro import registry
 from repro.multimodal import plugin  # noqa: F401  (family, shapes data, tiny_clip)
-from repro.studies.rvpt import figures, methods  # noqa: F401  (figures register themselves)
+from repro.studies.rvpt import methods  # noqa: F401  (registration)
+
+registry.FIGURES.defer("rvpt/", "repro.studies.rvpt.figures")  # imported by the job that draws one
 
 for _name in ("no_defence", "rvpt", "linear_probe", "cleanclip"):
     registry.MM_METHODS.register(_name)(getattr(methods, _name))
