@@ -58,7 +58,6 @@ def test_a_lazy_entry_whose_package_is_missing_names_it(tmp_path, monkeypatch):
 def test_a_deferred_module_is_imported_by_the_first_lookup_of_its_prefix(tmp_path, monkeypatch):
     mod = "repro_test_deferred_widgets"
     (tmp_path / f"{mod}.py").write_text(
-        "from repro.registry import Registry\n"
         "import repro_test_widget_reg as r\n"
         "r.REG.register('toy/one')(1)\nr.REG.register('toy/two')(2)\n")
     (tmp_path / "repro_test_widget_reg.py").write_text("from repro.registry import Registry\nREG = Registry('widget')\n")
@@ -75,7 +74,7 @@ def test_a_deferred_module_is_imported_by_the_first_lookup_of_its_prefix(tmp_pat
         r.REG.defer("more/", "pickle")
 
 
-def test_study_plugins_do_not_import_their_figures(tmp_path):
+def test_study_plugins_do_not_import_their_figures():
     """A training job imports its study's plugin: the figures (pandas, plotting) stay unimported
     until a figure is looked up."""
     import subprocess

@@ -8,9 +8,9 @@ An entry is registered eagerly (``register``: the object itself) or lazily (``la
 names and typed params, imports no torch and no study's heavy dependency. ``defer`` names a module
 that registers every entry under a name prefix, imported when a name with that prefix is first
 looked up (a study's figures: pandas and plotting for the one job that draws them, not for every
-training). A lazy entry whose
-module needs a package that is not installed fails on ``get`` with a :class:`PluginImportError`
-naming the package, the entry and the module (the jobs that use it fail; nothing else does).
+training). A lazy entry whose module needs a package that is not installed fails on ``get`` with a
+:class:`PluginImportError` naming the package, the entry and the module (the jobs that use it fail;
+nothing else does).
 
 This module imports no plugin: what registers things is loaded by :mod:`repro.plugins`.
 """
