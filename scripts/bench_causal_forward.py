@@ -62,6 +62,7 @@ def bench(vocab: int, lengths: tuple[int, int], rows: int, batches: int, repeats
         input_ids, attn, targets, mask, pos = pack(prompts, [[5] * 16 for _ in prompts], pad_id=0)
         packed.append((input_ids, attn, pos))
     head = HeadAtResponses(model)
+
     def math_sdpa(ids, attn, pos):
         with sdpa_kernel(SDPBackend.MATH):
             return head(ids, pos)

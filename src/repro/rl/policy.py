@@ -77,8 +77,8 @@ class HeadAtResponses(torch.nn.Module):
     No padding mask: the rows are right-padded, so under causal attention a real token only ever
     sees real tokens and the outputs at real positions are those of the masked forward (bit for bit
     on CPU, ``tests/rl/test_policy.py``). Only pad positions differ, and nothing reads them. SDPA's
-    causal path skips building and reading the [B, 1, L, L] mask: 8% of a forward-backward at
-    L ~ 300, 21% at L ~ 900 (``scripts/bench_causal_forward.py``, this 2-core machine).
+    causal path skips building and reading the [B, 1, L, L] mask: 5-8% of a forward-backward at
+    L ~ 300, 17-21% at L ~ 900 (``scripts/bench_causal_forward.py``, this 2-core machine, several runs).
     """
 
     def __init__(self, model: torch.nn.Module, head: str = "lm") -> None:
