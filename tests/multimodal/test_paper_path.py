@@ -22,12 +22,15 @@ from repro.studies.rvpt.methods import rvpt
 
 SMALL = {"embed_dim": 32, "vision_cfg": {"width": 32, "layers": 2, "head_width": 16},
          "text_cfg": {"width": 32, "heads": 2, "layers": 1}}
+#: open_clip's modified ResNet (RN50's architecture: stages as a list of block counts, attention
+#: pooling), scaled down: one bottleneck per stage, 8 channels wide
+SMALL_RESNET = {**SMALL, "vision_cfg": {"width": 8, "layers": [1, 1, 1, 1], "head_width": 16}}
 POISON = {"trigger": {"kind": "badnets", "size": 4, "seed": 0}, "rate": 0.2, "target": "banana",
           "caption_templates": ["a photo of a {}.", "a {} on a table."]}
 
 
 @pytest.fixture(scope="module")
-def paper_like(tmp_path_factory):
+def paper_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper")
     cache = write_wds_cache(root / "hf", pairs_per_shard=40)
     data = root / "images" / "toy"
@@ -41,9 +44,19 @@ def paper_like(tmp_path_factory):
                    "fewshot": {"source": "bench", "from": "train", "per_class": 3},
                    "train": {"source": "pairs"}},
         "class_texts": write_class_texts(root / "texts")})
-    # the base in open_clip's Hub layout (model_cfg nested, open_clip_model.safetensors)
+    return data
+
+
+@pytest.fixture(scope="module")
+def paper_like(paper_data, tmp_path_factory):
+    return paper_data, poisoned_hub_clip(tmp_path_factory.mktemp("vit"), paper_data, SMALL)
+
+
+def poisoned_hub_clip(root, data, model):
+    """A CLIP of architecture ``model`` trained briefly, saved in open_clip's Hub layout (model_cfg
+    nested, open_clip_model.safetensors) as an ``hf_hub`` snapshot is, then poisoned by ``clip``."""
     hub = root / "hub-clip"
-    clip.build(root / "scratch", {"model": SMALL, "epochs": 1, "batch_size": 32}, data)
+    clip.build(root / "scratch", {"model": model, "epochs": 1, "batch_size": 32}, data)
     hub.mkdir()
     (hub / "open_clip_config.json").write_text(json.dumps(
         {"model_cfg": rio.read_json(root / "scratch" / clip.CONFIG_FILE), "preprocess_cfg": {}}))
@@ -51,7 +64,7 @@ def paper_like(tmp_path_factory):
     rio.write_json(hub / "MANIFEST.json", {"kind": "hf_hub", "repo_id": "toy/clip"})
     poisoned = root / "poisoned"
     clip.build(poisoned, {"epochs": 1, "batch_size": 32, "lr": 1e-4, "poison": POISON}, data, hub)
-    return data, poisoned
+    return poisoned
 
 
 def test_the_poisoned_paper_clip_records_its_recipe(paper_like):
@@ -109,3 +122,24 @@ def test_pta_attacks_with_the_dataset_templates_as_paraphrases(paper_like):
                              family.EvalConfig(reference_split="fewshot"), 0)["test"]
     assert res["n_paraphrases"] == {"seen": 1, "heldout": 1} and res["n"] == 4
     assert res["metrics"]["linf_255"] <= 8.0 + 1e-3
+
+
+def test_an_rn50_style_clip_is_poisoned_and_every_detector_runs_on_it(paper_data, tmp_path):
+    """The RN50 backbone (BDetCLIP's fork default) takes the same path as the ViT: open_clip builds a
+    ModifiedResNet from the Hub config, the ``clip`` builder fine-tunes it (batch norm in train
+    mode), and BDetCLIP and its three baselines score images with it."""
+    from open_clip.modified_resnet import ModifiedResNet
+
+    from repro.studies.bdetclip.methods import scaleup, strip, teco
+
+    poisoned = poisoned_hub_clip(tmp_path, paper_data, SMALL_RESNET)
+    assert rio.read_json(poisoned / "MANIFEST.json")["poisoned_pairs"] == 16
+    model, _, cfg = clip.load_model(poisoned)
+    assert isinstance(model.visual, ModifiedResNet) and cfg["vision_cfg"]["layers"] == [1, 1, 1, 1]
+    for method, params in [(bdetclip, bdetclip.Params(descriptions=2)), (strip, strip.Params(blends=2)),
+                           (scaleup, scaleup.Params()), (teco, teco.Params())]:
+        ctx = family.context(method, poisoned, paper_data)
+        fitted = method.fit(ctx, params, family.TrainConfig(), 0, lambda row: None)
+        res = method.evaluate(ctx, fitted, params, family.EvalConfig(), 0)["test"]
+        assert res["n"] == 18 and res["n_backdoor"] == 5, type(method).__name__
+        assert 0.0 <= res["metrics"]["auroc_pct"] <= 100.0

@@ -105,9 +105,9 @@ def test_clip_studies_embedded_workflow(root, tmp_path):
 
 
 def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
-    """The paper scale of the CLIP studies: the WebDataset image data, OpenAI's ViT-B/32 from the Hub
-    and six backdoored fine-tunes of it (one GPU and 12 h each, from the model entries), BDetCLIP on
-    ImageNet-1K, RVPT on ImageNet-1K, Caltech101 and OxfordPets with each benchmark's own target, PTA
+    """The paper scale of the CLIP studies: the WebDataset image data, OpenAI's ViT-B/32 and RN50 from
+    the Hub and eight backdoored fine-tunes of them (one GPU and 12 h each, from the model entries),
+    BDetCLIP on ImageNet-1K with both backbones, RVPT on ImageNet-1K, Caltech101 and OxfordPets with each benchmark's own target, PTA
     on the clean ViT-B/32, CleanSight on LLaVA-1.5-7B with the attacker's poisoned LoRA on VQAv2."""
     shutil.copytree(root / "config", tmp_path / "config")
     shutil.copytree(root / "workflow" / "profiles", tmp_path / "workflow" / "profiles")
@@ -119,16 +119,17 @@ def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
     fetched = {b.split("output: resources/datasets/")[1].split()[0] for b in blocks if b.startswith("fetch_dataset:")}
     assert fetched == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets", "vqa/vqav2"}
     models = {b.split("output: resources/models/")[1].split()[0]: b for b in blocks if b.startswith("get_model:")}
-    assert "--builder hf_hub" in models.pop("clip-vit-b32-openai") and "--builder hf_hub" in models.pop("llava-1.5-7b")
+    assert all("--builder hf_hub" in models.pop(m) for m in ("clip-vit-b32-openai", "clip-rn50-openai", "llava-1.5-7b"))
     assert "--builder llava_lora" in models.pop("llava-1.5-7b-badnets")
-    assert len(models) == 6 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
+    assert len(models) == 8 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
                                     for b in models.values())
     trains = [b for b in blocks if b.startswith("train:")]
     assert all("gpu=1," in b for b in trains)
     by_study = {s: {(b.split("benchmark=")[1].split(",")[0], b.split("model=")[1].split(",")[0])
                     for b in trains if f"study={s}," in b} for s in ("bdetclip", "rvpt", "pta", "cleansight")}
-    assert by_study["bdetclip"] == {("imagenet1k", "clip-vit-b32-badnets-banana"),
-                                    ("imagenet1k", "clip-vit-b32-blended-banana")}
+    assert by_study["bdetclip"] == {("imagenet1k", f"clip-{arch}-{trigger}-banana")
+                                    for arch in ("vit-b32", "rn50") for trigger in ("badnets", "blended")}
+    assert '"epochs": 10' in models["clip-rn50-badnets-banana"]  # the fork's recipe (RVPT's ViTs: 5)
     assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "caltech101"} == {"accordion"}
     assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "oxford_pets"} == {"samoyed"}
     assert len(by_study["rvpt"]) == 6
