@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from repro.data import shapes
-from repro.data.triggers import apply_trigger, badnets, blended
+from repro.data.triggers import apply_trigger, badnets, blended, wanet
 from repro.registry import DATASETS
 
 SMALL = {"seed": 3, "train": 40, "shots": 2, "reference": 10, "test": 16}
@@ -62,7 +62,29 @@ def test_blended_mixes_with_a_fixed_pattern():
     np.testing.assert_array_equal(y[0], np.rint(0.75 * 100 + 0.25 * pattern.astype(np.float32)).astype(np.uint8))
     assert (y[0] == y[1]).all()
     np.testing.assert_array_equal(apply_trigger(x, {"kind": "blended", "alpha": 0.25, "seed": 5}), y)
-    with pytest.raises(ValueError, match="allowed: badnets, blended"):
-        apply_trigger(x, {"kind": "wanet"})
+    with pytest.raises(ValueError, match="allowed: badnets, blended, wanet"):
+        apply_trigger(x, {"kind": "warped"})
     with pytest.raises(ValueError, match="trigger badnets"):
         apply_trigger(x, {"kind": "badnets", "alpha": 0.2})
+
+
+def test_wanet_moves_pixels_by_a_fixed_smooth_warp():
+    """A warp, not added noise: a flat image stays flat; a vanishing strength is the identity; the
+    displacement is the same for every image of a batch and bounded by s (in pixels, about s / 2
+    times the field's largest value); WaNet's k = H (RVPT's k 224) works too."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    flat = np.full((2, 32, 32, 3), 77, np.uint8)
+    np.testing.assert_array_equal(wanet(flat, k=4, s=1.0, seed=3), flat)
+    np.testing.assert_array_equal(wanet(x, k=4, s=1e-6, seed=3), x)
+    y = wanet(x, k=4, s=1.0, seed=3)
+    assert y.shape == x.shape and y.dtype == np.uint8 and (y != x).mean() > 0.5
+    np.testing.assert_array_equal(wanet(x, k=4, s=1.0, seed=3), y)
+    assert (wanet(x, k=4, s=1.0, seed=4) != y).any()
+    ramp = np.broadcast_to(np.arange(32, dtype=np.uint8)[None, None, :, None] * 8, (2, 32, 32, 3)).copy()
+    shift = wanet(ramp, k=4, s=1.0, seed=3).astype(float) / 8 - np.arange(32)[None, None, :, None]  # x, pixels
+    assert (shift[0] == shift[1]).all() and 0 < np.abs(shift[:, :, 1:-1]).max() < 4
+    assert wanet(x, k=32, s=1.0, seed=0).shape == x.shape
+    np.testing.assert_array_equal(apply_trigger(x, {"kind": "wanet", "k": 4, "s": 1.0, "seed": 3}), y)
+    with pytest.raises(ValueError, match="k 33 must be in 1..32"):
+        wanet(x, k=33)

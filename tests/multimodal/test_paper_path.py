@@ -30,11 +30,12 @@ POISON = {"trigger": {"kind": "badnets", "size": 4, "seed": 0}, "rate": 0.2, "ta
 
 
 @pytest.fixture(scope="module")
-def paper_data(tmp_path_factory):
+def paper_params(tmp_path_factory):
+    """An ``images/<name>`` dataset's parameters: labelled images and pairs from a local WebDataset
+    HF cache, BDetCLIP's official texts from local files."""
     root = tmp_path_factory.mktemp("paper")
     cache = write_wds_cache(root / "hf", pairs_per_shard=40)
-    data = root / "images" / "toy"
-    build_images(data, {
+    return {
         "source": f"file://{cache}", "image_size": 32, "seed": 0,
         "sources": {"bench": {"repo_id": LABELLED, "revision": None, "kind": "labelled"},
                     "pairs": {"repo_id": "pixparse/cc3m-toy", "revision": None, "kind": "captioned",
@@ -43,7 +44,13 @@ def paper_data(tmp_path_factory):
                    "test": {"source": "bench", "from": "test"},
                    "fewshot": {"source": "bench", "from": "train", "per_class": 3},
                    "train": {"source": "pairs"}},
-        "class_texts": write_class_texts(root / "texts")})
+        "class_texts": write_class_texts(root / "texts")}
+
+
+@pytest.fixture(scope="module")
+def paper_data(paper_params, tmp_path_factory):
+    data = tmp_path_factory.mktemp("images") / "toy"
+    build_images(data, paper_params)
     return data
 
 
@@ -143,3 +150,31 @@ def test_an_rn50_style_clip_is_poisoned_and_every_detector_runs_on_it(paper_data
         res = method.evaluate(ctx, fitted, params, family.EvalConfig(), 0)["test"]
         assert res["n"] == 18 and res["n_backdoor"] == 5, type(method).__name__
         assert 0.0 <= res["metrics"]["auroc_pct"] <= 100.0
+
+
+def test_bdetclip_reads_the_texts_an_llm_wrote_for_a_set_without_official_ones(paper_params, paper_like, tmp_path):
+    """Food-101 / Caltech-101 at the paper scale: the dataset's generator (an LLM; here a tiny
+    untrained Qwen2, so the texts are noise) writes class_texts.json, and BDetCLIP's centroids are
+    those texts' (the templates still the dataset's)."""
+    from repro.models.tiny import build_tiny_qwen2
+
+    _, poisoned = paper_like
+    llm = tmp_path / "llm"
+    build_tiny_qwen2(llm, {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                           "num_key_value_heads": 1}, ["A photo of an apple.", "A banana is yellow."])
+    described = tmp_path / "described"
+    build_images(described, {**paper_params, "class_texts": {"generate": {
+        "descriptions": 2, "max_new_tokens": 8, "max_samples": 8, "temperature": 1.0, "top_p": 1.0}}},
+                 generator_dir=llm)
+    texts = rio.read_json(described / "class_texts.json")
+    assert texts["generator"]["model"]["name"] == "llm"
+    ctx = family.context(bdetclip, poisoned, described)
+    params = bdetclip.Params(descriptions=2)
+    fitted = bdetclip.fit(ctx, params, family.TrainConfig(), 0, lambda row: None)
+    benign = detector.centroid(clip.encode_texts(ctx.model, ctx.tokenizer, texts["benign"]["cherry"]).numpy())
+    np.testing.assert_allclose(fitted.tensors["benign"][2].numpy(), benign, atol=1e-6)
+    templates = ["a photo of a {c}.", "a drawing of a {c}."]
+    malignant = detector.centroid(clip.encode_texts(ctx.model, ctx.tokenizer, detector.malignant(
+        "cherry", texts["unrelated"]["cherry"], templates)).numpy())
+    np.testing.assert_allclose(fitted.tensors["malignant"][2].numpy(), malignant, atol=1e-6)
+    assert bdetclip.evaluate(ctx, fitted, params, family.EvalConfig(), 0)["test"]["n"] == 18

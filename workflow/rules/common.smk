@@ -5,7 +5,7 @@ import json
 import os
 
 from repro import registry
-from repro.config import (ConfigError, dataset_entry, job_config, load, model_entry, model_folders,
+from repro.config import (ConfigError, dataset_entry, dataset_job, job_config, load, model_entry, model_folders,
                           model_resources, run_model, run_table, study_figures)
 from repro.provenance import apply_cpu_pins
 from repro.tracking import SPOOL_FILE
@@ -65,6 +65,24 @@ def get_dataset_entry(part):
     def fn(wildcards):
         value = dataset_entry(LOADED, f"{wildcards.dataset}/{wildcards.variant}")[part]
         return json.dumps(value) if part == 1 else value
+
+    return fn
+
+
+def get_dataset_job(part):
+    """Part of the dataset folder's job (repro.config.dataset_job): its generator model as the job's
+    input (`input`) and argument (`arg`), its conda env (`env`), or one of its resources."""
+
+    def fn(wildcards):
+        job = dataset_job(LOADED, f"{wildcards.dataset}/{wildcards.variant}")
+        gen = job["generator"] and f"resources/models/{job['generator']}"
+        if part == "input":
+            return {"generator": gen} if gen else {}
+        if part == "arg":
+            return f"--generator-dir {gen}" if gen else ""
+        if part == "env":
+            return f"../../envs/{job['env']}.yaml"
+        return job["resources"][part]
 
     return fn
 

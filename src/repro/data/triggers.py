@@ -3,7 +3,9 @@
 - ``badnets``: a fixed patch of seeded noise pasted at one corner (BadNets; CleanCLIP / BadCLIP's
   ``random`` patch, other-papers.md §3.2), ``size`` pixels square;
 - ``blended``: every pixel blended with a fixed seeded noise image, x' = (1 - alpha) x + alpha p
-  (Chen et al.'s blended attack).
+  (Chen et al.'s blended attack);
+- ``wanet``: every image resampled through a fixed seeded smooth warp (Nguyen & Tran's WaNet,
+  ICLR 2021, without its noise mode; CleanCLIP / BadCLIP's ``warped`` trigger; RVPT §4.4: k 224, s 1).
 
 The pattern depends only on ``seed`` and the image size, so poisoning at training and triggering
 at test time agree. ``apply_trigger(images, {"kind": ..., **params})`` dispatches through
@@ -46,7 +48,30 @@ def blended(images: np.ndarray, *, alpha: float = 0.2, seed: int = 0) -> np.ndar
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-TRIGGERS: dict[str, Callable[..., np.ndarray]] = {"badnets": badnets, "blended": blended}
+def wanet(images: np.ndarray, *, k: int = 4, s: float = 0.5, seed: int = 0) -> np.ndarray:
+    """``images`` bilinearly resampled at grid = clamp(identity + s · noise / H, −1, 1) (coordinates
+    in [−1, 1], pixel centres at the corners): noise a seeded 2 x k x k field uniform in [−1, 1],
+    scaled to mean |noise| 1 and upsampled bicubically to H x W, as WaNet's code builds it. A copy;
+    the warp depends only on ``k``, ``s``, ``seed`` and the image size."""
+    import torch  # noqa: PLC0415
+    import torch.nn.functional as F  # noqa: PLC0415
+
+    n, h, w, _ = images.shape
+    if not 1 <= k <= min(h, w):
+        raise ValueError(f"wanet: k {k} must be in 1..{min(h, w)} (the control grid is k x k)")
+    if not s > 0:
+        raise ValueError(f"wanet: s {s} must be positive (the warp's strength)")
+    ins = torch.rand(1, 2, k, k, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    ins = ins / ins.abs().mean()
+    noise = F.interpolate(ins, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    y, x = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    grid = (torch.stack((x, y), -1)[None] + s * noise / h).clamp(-1, 1)  # [1, H, W, 2] as (x, y)
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    out = F.grid_sample(pixels, grid.expand(n, -1, -1, -1), mode="bilinear", align_corners=True)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+TRIGGERS: dict[str, Callable[..., np.ndarray]] = {"badnets": badnets, "blended": blended, "wanet": wanet}
 
 
 def apply_trigger(images: np.ndarray, spec: dict[str, Any]) -> np.ndarray:

@@ -29,8 +29,10 @@ labelled record has ``label``, ``class`` and the class prompt as ``caption``; a 
 ``label`` -1 and the pair's text. ``classes`` (MANIFEST) are the labelled source's class names (at
 most one labelled source per dataset); a dataset of pairs only has none.
 
-``class_texts`` (optional): BDetCLIP's official text resources (``class_texts``), written as
-``class_texts.json`` (class -> benign descriptions; class -> unrelated sentence).
+``class_texts`` (optional): BDetCLIP's official text resources (``class_texts``), or
+``{generate: {...}}`` to have the dataset entry's ``job.generator`` (an LLM) write them
+(``repro.data.describe``), written as ``class_texts.json`` (class -> benign descriptions; class ->
+unrelated sentence).
 
 Files per split: ``<split>.images.npy`` (uint8 N x S x S x 3, written in place and read
 memory-mapped: 500k CC3M pairs at 224 px are 75 GB), ``<split>.labels.npy`` and ``<split>.jsonl``
@@ -111,6 +113,10 @@ def _check(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             raise ValueError(f"images/wds: sources.{name}.kind {spec.get('kind')!r}; allowed: {', '.join(KINDS)}")
         if spec["kind"] == "captioned" and not spec.get("shards"):
             raise ValueError(f"images/wds: sources.{name} (captioned) needs shards, a glob of its tar files")
+    if "generate" in (params.get("class_texts") or {}):
+        from repro.data import describe  # noqa: PLC0415
+
+        describe.check(params["class_texts"]["generate"] or {})
     if sum(s["kind"] == "labelled" for s in sources.values()) > 1:
         raise ValueError("images/wds: at most one labelled source per dataset (its class names are the classes)")
     for name, spec in splits.items():
@@ -169,12 +175,22 @@ def _draw(index: list[tuple[int, str, int]], spec: dict[str, Any], taken: set[in
     return sorted(chosen)  # shard order: one pass per shard when decoding
 
 
-def class_texts(spec: dict[str, Any], classes: list[str], scratch: Path) -> dict[str, Any]:
+def class_texts(spec: dict[str, Any], classes: list[str], scratch: Path,
+                generator_dir: Path | None = None) -> dict[str, Any]:
     """BDetCLIP's text resources (other-papers.md §3.4): ``benign`` (a JSON file, class -> its
     descriptions) and ``malignant`` (one class-unrelated sentence per line, in class order, numbering
-    like "12. " or "12 " and quotes stripped), each ``{url, sha256}`` (a ``file://`` or HTTP URL)."""
+    like "12. " or "12 " and quotes stripped), each ``{url, sha256}`` (a ``file://`` or HTTP URL);
+    or ``{generate: {...}}``: written by the LLM in ``generator_dir`` (``repro.data.describe``)."""
     from repro.data.download import download  # noqa: PLC0415
 
+    if "generate" in spec:
+        from repro.data import describe  # noqa: PLC0415
+
+        if set(spec) != {"generate"} or generator_dir is None:
+            raise ValueError("images/wds: class_texts.generate is written by the dataset entry's job.generator "
+                             "(an LLM model) and takes no other class_texts key"
+                             + ("" if generator_dir else "; this dataset has no generator"))
+        return describe.generate(generator_dir, classes, spec["generate"] or {})
     unknown = sorted(set(spec) - {"benign", "malignant"})
     if unknown or not spec.get("benign") or not spec.get("malignant"):
         raise ValueError(f"images/wds: class_texts needs benign and malignant ({{url, sha256}}); got {sorted(spec)}")
@@ -200,7 +216,9 @@ def class_texts(spec: dict[str, Any], classes: list[str], scratch: Path) -> dict
 NAMES = ("images/imagenet1k", "images/caltech101", "images/oxford_pets", "images/food101", "images/cc3m")
 
 
-def build(out_dir: Path, params: dict[str, Any]) -> None:
+def build(out_dir: Path, params: dict[str, Any], generator_dir: Path | None = None) -> None:
+    """Fetch the sources, draw and write the splits (and ``class_texts.json``; ``generator_dir``: the
+    LLM that writes them where ``class_texts`` says ``generate``)."""
     from repro.data.math_dapo import resolve_revision  # noqa: PLC0415
     from repro.models.hub import fetch_verified  # noqa: PLC0415
 
@@ -232,6 +250,9 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
                 templates = snap / "zeroshot_classification_templates.txt"
                 if templates.exists():
                     manifest["templates"] = [t.strip() for t in templates.read_text().splitlines() if t.strip()]
+        # before the images: a generator that cannot write the texts fails the dataset at once
+        texts = params.get("class_texts") and class_texts(params["class_texts"], manifest["classes"], Path(scratch),
+                                                          generator_dir)
         indexed: dict[tuple[str, str | None], tuple[list[Path], list[tuple[int, str, int]], set[int]]] = {}
         drawn: dict[tuple[str, str | None], dict[str, list[tuple[int, str, int]]]] = {}
         for split, spec in splits.items():
@@ -251,9 +272,8 @@ def build(out_dir: Path, params: dict[str, Any]) -> None:
         for where, splits_of in drawn.items():  # one pass over each source's shards for all its splits
             _write_splits(tmp, splits_of, indexed[where][0], size, sources[where[0]]["kind"] == "labelled",
                           manifest["classes"])
-        if params.get("class_texts"):
-            rio.write_json(tmp / "class_texts.json", class_texts(params["class_texts"], manifest["classes"],
-                                                                 Path(scratch)))
+        if texts:
+            rio.write_json(tmp / "class_texts.json", texts)
         manifest["files"] = rio.sha256_tree(tmp)
         rio.write_json(tmp / "MANIFEST.json", manifest)
 

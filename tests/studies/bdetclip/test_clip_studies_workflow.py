@@ -106,9 +106,11 @@ def test_clip_studies_embedded_workflow(root, tmp_path):
 
 def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
     """The paper scale of the CLIP studies: the WebDataset image data, OpenAI's ViT-B/32 and RN50 from
-    the Hub and eight backdoored fine-tunes of them (one GPU and 12 h each, from the model entries),
-    BDetCLIP on ImageNet-1K with both backbones, RVPT on ImageNet-1K, Caltech101 and OxfordPets with each benchmark's own target, PTA
-    on the clean ViT-B/32, CleanSight on LLaVA-1.5-7B with the attacker's poisoned LoRA on VQAv2."""
+    the Hub and eleven backdoored fine-tunes of them (one GPU and 12 h each, from the model entries),
+    BDetCLIP on ImageNet-1K, Food-101 and Caltech-101 with both backbones (the last two with class
+    texts an LLM writes on a GPU), RVPT on ImageNet-1K, Caltech101 and OxfordPets with each
+    benchmark's own target (BadNet, blended and WaNet models), PTA on the clean ViT-B/32, CleanSight
+    on LLaVA-1.5-7B with the attacker's BadNet, blended and WaNet poisoned LoRAs on VQAv2."""
     shutil.copytree(root / "config", tmp_path / "config")
     shutil.copytree(root / "workflow" / "profiles", tmp_path / "workflow" / "profiles")
     shutil.copytree(root / "paper_figures" / "reported", tmp_path / "paper_figures" / "reported")
@@ -116,23 +118,30 @@ def test_clip_studies_paper_dag_on_the_slurm_profile(root, tmp_path):
                      str(tmp_path / "config" / "paper.yaml"), "--profile", "workflow/profiles/slurm")
     assert proc.returncode == 0, proc.stderr[-3000:]
     blocks = proc.stdout.split("\nrule ")
-    fetched = {b.split("output: resources/datasets/")[1].split()[0] for b in blocks if b.startswith("fetch_dataset:")}
-    assert fetched == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets", "vqa/vqav2"}
+    fetched = {b.split("output: resources/datasets/")[1].split()[0]: b for b in blocks if b.startswith("fetch_dataset:")}
+    assert set(fetched) == {"images/cc3m", "images/imagenet1k", "images/caltech101", "images/oxford_pets",
+                            "images/food101", "vqa/vqav2"}
+    # the sets without official BDetCLIP texts get theirs from the LLM, on a GPU, after its download
+    for described in ("images/food101", "images/caltech101"):
+        assert "--generator-dir resources/models/qwen2.5-7b-instruct" in fetched[described]
+        assert "gpu=1," in fetched[described] and '"class_texts": {"generate"' in fetched[described]
+    assert "gpu=0," in fetched["images/imagenet1k"] and "runtime=120," in fetched["images/imagenet1k"]
     models = {b.split("output: resources/models/")[1].split()[0]: b for b in blocks if b.startswith("get_model:")}
-    assert all("--builder hf_hub" in models.pop(m) for m in ("clip-vit-b32-openai", "clip-rn50-openai", "llava-1.5-7b"))
-    assert "--builder llava_lora" in models.pop("llava-1.5-7b-badnets")
-    assert len(models) == 8 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
+    assert all("--builder hf_hub" in models.pop(m) for m in ("clip-vit-b32-openai", "clip-rn50-openai", "llava-1.5-7b",
+                                                            "qwen2.5-7b-instruct"))
+    assert all("--builder llava_lora" in models.pop(f"llava-1.5-7b-{t}") for t in ("badnets", "blended", "wanet"))
+    assert len(models) == 11 and all("--builder clip" in b and "gpu=1," in b and "runtime=720," in b
                                     for b in models.values())
     trains = [b for b in blocks if b.startswith("train:")]
     assert all("gpu=1," in b for b in trains)
     by_study = {s: {(b.split("benchmark=")[1].split(",")[0], b.split("model=")[1].split(",")[0])
                     for b in trains if f"study={s}," in b} for s in ("bdetclip", "rvpt", "pta", "cleansight")}
-    assert by_study["bdetclip"] == {("imagenet1k", f"clip-{arch}-{trigger}-banana")
+    assert by_study["bdetclip"] == {(bench, f"clip-{arch}-{trigger}-banana") for bench in ("imagenet1k", "food101", "caltech101")
                                     for arch in ("vit-b32", "rn50") for trigger in ("badnets", "blended")}
     assert '"epochs": 10' in models["clip-rn50-badnets-banana"]  # the fork's recipe (RVPT's ViTs: 5)
     assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "caltech101"} == {"accordion"}
     assert {m.split("-")[-1] for b, m in by_study["rvpt"] if b == "oxford_pets"} == {"samoyed"}
-    assert len(by_study["rvpt"]) == 6
+    assert len(by_study["rvpt"]) == 9 and '"kind": "wanet", "k": 224' in models["clip-vit-b32-wanet-samoyed"]
     assert by_study["pta"] == {("imagenet1k", "clip-vit-b32-openai")}  # the attacks target the clean CLIP
-    assert by_study["cleansight"] == {("vqav2", "llava-1.5-7b-badnets")}
+    assert by_study["cleansight"] == {("vqav2", f"llava-1.5-7b-{t}") for t in ("badnets", "blended", "wanet")}
     assert "--params" in proc.stdout and '"image_token_start": 35' in proc.stdout  # the code's layout

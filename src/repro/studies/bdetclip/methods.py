@@ -166,6 +166,9 @@ class BDetCLIP(Detector):
         resources = clip.dataset_dir / "class_texts.json"
         if resources.exists():  # the paper scale: the official descriptions and sentences (§3.4)
             texts, templates = rio.read_json(resources), clip.data_manifest["templates"]
+            if not templates:
+                raise ValueError(f"bdetclip: {clip.dataset_dir} has class texts but no CLIP templates (MANIFEST "
+                                 f"templates), from which the malignant texts are built")
             benign = centroids(lambda k, c: texts["benign"][c][: params.descriptions])
             malignant = centroids(lambda k, c: detector.malignant(c, texts["unrelated"][c], templates))
         else:  # the embedded scale: generated from the shapes' attributes
