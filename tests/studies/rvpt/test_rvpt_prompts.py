@@ -56,3 +56,12 @@ def test_rvpt_loss_trains_only_prompts_and_repels(model):
         prompts -= 0.05 * prompts.grad / prompts.grad.norm()
     _, after = rvpt_loss(model, x, y, class_emb, prompts, start=1, alpha=1e6)
     assert after["fr"] < before["fr"]
+
+
+def test_a_backdoored_models_column_is_the_trigger_its_name_carries():
+    """Embedded and paper-scale names land in the paper's columns (Tables 1 and 2)."""
+    from repro.studies.rvpt.figures import attack
+
+    assert [attack(m) for m in ("tiny-clip-badnets", "tiny-clip-blended", "clip-vit-b32-wanet-samoyed",
+                                "clip-vit-b32-blended-accordion", "tiny-clip-clean")] == [
+        "BadNet", "Blended", "WaNet", "Blended", "tiny-clip-clean"]
