@@ -68,7 +68,7 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "seed": 0, "prompt_style": "compact", "max_steps": 4, "history_length": 4, "topk": 3,
     "demo_questions": 1000,      # train questions played by the scripted team
     "single_agent": True,        # also the single-agent baseline's prompts
-    "sft_epochs": 4, "sft_lr": 2e-3, "sft_batch_size": 64, "sft_micro_batch_size": 64,
+    "sft_epochs": 4, "sft_lr": 2e-3, "sft_batch_size": 64, "sft_micro_batch_size": 16,
     "max_prompt_tokens": 320, "model": {},
 }
 
