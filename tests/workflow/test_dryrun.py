@@ -146,9 +146,9 @@ def test_evidence_schedule_lengthens_the_agentic_runs_they_share(root, clean_dir
     assert all('"episodes_per_game": 1' in b for b in webshop)
 
 
-def test_the_20_iteration_overlay_lengthens_hgpos_alfworld_part_only(root, clean_dir):
+def test_the_20_iteration_overlay_lengthens_hgpos_and_graphgpos_alfworld_part_only(root, clean_dir):
     """config/evidence-hgpo-20it.yaml over config/evidence.yaml (issue 21 item 4's lever): HGPO's
-    ALFWorld trainings at 20 iterations, evaluations at 4 episodes per game, figures in their own
+    (and GraphGPO's) ALFWorld trainings at 20 iterations, evaluations at 4 episodes per game, figures in their own
     folder (never evidence/hgpo/)."""
     p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
                    "config/evidence-hgpo-20it.yaml", "--config", 'studies=["hgpo"]',
@@ -160,6 +160,15 @@ def test_the_20_iteration_overlay_lengthens_hgpos_alfworld_part_only(root, clean
     assert all('"episodes_per_game": 4' in b for b in blocks if b.startswith("evaluate:"))
     plots = [b for b in blocks if b.startswith("plot_figure:")]
     assert plots and all("paper_figures/evidence/hgpo-20it/hgpo/" in b for b in plots)
+    # GraphGPO on the same runs: its own trainings at 20 iterations too; GRPO, GiGPO and the warm
+    # start stay HGPO's (one DAG node each, shared)
+    p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
+                   "config/evidence-hgpo-20it.yaml", "--config", 'studies=["hgpo","graphgpo"]',
+                   'benchmarks={"hgpo": ["alfworld"], "graphgpo": ["alfworld"]}', "ablations=False", cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    trains = [b for b in p.stdout.split("\nrule ") if b.startswith("train:")]
+    own = [b for b in trains if "results/embedded/graphgpo/" in b]
+    assert len(trains) == 6 * 5 + 5 and len(own) == 5 and all('"iterations": 20' in b for b in trains)
 
 
 def test_lint_is_clean(root):
