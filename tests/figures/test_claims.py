@@ -108,9 +108,10 @@ def test_every_generated_claims_table_matches_its_evidence_folder(monkeypatch):
     monkeypatch.chdir(root)  # the block names its folder relative to the repository root
     readmes = [p for p in sorted((root / "src" / "repro" / "studies").glob("*/README.md")) if BEGIN in p.read_text()]
     assert {p.parent.name for p in readmes} >= {"nrpr", "oocpll", "mcc", "camel"}
-    # a supplementary evidence run's own README (e.g. HGPO at 20 iterations)
-    readmes += [p for p in sorted((root / "paper_figures" / "evidence").glob("*/README.md")) if BEGIN in p.read_text()]
-    assert "hgpo-20it" in {p.parent.name for p in readmes}
+    # a supplementary evidence run's own README (e.g. HGPO at 20 iterations, GraphGPO on its runs)
+    readmes += [p for p in sorted((root / "paper_figures" / "evidence").rglob("README.md")) if BEGIN in p.read_text()]
+    ev = root / "paper_figures" / "evidence"
+    assert {ev / "hgpo-20it" / "README.md", ev / "hgpo-20it" / "graphgpo" / "README.md"} <= set(readmes)
     for p in readmes:
         text = p.read_text()
         folder = re.search(r"Generated from `([^`]+)`", text.split(BEGIN, 1)[1])[1]
