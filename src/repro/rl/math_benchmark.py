@@ -76,8 +76,8 @@ WARMSTART_DEFAULTS: dict[str, Any] = {
     "sft_epochs": 4,
     "sft_lr": 2e-3,
     "sft_batch_size": 64,
-    "sft_micro_batch_size": 16,   # the same gradient over length-sorted chunks: ~25-35% less time
-                                  # than whole batches (scripts/bench_sft_micro.py)
+    "sft_micro_batch_size": 16,   # the same gradient over length-sorted chunks: 18-28% less time
+                                  # per step than whole batches (docs/perf/bench_sft_micro.md)
     "max_prompt_tokens": 96,
     "model": {},                  # Qwen2Config overrides (repro.models.tiny defaults otherwise)
 }
