@@ -50,7 +50,11 @@ TINY = {
 DEFAULTS: dict[str, Any] = {"seed": 0, "model": {}, "epochs": 8, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.01,
                             # null: a clean model; else {"trigger": {...}, "rate": share of train items,
                             # "target": the fixed answer}
-                            "poison": None}
+                            "poison": None,
+                            # null: the poisoned items are in the one training run; else the attacker
+                            # fine-tunes a model first trained clean: {"layers": language-model layers
+                            # it updates (all else frozen), "epochs", "lr"} on the poisoned items
+                            "attack": None}
 
 
 def image_tokens(cfg: dict[str, Any]) -> int:
@@ -229,6 +233,23 @@ def vqa_quality(model, tokenizer, cfg: dict[str, Any], dataset_dir: Path, poison
     return out
 
 
+def attack_spec(p: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """``p["attack"]`` checked against the poison and the language model's depth (``cfg``)."""
+    spec = p["attack"]
+    if spec is None:
+        return None
+    if not p["poison"]:
+        raise ValueError("tiny_llava: attack needs poison (the items the attacker fine-tunes on)")
+    if set(spec) != {"layers", "epochs", "lr"}:
+        raise ValueError(f"tiny_llava: attack needs exactly layers, epochs, lr; got {sorted(spec)}")
+    depth = cfg["text"]["num_hidden_layers"]
+    if not spec["layers"] or any(not 0 <= int(i) < depth for i in spec["layers"]):
+        raise ValueError(f"tiny_llava: attack.layers {spec['layers']}: language-model layers in [0, {depth})")
+    if int(spec["epochs"]) < 1 or float(spec["lr"]) <= 0:
+        raise ValueError(f"tiny_llava: attack.epochs >= 1 and attack.lr > 0; got {spec['epochs']}, {spec['lr']}")
+    return spec
+
+
 def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_dir: Path | None = None) -> None:
     """Model builder ``tiny_llava``: ``params`` as ``DEFAULTS``; ``dataset_dir``: shapes data;
     ``base_dir``: a ``tiny_clip`` folder whose image tower becomes the vision tower (frozen, as in
@@ -259,8 +280,10 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
     corpus = [q for q, _ in QUESTIONS.values()] + [" answer: " + w for w in words]
     if p["poison"]:
         corpus.append(" answer: " + p["poison"]["target"])
+    attack = attack_spec(p, cfg)
     images, _, records = load_split(dataset_dir, "train")
     items = vqa_items(records, random.Random(p["seed"]))
+    clean_images, clean_items = images, items
     poisoned = np.empty(0, np.int64)
     if p["poison"]:
         images, items, poisoned = poison_items(images, items, p["poison"], p["seed"])
@@ -273,7 +296,15 @@ def build(out_dir: Path, params: dict[str, Any], dataset_dir: Path | None, base_
         if vision_state is not None:
             model.model.vision_tower.load_state_dict(vision_state, strict=True)
             model.model.vision_tower.requires_grad_(False)
-        losses = train_vqa(model, tokenizer, cfg, images, items, p)
+        if attack is None:
+            losses = train_vqa(model, tokenizer, cfg, images, items, p)
+        else:  # a clean model, then the attacker's fine-tune of the listed layers on the poisoned items
+            losses = train_vqa(model, tokenizer, cfg, clean_images, clean_items, p)
+            model.requires_grad_(False)
+            for layer in attack["layers"]:
+                model.model.language_model.layers[layer].requires_grad_(True)
+            losses += train_vqa(model, tokenizer, cfg, images, items, {**p, "epochs": attack["epochs"],
+                                                                      "lr": attack["lr"]})
         seconds = round(time.perf_counter() - t0, 1)
         quality = vqa_quality(model, tokenizer, cfg, Path(dataset_dir), p["poison"], p["seed"])
         log.info("tiny_llava: %s", ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
