@@ -9,7 +9,7 @@ study's parameters, generated here) and a fresh tiny Qwen2 of the warm start's s
 tokens per real token and the seconds of one forward-backward step at each micro size (best of
 ``--repeats``, one thread). Prints a markdown table; ``--out PATH`` also writes it.
 
-    python scripts/bench_sft_micro.py [--steps 20] [--repeats 3] [--out benchmarks/bench_sft_micro.md]
+    python scripts/bench_sft_micro.py [--steps 20] [--repeats 3] [--out docs/perf/bench_sft_micro.md]
 """
 
 from __future__ import annotations
