@@ -34,9 +34,11 @@ def test_the_attack_fine_tunes_only_its_layers_of_a_clean_model(tmp_path):
         assert len(manifest["losses"]) == 2 and manifest["poisoned_items"] == round(0.1 * 128)
     # the clean stage is the same in both builds: every weight outside layers 1 and 2 is equal,
     # and each build changed its own layer (the other's is the clean model's in both)
+    # (the vision tower's encoder has layers of the same numbers: the prefix tells them apart)
     moved = {k for k in runs[1] if not torch.equal(runs[1][k], runs[2][k])}
-    assert moved and all(".layers.1." in k or ".layers.2." in k for k in moved)
-    assert any(".layers.1." in k for k in moved) and any(".layers.2." in k for k in moved)
+    lm = "model.language_model.layers."
+    assert moved and all(k.startswith((lm + "1.", lm + "2.")) for k in moved)
+    assert any(k.startswith(lm + "1.") for k in moved) and any(k.startswith(lm + "2.") for k in moved)
 
 
 @pytest.mark.parametrize("attack, poison, match", [
