@@ -7,8 +7,10 @@ within ``radius``, weights exp(-d^2 / radius^2)); a speed-like signal per sensor
 times (1 - a daily congestion profile with a morning and an evening peak, its depth and timing
 varying by sensor), smoothed over the graph by ``diffusion`` steps of the normalised adjacency, plus
 Gaussian noise; and **shocks**: at Poisson times (``shock_rate`` per sensor per day) a sensor's
-speed drops by a factor drawn from ``shock_depth`` and recovers geometrically (``recovery`` steps
-to e^-1), its neighbours dropping half as much one step later. Shocks are the discrete regime a
+speed drops by a factor drawn from ``shock_depth``, holds for ``shock_hold`` further steps (0: none)
+and then recovers geometrically (``recovery`` steps to e^-1), its neighbours dropping half as much one
+step later. ``shock_hold: 10, recovery: 0.5`` turns the shocks into incidents that clear at once
+after ten steps: a jump ahead that the inputs announce when the onset is in them. Shocks are the discrete regime a
 Lipschitz vector field smooths over (§8.1).
 
 Files (both variants): ``series.npy`` (T x N float32), ``adjacency.npy`` (N x N float32, weighted,
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {"seed": 0, "nodes": 100, "days": 8, "steps_per_day": 96, "radius": 0.18,
                             "diffusion": 2, "noise": 0.01, "shock_rate": 0.25, "shock_depth": [0.35, 0.65],
-                            "recovery": 4.0}
+                            "recovery": 4.0, "shock_hold": 0}
 SPLITS = (0.6, 0.2, 0.2)
 
 
@@ -73,11 +75,12 @@ def generate(params: dict[str, Any]) -> dict[str, np.ndarray]:
     prop = normalised_adjacency(adj)
     for _ in range(int(p["diffusion"])):
         base = 0.5 * base + 0.5 * base @ prop.T
-    # shocks: onsets per sensor, a drop that recovers geometrically, half the drop at the neighbours
+    # shocks: onsets per sensor, a drop that holds, then recovers geometrically, half the drop at
+    # the neighbours
     drop = np.zeros((t, n))
     onsets = rng.random((t, n)) < p["shock_rate"] / spd
     lo, hi = p["shock_depth"]
-    decay = np.exp(-np.arange(t) / p["recovery"])
+    decay = np.exp(-np.maximum(np.arange(t) - int(p["shock_hold"]), 0) / p["recovery"])
     nb = adj > 0
     for step, node in zip(*np.nonzero(onsets)):
         size = rng.uniform(lo, hi)

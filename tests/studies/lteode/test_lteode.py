@@ -123,6 +123,28 @@ def test_the_generated_network(tmp_path):
         traffic.generate({"sensors": 3})
 
 
+def _shock_runs(flags: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of active shock steps (T x N flags) that end before the series does."""
+    padded = np.pad(flags.astype(np.int8), ((1, 1), (0, 0)))
+    starts = np.argwhere(np.diff(padded, axis=0) == 1)
+    ends = np.argwhere(np.diff(padded, axis=0) == -1)
+    starts, ends = starts[np.lexsort(starts.T)], ends[np.lexsort(ends.T)]
+    keep = ends[:, 0] < len(flags)
+    return (ends[:, 0] - starts[:, 0])[keep]
+
+
+def test_held_shocks_are_incidents_that_clear_at_once():
+    base = {"nodes": 30, "days": 4, "shock_rate": 0.5, "shock_depth": [0.5, 0.5], "recovery": 0.5}
+    quick = _shock_runs(traffic.generate(base)["shock"])
+    held = _shock_runs(traffic.generate({**base, "shock_hold": 10})["shock"])
+    # a drop of 0.5 (0.25 at the neighbours) is flagged while above 0.05: two steps of recovery 0.5
+    # (e^-2 x 0.5 = 0.068, e^-4 x 0.5 < 0.05); held for ten more steps, every run lasts >= 11 steps
+    assert len(quick) and len(held) and quick.max() < 11 <= held.min()
+    # the default (no hold) is the generator it was before the option
+    np.testing.assert_array_equal(traffic.generate({"nodes": 30, "days": 2, "shock_hold": 0})["series"],
+                                  traffic.generate({"nodes": 30, "days": 2})["series"])
+
+
 def test_pems_release_from_local_files(tmp_path):
     data = np.random.default_rng(0).uniform(0, 300, size=(40, 5, 3)).astype(np.float32)
     buf = io.BytesIO()
