@@ -201,6 +201,22 @@ def test_shared_baselines_are_the_other_studys_runs(root, workflow_config):
     assert run_config(loaded, "graphgpo", "graphgpo", "webshop")["params"]["omega"] == 0.2
 
 
+def test_a_shared_job_imports_the_same_plugin_whichever_studies_are_selected(root, workflow_config):
+    """The math data and warm start (KPO, Dr. MAS) and the ALFWorld warm start (HGPO, GraphGPO,
+    PA-MoE) are built through one plugin, the alphabetically first declaring study's, selected or
+    not: running one study after the main command must not change their jobs' params (a rerun of
+    the warm start and every run after it)."""
+    every = load(workflow_config, root)["plugins"]
+    for studies in (["drmas"], ["kpo"], ["hgpo"], ["pamoe", "kpo"], ["cleansight"], ["pta", "rvpt"]):
+        alone = load({**workflow_config, "studies": studies}, root)["plugins"]
+        for block in ("datasets", "models"):
+            assert alone[block] == {k: every[block][k] for k in alone[block]}, (studies, block)
+    assert every["datasets"]["math/embedded"] == every["models"]["tiny-qwen2-math-team"] == "repro.studies.drmas"
+    assert every["models"]["tiny-qwen2-alfworld"] == "repro.studies.graphgpo"
+    assert every["models"]["tiny-clip-clean"] == "repro.studies.bdetclip"  # per_seed: built per seed
+    assert every["models"]["graph-ode-32"] == "repro.studies.lteode"  # declared by one study
+
+
 def test_shared_baseline_configured_differently_is_refused(tmp_path, root, workflow_config):
     def edit(graph):
         graph["scales"]["embedded"]["train"]["iterations"] = 7

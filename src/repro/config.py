@@ -220,8 +220,38 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
             raise ConfigError(str(exc)) from None
     return {"config": config, "studies": studies, **merged, "per_seed": per_seed,
             "per_seed_models": per_seed_models, "dataset_jobs": dataset_jobs,
-            "plugins": {"study": plugin_of,
-                        **{block: {k: plugin_of[s] for k, s in owners[block].items()} for block in owners}}}
+            "plugins": {"study": plugin_of, **_builder_plugins(root, merged, studies, plugin_of)}}
+
+
+def _builder_plugins(root: Path, merged: dict[str, dict], studies: dict[str, dict],
+                     plugin_of: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The plugin each dataset and model job imports (``--plugin``): for an entry several studies
+    declare alike, that of the alphabetically first of them in ``config/studies/``, selected or not,
+    so that selecting fewer studies leaves a shared job's params as they were (Snakemake reruns a job,
+    and all that reads it, when a param changes). An unreadable study file, or one declaring the
+    key otherwise, is passed over here (it is not selected, so nothing else reads it)."""
+    everyone = dict(studies)
+    for path in sorted((root / "config" / "studies").glob("*.yaml")):
+        if path.stem not in everyone:
+            try:
+                everyone[path.stem] = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+    out: dict[str, dict[str, str]] = {}
+    for block in ("datasets", "models"):
+        out[block] = {}
+        for key, spec in merged[block].items():
+            alike = sorted(s for s, d in everyone.items() if isinstance(d, dict)
+                           and _declared(d.get(block), key) == _declared({key: spec}, key))
+            first = alike[0]
+            out[block][key] = plugin_of.get(first) or everyone[first].get("plugin") or plugins.default_plugin(first)
+    return out
+
+
+def _declared(block: Any, key: str) -> Any:
+    """A dataset or model entry as declared, without the keys that ``load`` pops from the merged one."""
+    spec = (block or {}).get(key) if isinstance(block, dict) else None
+    return {k: v for k, v in spec.items() if k not in (PER_SEED, DATASET_JOB)} if isinstance(spec, dict) else spec
 
 
 #: a dataset entry's key naming the fetcher parameter that each run seed sets: the dataset is then
