@@ -203,16 +203,17 @@ def test_shared_baselines_are_the_other_studys_runs(root, workflow_config):
 
 def test_a_shared_job_imports_the_same_plugin_whichever_studies_are_selected(root, workflow_config):
     """The math data and warm start (KPO, Dr. MAS) and the ALFWorld warm start (HGPO, GraphGPO,
-    PA-MoE) are built through one plugin, the alphabetically first declaring study's, selected or
-    not: running one study after the main command must not change their jobs' params (a rerun of
-    the warm start and every run after it)."""
+    PA-MoE) are built through one plugin, that of the declaring study first in config.yaml's
+    default list, selected or not: running one study after the main command must not change their
+    jobs' params (a rerun of the warm start and every run after it)."""
     every = load(workflow_config, root)["plugins"]
     for studies in (["drmas"], ["kpo"], ["hgpo"], ["pamoe", "kpo"], ["cleansight"], ["pta", "rvpt"]):
         alone = load({**workflow_config, "studies": studies}, root)["plugins"]
         for block in ("datasets", "models"):
             assert alone[block] == {k: every[block][k] for k in alone[block]}, (studies, block)
-    assert every["datasets"]["math/embedded"] == every["models"]["tiny-qwen2-math-team"] == "repro.studies.drmas"
-    assert every["models"]["tiny-qwen2-alfworld"] == "repro.studies.graphgpo"
+    assert every["datasets"]["math/embedded"] == every["models"]["tiny-qwen2-math"] == "repro.studies.kpo"
+    assert every["models"]["tiny-qwen2-math-team"] == "repro.studies.drmas"  # declared by Dr. MAS only
+    assert every["models"]["tiny-qwen2-alfworld"] == "repro.studies.hgpo"
     assert every["models"]["tiny-clip-clean"] == "repro.studies.bdetclip"  # per_seed: built per seed
     assert every["models"]["graph-ode-32"] == "repro.studies.lteode"  # declared by one study
 

@@ -226,24 +226,26 @@ def load(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
 def _builder_plugins(root: Path, merged: dict[str, dict], studies: dict[str, dict],
                      plugin_of: dict[str, str]) -> dict[str, dict[str, str]]:
     """The plugin each dataset and model job imports (``--plugin``): for an entry several studies
-    declare alike, that of the alphabetically first of them in ``config/studies/``, selected or not,
-    so that selecting fewer studies leaves a shared job's params as they were (Snakemake reruns a job,
-    and all that reads it, when a param changes). An unreadable study file, or one declaring the
-    key otherwise, is passed over here (it is not selected, so nothing else reads it)."""
-    everyone = dict(studies)
-    for path in sorted((root / "config" / "studies").glob("*.yaml")):
-        if path.stem not in everyone:
-            try:
-                everyone[path.stem] = yaml.safe_load(path.read_text()) or {}
-            except (OSError, yaml.YAMLError):
-                continue
+    declare alike, that of the first of them, selected or not, in the default ``studies`` list of
+    ``config/config.yaml`` (then the other files of ``config/studies/`` by name), so that selecting
+    fewer studies leaves a shared job's params as a full run set them (Snakemake reruns a job, and
+    all that reads it, when a param changes). An unreadable study file, or one declaring the key
+    otherwise, is passed over here (it is not selected, so nothing else reads it)."""
+    def readable(path: Path) -> Any:
+        try:
+            return yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+    default = readable(root / "config" / "config.yaml")
+    order = [s for s in (default.get("studies") or []) if isinstance(default, dict) and isinstance(s, str)]
+    order += sorted({p.stem for p in (root / "config" / "studies").glob("*.yaml")} | set(studies))
+    everyone = {s: studies.get(s) or readable(root / "config" / "studies" / f"{s}.yaml") for s in dict.fromkeys(order)}
     out: dict[str, dict[str, str]] = {}
     for block in ("datasets", "models"):
         out[block] = {}
         for key, spec in merged[block].items():
-            alike = sorted(s for s, d in everyone.items() if isinstance(d, dict)
-                           and _declared(d.get(block), key) == _declared({key: spec}, key))
-            first = alike[0]
+            first = next(s for s, d in everyone.items() if isinstance(d, dict)
+                         and _declared(d.get(block), key) == _declared({key: spec}, key))
             out[block][key] = plugin_of.get(first) or everyone[first].get("plugin") or plugins.default_plugin(first)
     return out
 
