@@ -236,6 +236,7 @@ def test_lteode_through_the_workflow(root, tmp_path):
             assert (tmp_path / f"paper_figures/embedded/lteode/{fig}.{ext}").stat().st_size > 0
     md = (tmp_path / "paper_figures/embedded/lteode/main_table.md").read_text()
     assert "claim: LTE-ODE has a lower MAE@12 than node (traffic, graph-ode-32): " in md and "2 paired" in md
+    assert "each seed generates its own network, daily rhythm and shocks (per-seed data, 2 draws here)" in md  # per_seed
     steps = pd.read_csv(tmp_path / "paper_figures/embedded/lteode/integration_steps.csv").set_index("method")
     assert steps.loc["lteode_sub2", "f evals"] > steps.loc["lteode", "f evals"]
     shock = pd.read_csv(tmp_path / "paper_figures/embedded/lteode/shock_forecast.csv")
