@@ -237,7 +237,8 @@ def _builder_plugins(root: Path, merged: dict[str, dict], studies: dict[str, dic
         except (OSError, yaml.YAMLError):
             return {}
     default = readable(root / "config" / "config.yaml")
-    order = [s for s in (default.get("studies") or []) if isinstance(default, dict) and isinstance(s, str)]
+    listed = default.get("studies") if isinstance(default, dict) else None
+    order = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
     order += sorted({p.stem for p in (root / "config" / "studies").glob("*.yaml")} | set(studies))
     everyone = {s: studies.get(s) or readable(root / "config" / "studies" / f"{s}.yaml") for s in dict.fromkeys(order)}
     out: dict[str, dict[str, str]] = {}

@@ -9,9 +9,9 @@ varying by sensor), smoothed over the graph by ``diffusion`` steps of the normal
 Gaussian noise; and **shocks**: at Poisson times (``shock_rate`` per sensor per day) a sensor's
 speed drops by a factor drawn from ``shock_depth``, holds for ``shock_hold`` further steps (0: none)
 and then recovers geometrically (``recovery`` steps to e^-1), its neighbours dropping half as much one
-step later. ``shock_hold: 10, recovery: 0.5`` turns the shocks into incidents that clear at once
-after ten steps: a jump ahead that the inputs announce when the onset is in them. Shocks are the discrete regime a
-Lipschitz vector field smooths over (§8.1).
+step later. ``shock_hold: 10, recovery: 0.5`` turns the shocks into incidents: eleven steps at full
+depth, then cleared within two, a jump ahead that the inputs time when the onset is in them. Shocks
+are the discrete regime a Lipschitz vector field smooths over (§8.1).
 
 Files (both variants): ``series.npy`` (T x N float32), ``adjacency.npy`` (N x N float32, weighted,
 zero diagonal), ``positions.npy`` (N x 2, for plots; PEMS: sensors on a circle; LargeST: longitude,
