@@ -245,8 +245,8 @@ def _builder_plugins(root: Path, merged: dict[str, dict], studies: dict[str, dic
     for block in ("datasets", "models"):
         out[block] = {}
         for key, spec in merged[block].items():
-            first = next(s for s, d in everyone.items() if isinstance(d, dict)
-                         and _declared(d.get(block), key) == _declared({key: spec}, key))
+            want = _declared({key: spec}, key)
+            first = next(s for s, d in everyone.items() if isinstance(d, dict) and _declared(d.get(block), key) == want)
             out[block][key] = plugin_of.get(first) or everyone[first].get("plugin") or plugins.default_plugin(first)
     return out
 
