@@ -171,6 +171,26 @@ def test_the_20_iteration_overlay_lengthens_hgpos_and_graphgpos_alfworld_part_on
     assert len(trains) == 6 * 5 + 5 and len(own) == 5 and all('"iterations": 20' in b for b in trains)
 
 
+
+def test_the_20_iteration_overlay_runs_pamoe_on_hgpos_warm_start_and_gigpo_only(root, clean_dir):
+    """The overlay's PA-MoE command (issue 17): PA-MoE's four own methods at 20 iterations on HGPO's
+    warm start and GiGPO (HGPO trains nothing else), every figure in the folder it names."""
+    p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
+                   "config/evidence-hgpo-20it.yaml", "--config", 'studies=["hgpo","pamoe"]',
+                   'benchmarks={"hgpo": ["alfworld"]}', "ablations=False",
+                   'methods={"hgpo": ["warmstart","gigpo"], "pamoe": ["warmstart","gigpo","gigpo_lora","token_moe",'
+                   '"pamoe","pamoe_sample"]}', "figures_dir=paper_figures/evidence/hgpo-20it-pamoe", cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    blocks = p.stdout.split("\nrule ")
+    trains = [b for b in blocks if b.startswith("train:")]
+    runs = {b.split("results/embedded/", 1)[1].split("/seed", 1)[0] for b in trains}
+    assert runs == {"hgpo/alfworld/tiny-qwen2-alfworld/warmstart", "hgpo/alfworld/tiny-qwen2-alfworld/gigpo",
+                    *(f"pamoe/alfworld/tiny-qwen2-alfworld/{m}" for m in ("gigpo_lora", "token_moe", "pamoe",
+                                                                          "pamoe_sample"))}
+    assert len(trains) == 6 * 5 and all('"iterations": 20' in b for b in trains)
+    plots = [b for b in blocks if b.startswith("plot_figure:")]
+    assert plots and all("paper_figures/evidence/hgpo-20it-pamoe/" in b for b in plots)
+
 def test_lint_is_clean(root):
     p = _snakemake(root, "--lint")
     assert p.returncode == 0 and "Congratulations" in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
