@@ -4,8 +4,8 @@ files, and the run's wall time from its newest ``.snakemake/log``.
     python scripts/job_times.py [RUN_DIR] [--newest-run] [--out benchmarks/job_times.md]
 
 RUN_DIR (default: .) is the folder ``snakemake`` ran in. Job time is each job's wall seconds
-(``s``); CPU is ``cpu_time`` (the job's processes); jobs run two at a time on two cores, so the
-wall time is at least half the summed job time. ``--newest-run`` counts only the jobs the newest
+(``s``); CPU is ``cpu_time`` (the job's processes); the default profile runs one job per core, so
+on two cores the wall time is at least half the summed job time. ``--newest-run`` counts only the jobs the newest
 run executed (benchmark files written since its log's first timestamp): an evidence part run in
 the clone of an earlier command, whose reused jobs it did not rerun.
 """

@@ -171,7 +171,6 @@ def test_the_20_iteration_overlay_lengthens_hgpos_and_graphgpos_alfworld_part_on
     assert len(trains) == 6 * 5 + 5 and len(own) == 5 and all('"iterations": 20' in b for b in trains)
 
 
-
 def test_the_20_iteration_overlay_runs_pamoe_on_hgpos_warm_start_and_gigpo_only(root, clean_dir):
     """The overlay's PA-MoE command (issue 17): PA-MoE's four own methods at 20 iterations on HGPO's
     warm start and GiGPO (HGPO trains nothing else), every figure in the folder it names."""
@@ -190,6 +189,7 @@ def test_the_20_iteration_overlay_runs_pamoe_on_hgpos_warm_start_and_gigpo_only(
     assert len(trains) == 6 * 5 and all('"iterations": 20' in b for b in trains)
     plots = [b for b in blocks if b.startswith("plot_figure:")]
     assert plots and all("paper_figures/evidence/hgpo-20it-pamoe/" in b for b in plots)
+
 
 def test_lint_is_clean(root):
     p = _snakemake(root, "--lint")
