@@ -112,18 +112,50 @@ def parse_claims(md: str) -> list[dict[str, str]]:
             v = m["verdict"]
             rows.append({"claim": m["what"], "paper": (m["paper"] or "—").strip(), "ours": m["ours"],
                          "n": m["n"] or m["n1"], "test": m["test"].rsplit(", n = ", 1)[0],
-                         "verdict": VERDICTS.get(v, v)})
+                         "verdict": VERDICTS.get(v, v), "detectable": _detectable(m["ours"], m["df"])})
     return rows
+
+
+#: the difference and standard error of a claim's "ours" cell: "<label>+2.7 ± 3.6<unit>"
+_OURS = re.compile(r"(?P<delta>[+-]\d[\d.]*(?:e[+-]?\d+)?) ± (?P<se>\d[\d.]*(?:e[+-]?\d+)?)(?P<unit>.*)$")
+POWER = 0.80
+
+
+def detectable_difference(se: float, df: float, power: float = POWER) -> float:
+    """The true difference that a two-sided t-test at ``ALPHA`` finds with probability ``power``, given
+    the measured standard error ``se`` on ``df`` degrees of freedom: ``ncp · se``, where the noncentral
+    t with noncentrality ``ncp`` exceeds the critical value with probability ``power`` (exact for the
+    paired test; for Welch's test as exact as its df)."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct
+    from scipy.stats import t as student
+
+    crit = student.ppf(1 - ALPHA / 2, df)
+
+    def shortfall(ncp: float) -> float:
+        return nct.sf(crit, df, ncp) - power  # found in its own direction
+
+    return float(brentq(shortfall, 0.0, 2 * crit + 5) * se)
+
+
+def _detectable(ours: str, df: str | None) -> str:
+    """``detectable_difference`` of a table row, in the units of its "ours" cell (— where undefined)."""
+    m = _OURS.search(ours)
+    if m is None or df is None or not np.isfinite(float(df)) or float(m["se"]) == 0.0:
+        return "—"
+    digits = len(m["se"].split(".")[1]) if "." in m["se"] else 0
+    return f"{detectable_difference(float(m['se']), float(df)):.{digits}f}{m['unit']}"
 
 
 def claims_table(folder: Path) -> str:
     """A markdown table of every claim stated on the figure pages (``*.md``) in ``folder``."""
-    lines = ["| claim | paper | ours | n | test | verdict | page |", "|---|---|---|---|---|---|---|"]
+    lines = ["| claim | paper | ours | n | test | verdict | detectable | page |", "|---|---|---|---|---|---|---|---|"]
     for page in sorted(Path(folder).glob("*.md")):
         if page.name == "README.md":
             continue
         for r in parse_claims(page.read_text()):
-            cells = [r["claim"], r["paper"], r["ours"], r["n"], r["test"], r["verdict"], f"`{page.stem}`"]
+            cells = [r["claim"], r["paper"], r["ours"], r["n"], r["test"], r["verdict"], r["detectable"],
+                     f"`{page.stem}`"]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if len(lines) == 2:
         raise ValueError(f"{folder}: no claim lines on its figure pages (*.md)")
@@ -138,5 +170,7 @@ def replace_claims_block(readme: str, folder: Path, where: str = "README") -> st
     _, tail = rest.split(END)
     note = (f"Generated from `{folder.as_posix()}`: paper = the paper's number where the figure has it "
             f"(— : none stated; see `paper_figures/reported/`); ours = the measured difference (a − b) ± its "
-            f"standard error; verdict at p < {ALPHA:g} two-sided (`repro.figures.claims`).")
+            f"standard error; verdict at p < {ALPHA:g} two-sided; detectable = the true difference these seeds "
+            f"would find with {POWER * 100:.0f} % power, noncentral t on its df: "
+            f"'not shown' says nothing about differences smaller than that (`repro.figures.claims`).")
     return f"{head}{BEGIN}\n{note}\n\n{claims_table(folder)}\n{END}{tail}"
