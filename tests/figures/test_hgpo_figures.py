@@ -123,3 +123,13 @@ def test_context_claim_compares_against_shuffled_contexts(tmp_path, effect, verd
     md = (tmp_path / "out" / "context_inconsistency.md").read_text()
     line = next(x for x in md.splitlines() if "beyond chance" in x)
     assert f": {verdict}" in line and "n = 6 paired" in line
+
+
+def test_task_types_of_a_webshop_only_run_says_it_has_none(summary, tmp_path):
+    """A run of WebShop alone (benchmarks: {hgpo: [webshop]}) still writes the page, saying why it is empty."""
+    s = pd.read_csv(summary)
+    s = s[s.benchmark == "webshop"].assign(task_type="x")  # rows that are not "all" but not ALFWorld's
+    s.to_csv(summary, index=False)
+    _figure("task_types", summary, [], tmp_path)
+    assert "no ALFWorld evaluation in this run's summary" in (tmp_path / "task_types.md").read_text()
+    assert pd.read_csv(tmp_path / "task_types.csv").empty

@@ -117,9 +117,11 @@ def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
     s = pd.read_csv(summary)
     s = main_runs(s[(s.task_type != "all") & (s.benchmark == "alfworld")])
     table = s.pivot_table(index=["split", "task_type"], columns="method", values="mean").round(1).reset_index()
+    notes = [_scale_note(scale), "from summary.csv (eval.json)."]
+    if s.empty:  # e.g. a WebShop-only run (benchmarks: {hgpo: [webshop]})
+        notes.append("no ALFWorld evaluation in this run's summary: no task types to show.")
     write_table(table, out_dir / "task_types.csv", out_dir / "task_types.md",
-                "Success (%) per ALFWorld task type (mean over seeds)",
-                [_scale_note(scale), "from summary.csv (eval.json)."])
+                "Success (%) per ALFWorld task type (mean over seeds)", notes)
     seen = s[s.split == "valid_seen"]
     types = sorted(seen.task_type.unique())
     methods = list(dict.fromkeys(seen.method))
@@ -134,7 +136,10 @@ def task_types(*, summary: Path, train_logs: list[Path], reported: Path, out_dir
                   rotation=20, ha="right")
     ax.set_ylabel("valid_seen success (%)")
     ax.set_title(f"Success per task type ({scale} scale)")
-    ax.legend(frameon=False, ncol=2)
+    if methods:
+        ax.legend(frameon=False, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "no ALFWorld evaluation in this run", ha="center", va="center", transform=ax.transAxes)
     save_figure(fig, out_dir / "task_types.png")
 
 
