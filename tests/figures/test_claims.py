@@ -68,7 +68,7 @@ def test_at_three_seeds_a_real_difference_is_found_and_none_is_invented(kind):
 
 def test_the_detectable_difference_is_found_with_80_percent_power():
     """Paired seeds (n = 5, σ = 1): a true difference of ``detectable_difference`` is called "yes" in
-    about 80 % of 2,000 synthetic draws, half of it far less often; it shrinks as 1/√n."""
+    about 80 % of 2,000 synthetic draws, half of it far less often; at large df it is (z_.975 + z_.8) · SE."""
     from repro.figures.claims import detectable_difference
 
     rng = np.random.default_rng(1)
