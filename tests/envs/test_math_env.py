@@ -31,6 +31,23 @@ def test_verifier_on_hand_cases(gold, response, ok):
     assert is_correct(gold, response) is ok
 
 
+def test_the_memoised_verifier_equals_parsing_afresh():
+    """The memo changes no verdict or extraction, and hands out lists a caller may change."""
+    import repro.envs.math as menv
+
+    cases = [("19", "12 + 7 = 19. #### 19"), ("19", "#### 18"), ("1/2", "\\boxed{0.5}"),
+             ("8", "no answer"), ("19", "12 + 7 = 19. #### 19")]  # the last repeats the first
+    menv._parse.cache_clear()
+    menv.is_correct.cache_clear()
+    for gold, text in cases:
+        assert is_correct(gold, text) is menv.is_correct.__wrapped__(gold, text)
+        assert is_correct(gold, text, "boxed") is menv.is_correct.__wrapped__(gold, text, "boxed")
+    assert menv.is_correct.cache_info().hits >= 2  # the repeated response
+    first = menv._parsed("#### 19")
+    first.append("changed")
+    assert menv._parsed("#### 19") == list(menv._parse.__wrapped__(" 19")) and len(menv._parsed("#### 19")) == 2
+
+
 def test_answer_extraction():
     assert extract_answer("3 + 4 = 7. #### 7") == "7"
     assert extract_answer("\\boxed{42}") == "42"

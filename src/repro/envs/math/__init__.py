@@ -16,6 +16,7 @@ Dr. MAS; agentic-rl.md §4.4, §4.5).
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,21 @@ def _configs():
     return [LatexExtractionConfig(), ExprExtractionConfig()]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse(text: str) -> tuple:
+    """math-verify's parse of ``text`` (LaTeX, then plain expressions), memoised: a rollout parses
+    each response twice (validity, reward), the gold answer of a problem once per response, and
+    a group's samples often repeat one another. Parsing is a pure function of the text, so the
+    cache changes no result; it holds immutable sympy values (callers get a fresh list)."""
+    from math_verify import parse  # noqa: PLC0415
+
+    return tuple(parse(text, extraction_config=_configs()))
+
+
 def _parsed(response: str) -> list:
     """math-verify's parse of a response's final answer: the text after its last ``####`` when it
     has one (KPO's format), else a ``\\boxed{}`` or the last expression."""
-    from math_verify import parse  # noqa: PLC0415
-
-    text = response.split("####")[-1] if "####" in response else response
-    return parse(text, extraction_config=_configs())
+    return list(_parse(response.split("####")[-1] if "####" in response else response))
 
 
 def boxed(response: str) -> str | None:
@@ -74,19 +83,21 @@ def extract_answer(response: str) -> str | None:
     return str(parsed[-1]) if parsed else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_correct(gold: str, response: str, extract: str = "auto") -> bool:
     """Whether ``response`` states an answer equivalent to ``gold`` (math-verify: symbolic and
     numeric equivalence, e.g. ``1/2`` = ``0.5`` = ``\\frac{2}{4}``). ``extract``: ``auto`` (the
     text after the last ``####``, else a ``\\boxed{}`` or the last expression) or ``boxed`` (only
-    the last ``\\boxed{}``: no box, no reward, as Dr. MAS's math reward)."""
-    from math_verify import parse, verify  # noqa: PLC0415
+    the last ``\\boxed{}``: no box, no reward, as Dr. MAS's math reward). Memoised (a pure
+    function of its arguments; sampled responses repeat within and across groups)."""
+    from math_verify import verify  # noqa: PLC0415
 
     if extract == "boxed":
         inner = boxed(response)
-        answer = parse(f"${inner}$", extraction_config=_configs()) if inner is not None else []
+        answer = list(_parse(f"${inner}$")) if inner is not None else []
     else:
         answer = _parsed(response)
-    return bool(answer) and bool(verify(parse(gold, extraction_config=_configs()), answer))
+    return bool(answer) and bool(verify(list(_parse(gold)), answer))
 
 
 class MathBatchEnv:
