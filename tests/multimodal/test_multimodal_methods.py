@@ -118,6 +118,38 @@ def test_baseline_defences_fit_and_evaluate(built, name, cfg):
     assert 0 <= m["test"]["metrics"]["attack_success_rate_pct"] <= 100 and m["test"]["n_triggered"] == 42
 
 
+def test_a_method_that_fits_nothing_trains_without_loading_the_model(built, tmp_path):
+    """no_defence's train job writes the same empty fit from a model folder that has no weights (the
+    model is never loaded); a method that overrides ``fit`` (the linear probe) still loads it."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from repro.multimodal.family import fits_nothing
+    from repro.tracking import NullTracker
+
+    weightless = tmp_path / "weightless"
+    weightless.mkdir()
+    shutil.copy(built / "badnets" / "MANIFEST.json", weightless / "MANIFEST.json")
+    family = registry.FAMILIES.get("multimodal")
+
+    def train(impl: str, model_dir, out):
+        run = {"impl": impl, "method": impl, "seed": 0, "params": {}, "train": {}, "evaluate": {"splits": ["test"]}}
+        family.train(run, dataset_dir=built / "data", model_dir=model_dir, out_dir=out, log_csv=out.with_suffix(".csv"),
+                     work_dir=tmp_path / "work", tracker=NullTracker())
+
+    assert fits_nothing(registry.MM_METHODS.get("no_defence")) and fits_nothing(registry.MM_METHODS.get("proxy_pgd"))
+    assert not fits_nothing(registry.MM_METHODS.get("linear_probe"))
+    train("no_defence", weightless, tmp_path / "skipped")
+    assert load_file(str(tmp_path / "skipped" / "fitted.safetensors")) == {}
+    save_file({}, str(tmp_path / "torch_writer.safetensors"))  # what the torch path writes for an empty fit
+    assert (tmp_path / "skipped" / "fitted.safetensors").read_bytes() == (tmp_path / "torch_writer.safetensors").read_bytes()
+    state = json.loads((tmp_path / "skipped" / "trainer_state.json").read_text())
+    assert state["info"] == {} and state["impl"] == "no_defence"
+    with pytest.raises(FileNotFoundError, match="open_clip_config.json"):  # it loads the (absent) model
+        train("linear_probe", weightless, tmp_path / "probe")
+
+
 def test_cleanclip_augmentations():
     from repro.studies.rvpt.methods import _crop, _drop_words
 

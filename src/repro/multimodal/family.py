@@ -7,7 +7,8 @@ A study with ``family: multimodal`` names a registered method per entry (``metho
 folder whose MANIFEST names the backdoor it carries, if any (``params.poison``: trigger and
 target); a method's ``context`` says how to load it (``Clip``, the default, or
 ``repro.multimodal.llava.LlavaContext``). ``train`` fits the method (visual prompts, a linear
-probe, a detector's reference statistics; nothing for a test-time attack) and writes its tensors;
+probe, a detector's reference statistics) and writes its tensors; a method whose ``fit`` is marked
+:func:`nothing_to_fit` (a test-time attack, no defence) writes an empty fit without loading the model;
 ``evaluate`` runs the method's protocol on each configured split. Nothing here names a study.
 """
 
@@ -160,6 +161,19 @@ class Method(Protocol):
         """split -> ``{"metrics": {name: float}, ...}`` for every split in ``cfg.splits``."""
 
 
+def nothing_to_fit(fit):
+    """Mark a method's ``fit`` as fitting nothing (it returns an empty :class:`Fitted`): its train job
+    then writes that empty fit without loading the model (no torch, open_clip or weights: ~6 s of
+    imports per embedded job; a 7B LLaVA's load at the paper scale). A subclass that overrides
+    ``fit`` is fitted as usual (the mark belongs to the function, not the class)."""
+    fit.nothing_to_fit = True
+    return fit
+
+
+def fits_nothing(method: Method) -> bool:
+    return getattr(method.fit, "nothing_to_fit", False)
+
+
 def context(method: Method, model_dir: Path, dataset_dir: Path) -> Context:
     """The context ``method`` works on (its ``context`` class, ``Clip`` by default), loaded."""
     return getattr(method, "context", Clip)(model_dir, dataset_dir)
@@ -173,22 +187,26 @@ class Multimodal(RegistryFamily):
     def train(self, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, out_dir: Path,
               log_csv: Path, work_dir: Path, tracker) -> None:
         import pandas as pd  # noqa: PLC0415
-        import torch  # noqa: PLC0415
-        from safetensors.torch import save_file  # noqa: PLC0415
 
         cfg, method, params, seed = self.prepared(run)
-        torch.manual_seed(seed)
-        clip = context(method, model_dir, dataset_dir)
         rows = EpochRows(cfg.epochs, every=10)
+        if fits_nothing(method):
+            log.info("%s (%s) fits nothing: its empty fit is written without loading %s", run["method"],
+                     run["impl"], model_dir.name)
+            t0, fitted = time.perf_counter(), Fitted()
+        else:
+            import torch  # noqa: PLC0415
 
-        log.info("fitting %s (%s) on %s with %s, seed %d", run["method"], run["impl"], dataset_dir.name,
-                 model_dir.name, seed)
-        t0 = time.perf_counter()
-        fitted = method.fit(clip, params, cfg, seed, rows)
+            torch.manual_seed(seed)
+            clip = context(method, model_dir, dataset_dir)
+            log.info("fitting %s (%s) on %s with %s, seed %d", run["method"], run["impl"], dataset_dir.name,
+                     model_dir.name, seed)
+            t0 = time.perf_counter()
+            fitted = method.fit(clip, params, cfg, seed, rows)
         seconds = round(time.perf_counter() - t0, 2)
         tracker.log_history(rows, "epoch")
         with rio.atomic_dir(out_dir) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in fitted.tensors.items()}, str(tmp / TENSORS_FILE))
+            _save_tensors(fitted.tensors, tmp / TENSORS_FILE)
             rio.write_json(tmp / STATE_FILE, {
                 "iteration": cfg.epochs, "impl": run["impl"], "params": asdict(params), "info": fitted.info,
                 "fit_seconds": seconds, "base_model": rio.manifest_record(model_dir)})
@@ -215,6 +233,19 @@ class Multimodal(RegistryFamily):
 
 
 registry.FAMILIES.register("multimodal")(Multimodal())
+
+
+def _save_tensors(tensors: dict[str, Any], path: Path) -> None:
+    """``tensors`` (torch) as safetensors; an empty fit through safetensors' numpy writer (the same
+    bytes, without importing torch)."""
+    if not tensors:
+        from safetensors.numpy import save_file  # noqa: PLC0415
+
+        save_file({}, str(path))
+        return
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
 
 
 def optimizer(params: list, cfg: TrainConfig, steps: int):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from repro.multimodal.family import EvalConfig, Fitted, TrainConfig
+from repro.multimodal.family import EvalConfig, Fitted, TrainConfig, nothing_to_fit
 from repro.multimodal.llava import LlavaContext
 
 
@@ -77,6 +77,7 @@ class Answerer:
     Params: type = NoParams
     context = LlavaContext
 
+    @nothing_to_fit
     def fit(self, ctx: LlavaContext, params: Any, cfg: TrainConfig, seed: int, log_row) -> Fitted:
         return Fitted()
 

@@ -33,7 +33,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repro.multimodal.family import Clip, EvalConfig, Fitted, TrainConfig
+from repro.multimodal.family import (
+    Clip,
+    EvalConfig,
+    Fitted,
+    TrainConfig,
+    nothing_to_fit,
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +132,9 @@ def _objective(p: PTAParams, proxies, ref, ref_is_target: np.ndarray, start):
 class ProxyPGD:
     Params = PTAParams
 
+    @nothing_to_fit
     def fit(self, clip: Clip, params: PTAParams, cfg: TrainConfig, seed: int, log_row) -> Fitted:
-        return Fitted()  # a test-time attack: nothing to fit
+        return Fitted()  # a test-time attack
 
     def evaluate(self, clip: Clip, fitted: Fitted, p: PTAParams, cfg: EvalConfig, seed: int) -> dict[str, Any]:
         import torch  # noqa: PLC0415

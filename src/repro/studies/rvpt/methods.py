@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from repro.multimodal.family import Clip, EvalConfig, Fitted, TrainConfig, batches, optimizer
+from repro.multimodal.family import Clip, EvalConfig, Fitted, TrainConfig, batches, nothing_to_fit, optimizer
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Defence:
 
     Params: type = NoParams
 
+    @nothing_to_fit
     def fit(self, clip: Clip, params: Any, cfg: TrainConfig, seed: int, log_row) -> Fitted:
         return Fitted()
 
