@@ -191,6 +191,23 @@ def test_the_20_iteration_overlay_runs_pamoe_on_hgpos_warm_start_and_gigpo_only(
     assert plots and all("paper_figures/evidence/hgpo-20it-pamoe/" in b for b in plots)
 
 
+def test_the_pamoe_confirmatory_overlay_trains_twenty_fresh_seeds_of_three_arms(root, clean_dir):
+    """config/evidence-pamoe-seeds5-24.yaml (issue 17's confirmatory run): seeds 5-24 of PA-MoE's warm
+    start, single-LoRA GiGPO and PA-MoE at 20 iterations, figures in the folder it names."""
+    p = _snakemake(root, "-n", "-p", "--profile", "workflow/profiles/default", "--configfile", "config/evidence.yaml",
+                   "config/evidence-hgpo-20it.yaml", "config/evidence-pamoe-seeds5-24.yaml", "--config",
+                   'studies=["pamoe"]', 'benchmarks={"pamoe": ["alfworld"]}', "ablations=False", cwd=clean_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    blocks = p.stdout.split("\nrule ")
+    trains = [b for b in blocks if b.startswith("train:")]
+    runs = {b.split("results/embedded/", 1)[1].split("/checkpoint", 1)[0] for b in trains}
+    assert runs == {f"pamoe/alfworld/tiny-qwen2-alfworld/{m}/seed{s}" for m in ("warmstart", "gigpo_lora", "pamoe")
+                    for s in range(5, 25)}
+    assert all('"iterations": 20' in b for b in trains)
+    plots = [b for b in blocks if b.startswith("plot_figure:")]
+    assert plots and all("paper_figures/evidence/pamoe-seeds5-24/" in b for b in plots)
+
+
 def test_lint_is_clean(root):
     p = _snakemake(root, "--lint")
     assert p.returncode == 0 and "Congratulations" in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
