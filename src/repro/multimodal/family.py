@@ -163,7 +163,7 @@ class Method(Protocol):
 
 def nothing_to_fit(fit):
     """Mark a method's ``fit`` as fitting nothing (it returns an empty :class:`Fitted`): its train job
-    then writes that empty fit without loading the model (no torch, open_clip or weights: ~6 s of
+    then writes that empty fit without loading the model (no torch, open_clip or weights: ~5 s of
     imports per embedded job; a 7B LLaVA's load at the paper scale). A subclass that overrides
     ``fit`` is fitted as usual (the mark belongs to the function, not the class)."""
     fit.nothing_to_fit = True
