@@ -35,13 +35,13 @@ from repro.rl.generation import TransformersBackend
 
 def uncached_checks(golds: list[str], responses: list[str]) -> list[bool]:
     """The rollout's verifier work without the memo: a validity parse and a verdict per response."""
-    parse, verdict = menv._parse.__wrapped__, menv.is_correct.__wrapped__
     out = []
     for gold, text in zip(golds, responses):
-        parse(text.split("####")[-1] if "####" in text else text)   # the validity check's parse
-        menv._parse.cache_clear()                                   # the verdict parses afresh too
-        out.append(verdict(gold, text))
         menv._parse.cache_clear()
+        menv._parsed(text)                                   # the validity check's parse
+        menv._parse.cache_clear()                            # the verdict parses afresh too
+        out.append(menv.is_correct.__wrapped__(gold, text))
+    menv._parse.cache_clear()
     return out
 
 

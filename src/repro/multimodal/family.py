@@ -171,6 +171,7 @@ def nothing_to_fit(fit):
 
 
 def fits_nothing(method: Method) -> bool:
+    """Whether ``method``'s ``fit`` is marked :func:`nothing_to_fit`."""
     return getattr(method.fit, "nothing_to_fit", False)
 
 
