@@ -8,8 +8,9 @@ RUN_DIR (default: .) is the folder ``snakemake`` ran in. Job time is each job's 
 first ~15 s, then every 30 s), so it misses up to the last 30 s of each job: a lower bound, not a
 measure of contention (a 44 s single-thread SFT job shows ~15 s). The default profile runs one job
 per core, so on two cores the wall time is at least half the summed job time. ``--newest-run``
-counts only the jobs the newest run executed (benchmark files written since its log's first timestamp): an evidence part run in
-the clone of an earlier command, whose reused jobs it did not rerun.
+counts only the jobs the newest run executed (benchmark files written since its log's first
+timestamp): an evidence part run in the clone of an earlier command, whose reused jobs it did not
+rerun.
 """
 
 from __future__ import annotations
