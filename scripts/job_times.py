@@ -1,7 +1,8 @@
 """Where the time of a workflow run went: per rule and study, from Snakemake's ``benchmarks/``
 files, and the run's wall time from its newest ``.snakemake/log``.
 
-    python scripts/job_times.py [RUN_DIR] [--newest-run] [--out benchmarks/job_times.md]
+    python scripts/job_times.py [RUN_DIR] [--newest-run] [--group LABEL=STUDY,STUDY ...]
+                                [--out benchmarks/job_times.md]
 
 RUN_DIR (default: .) is the folder ``snakemake`` ran in. Job time is each job's wall seconds
 (``s``); CPU is ``cpu_time`` (the job's processes), which Snakemake samples (every 0.5 s for a job's
@@ -11,6 +12,15 @@ per core, so on two cores the wall time is at least half the summed job time. ``
 counts only the jobs the newest run executed (benchmark files written since its log's first
 timestamp): an evidence part run in the clone of an earlier command, whose reused jobs it did not
 rerun.
+
+The lanes section reads the newest log alone: every job it ran (summaries and figures too, which
+write no benchmark file), from its start stamp to its ``Finished`` stamp (1 s resolution), owned
+by its ``study`` wildcard, or for a model or dataset by the studies whose
+``config/studies/<study>.yaml`` declares it. ``--group`` (repeatable, in order) sums studies; a
+shared model or dataset counts in the first group that declares it ("where it is first built").
+While every lane is busy (the section says how long that held), a group's job seconds divided by
+the lanes is the wall time it adds to the run, measured within one run, free of the run-to-run
+noise of a before / after pair.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ from datetime import datetime
 from pathlib import Path
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+RULE = re.compile(r"^(?:local)?rule (\w+):$")
+FINISHED = re.compile(r"^Finished jobid: (\d+)")
+SEED = re.compile(r"\.seed\d+$")  # a model or dataset variant per seed: tiny-clip-badnets.seed0
 
 
 def job_rows(run_dir: Path, since: datetime | None = None) -> list[dict]:
@@ -60,7 +73,85 @@ def wall_seconds(run_dir: Path) -> tuple[float, str] | None:
     return ((run[1] - run[0]).total_seconds(), run[2]) if run else None
 
 
-def report(run_dir: Path, newest_only: bool = False) -> str:
+def _stamp(text: str) -> datetime:
+    return datetime.strptime(re.sub(" +", " ", text), "%a %b %d %H:%M:%S %Y")
+
+
+def log_jobs(log: Path) -> tuple[list[dict], int]:
+    """(one dict per finished job of a Snakemake log: rule, wildcards, start, end; the cores it ran on)."""
+    jobs, open_jobs, cores, stamp, cur = [], {}, 1, None, None
+    for line in log.read_text().splitlines():
+        line = line.rstrip()
+        if m := STAMP.match(line):
+            stamp, cur = _stamp(m.group(1)), None
+        elif m := RULE.match(line):
+            cur = {"rule": m.group(1), "start": stamp, "wildcards": {}}
+        elif cur is not None and (m := re.match(r"^\s+wildcards: (.*)$", line)):
+            cur["wildcards"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif cur is not None and (m := re.match(r"^\s+jobid: (\d+)$", line)):
+            open_jobs[m.group(1)] = cur  # its wildcards line follows
+        elif (m := FINISHED.match(line)) and m.group(1) in open_jobs:
+            jobs.append({**open_jobs.pop(m.group(1)), "end": stamp})
+        elif m := re.match(r"^Provided cores: (\d+)$", line):
+            cores = int(m.group(1))
+    return jobs, cores
+
+
+def declared_by(config_dir: Path) -> dict[str, list[str]]:
+    """Model and dataset ids -> the studies whose ``<config_dir>/<study>.yaml`` declares them."""
+    import yaml  # noqa: PLC0415
+
+    owners: dict[str, list[str]] = defaultdict(list)
+    for f in sorted(config_dir.glob("*.yaml")):
+        cfg = yaml.safe_load(f.read_text()) or {}
+        for key in [*(cfg.get("models") or {}), *(cfg.get("datasets") or {})]:
+            owners[key].append(f.stem)
+    return owners
+
+
+def _studies(job: dict, owners: dict[str, list[str]]) -> list[str]:
+    w = job["wildcards"]
+    if "study" in w:
+        return [w["study"]]
+    if "model" in w:
+        return owners.get(SEED.sub("", w["model"]), [])
+    if "dataset" in w:
+        return owners.get(w["dataset"] + "/" + SEED.sub("", w.get("variant", "")), [])
+    return []
+
+
+def lanes(run_dir: Path, groups: list[tuple[str, list[str]]]) -> list[str]:
+    """The lanes section (module docstring) for the newest log of ``run_dir``."""
+    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        return []
+    jobs, cores = log_jobs(logs[-1])
+    if not jobs:
+        return []
+    owners = declared_by(run_dir / "config" / "studies")
+    by: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for job in jobs:
+        studies = _studies(job, owners)
+        label = next((lab for lab, members in groups if set(studies) & set(members)), None)
+        label = label or (" + ".join(studies) if studies else f"workflow ({job['rule']})")
+        by[label][0] += 1
+        by[label][1] += (job["end"] - job["start"]).total_seconds()
+    t0 = min(j["start"] for j in jobs)
+    span = int((max(j["end"] for j in jobs) - t0).total_seconds())
+    running = [0] * span  # jobs running in each second of the run
+    for j in jobs:
+        for k in range(int((j["start"] - t0).total_seconds()), int((j["end"] - t0).total_seconds())):
+            running[k] += 1
+    busy = sum(r >= cores for r in running)
+    out = [f"## Lanes ({logs[-1].name}: {len(jobs)} jobs on {cores} cores, all {cores} busy "
+           f"{busy} of {span} s)", "",
+           "| studies | jobs | job s | on the lanes, min |", "|---|---|---|---|"]
+    for label, (n, sec) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+        out.append(f"| {label} | {n} | {sec:.0f} | {sec / cores / 60:.2f} |")
+    return out
+
+
+def report(run_dir: Path, newest_only: bool = False, groups: list[tuple[str, list[str]]] = ()) -> str:
     since = None
     if newest_only:
         run = newest_run(run_dir)
@@ -93,7 +184,17 @@ def report(run_dir: Path, newest_only: bool = False) -> str:
     wall = wall_seconds(run_dir)
     if wall:
         out.append(f"Wall time of the newest run ({wall[1]}): {wall[0]:.0f} s = {wall[0] / 60:.1f} min.")
+    if section := lanes(run_dir, list(groups)):
+        out += ["", *section]
     return "\n".join(out) + "\n"
+
+
+def _group(text: str) -> tuple[str, list[str]]:
+    label, sep, members = text.partition("=")
+    if not sep or not label or not members:
+        raise argparse.ArgumentTypeError(f"--group {text!r}: expected LABEL=STUDY[,STUDY...], "
+                                         "e.g. 'issue 19=bdetclip,rvpt,pta,cleansight'")
+    return label, [m.strip() for m in members.split(",") if m.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,9 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("run_dir", nargs="?", default=".", type=Path)
     ap.add_argument("--newest-run", action="store_true",
                     help="only the jobs the newest run executed (not those it reused from earlier runs)")
+    ap.add_argument("--group", type=_group, action="append", default=[], metavar="LABEL=STUDY,...",
+                    help="sum these studies in the lanes section (repeatable; a shared model or dataset "
+                         "counts in the first group that declares it)")
     ap.add_argument("--out", type=Path, help="also write the report here (markdown)")
     a = ap.parse_args(argv)
-    text = report(a.run_dir, a.newest_run)
+    text = report(a.run_dir, a.newest_run, a.group)
     sys.stdout.write(text)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

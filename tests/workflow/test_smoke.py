@@ -5,7 +5,6 @@ what is forced, records MLflow runs, and survives a DVC push/pull round trip wit
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +155,9 @@ def test_job_times_report_reads_the_runs_benchmarks(root, smoke):
     n_train = len(list((smoke / "benchmarks/train").rglob("*.tsv")))
     assert f"| {n_train // 2} |" in rows[("train", "hgpo/alfworld")]  # two benchmarks, same methods
     assert "Per study (train + evaluate job time): hgpo " in proc.stdout and "Wall time of the newest run" in proc.stdout
+    # the lanes section: every job of the log, the warm starts HGPO shares with GraphGPO and PA-MoE
+    # counted in the group that names HGPO
+    lanes = subprocess.run([sys.executable, str(root / "scripts/job_times.py"), str(smoke), "--group", "HGPO=hgpo"],
+                           capture_output=True, text=True, check=True).stdout.split("## Lanes (")[1]
+    hgpo = next(line for line in lanes.splitlines() if line.startswith("| HGPO |"))
+    assert int(hgpo.split("|")[2]) > n_train and "graphgpo" not in lanes
