@@ -19,8 +19,9 @@ by its ``study`` wildcard, or for a model or dataset by the studies whose
 ``config/studies/<study>.yaml`` declares it. ``--group`` (repeatable, in order) sums studies; a
 shared model or dataset counts in the first group that declares it ("where it is first built").
 While every lane is busy (the section says how long that held), a group's job seconds divided by
-the lanes is the wall time it adds to the run, measured within one run, free of the run-to-run
-noise of a before / after pair.
+the lanes is its share of the run's wall time, measured within one run: free of the machine's drift
+between the two runs of a before / after pair, not of the pairing of jobs on the cores (a job's time
+moves with what runs beside it; README, "Single-run before / after").
 """
 
 from __future__ import annotations
