@@ -36,7 +36,10 @@ from pathlib import Path
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 RULE = re.compile(r"^(?:local)?rule (\w+):$")
+WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+JOBID = re.compile(r"^\s+jobid: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+)")
+CORES = re.compile(r"^Provided cores: (\d+)$")
 SEED = re.compile(r"\.seed\d+$")  # a model or dataset variant per seed: tiny-clip-badnets.seed0
 
 
@@ -58,24 +61,28 @@ def job_rows(run_dir: Path, since: datetime | None = None) -> list[dict]:
     return rows
 
 
+def newest_log(run_dir: Path) -> Path | None:
+    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+    return logs[-1] if logs else None
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.strptime(re.sub(" +", " ", text), "%a %b %d %H:%M:%S %Y")
+
+
 def newest_run(run_dir: Path) -> tuple[datetime, datetime, str] | None:
     """(first timestamp, last timestamp, log name) of the newest Snakemake log (local time)."""
-    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
-    if not logs:
+    log = newest_log(run_dir)
+    if log is None:
         return None
-    stamps = [datetime.strptime(re.sub(" +", " ", m.group(1)), "%a %b %d %H:%M:%S %Y")
-              for line in logs[-1].read_text().splitlines() if (m := STAMP.match(line.strip()))]
-    return (stamps[0], stamps[-1], logs[-1].name) if stamps else None
+    stamps = [_stamp(m.group(1)) for line in log.read_text().splitlines() if (m := STAMP.match(line.strip()))]
+    return (stamps[0], stamps[-1], log.name) if stamps else None
 
 
 def wall_seconds(run_dir: Path) -> tuple[float, str] | None:
     """(seconds from the first to the last timestamp, log name) of the newest Snakemake log."""
     run = newest_run(run_dir)
     return ((run[1] - run[0]).total_seconds(), run[2]) if run else None
-
-
-def _stamp(text: str) -> datetime:
-    return datetime.strptime(re.sub(" +", " ", text), "%a %b %d %H:%M:%S %Y")
 
 
 def log_jobs(log: Path) -> tuple[list[dict], int]:
@@ -87,13 +94,13 @@ def log_jobs(log: Path) -> tuple[list[dict], int]:
             stamp, cur = _stamp(m.group(1)), None
         elif m := RULE.match(line):
             cur = {"rule": m.group(1), "start": stamp, "wildcards": {}}
-        elif cur is not None and (m := re.match(r"^\s+wildcards: (.*)$", line)):
+        elif cur is not None and (m := WILDCARDS.match(line)):
             cur["wildcards"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
-        elif cur is not None and (m := re.match(r"^\s+jobid: (\d+)$", line)):
+        elif cur is not None and (m := JOBID.match(line)):
             open_jobs[m.group(1)] = cur  # its wildcards line follows
         elif (m := FINISHED.match(line)) and m.group(1) in open_jobs:
             jobs.append({**open_jobs.pop(m.group(1)), "end": stamp})
-        elif m := re.match(r"^Provided cores: (\d+)$", line):
+        elif m := CORES.match(line):
             cores = int(m.group(1))
     return jobs, cores
 
@@ -123,10 +130,10 @@ def _studies(job: dict, owners: dict[str, list[str]]) -> list[str]:
 
 def lanes(run_dir: Path, groups: list[tuple[str, list[str]]]) -> list[str]:
     """The lanes section (module docstring) for the newest log of ``run_dir``."""
-    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
-    if not logs:
+    log = newest_log(run_dir)
+    if log is None:
         return []
-    jobs, cores = log_jobs(logs[-1])
+    jobs, cores = log_jobs(log)
     if not jobs:
         return []
     owners = declared_by(run_dir / "config" / "studies")
@@ -144,7 +151,7 @@ def lanes(run_dir: Path, groups: list[tuple[str, list[str]]]) -> list[str]:
         for k in range(int((j["start"] - t0).total_seconds()), int((j["end"] - t0).total_seconds())):
             running[k] += 1
     busy = sum(r >= cores for r in running)
-    out = [f"## Lanes ({logs[-1].name}: {len(jobs)} jobs on {cores} cores, all {cores} busy "
+    out = [f"## Lanes ({log.name}: {len(jobs)} jobs on {cores} cores, all {cores} busy "
            f"{busy} of {span} s)", "",
            "| studies | jobs | job s | on the lanes, min |", "|---|---|---|---|"]
     for label, (n, sec) in sorted(by.items(), key=lambda kv: -kv[1][1]):
