@@ -161,3 +161,18 @@ def test_job_times_report_reads_the_runs_benchmarks(root, smoke):
                            capture_output=True, text=True, check=True).stdout.split("## Lanes (")[1]
     hgpo = next(line for line in lanes.splitlines() if line.startswith("| HGPO |"))
     assert int(hgpo.split("|")[2]) > n_train and "graphgpo" not in lanes
+
+
+def test_interference_bench_times_a_run_job_alone_and_beside_another(root, smoke):
+    """scripts/bench_interference.py: Snakemake's own command of a finished run's job, timed alone and
+    beside another job, its outputs in a scratch folder (the run's files untouched)."""
+    target, neighbour = (RUN.format(method=m) + "/eval.json" for m in ("warmstart", "hgpo"))
+    before = sha256_file(smoke / target)
+    proc = subprocess.run([sys.executable, str(root / "scripts/bench_interference.py"), str(smoke),
+                           "--target", target, "--neighbour", f"ev={neighbour}", "--reps", "1", "--lead", "0.5",
+                           "--snakefile", str(root / "Snakefile"), "--profile", str(root / "workflow/profiles/default")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["alone", "ev"]
+    assert sha256_file(smoke / target) == before
