@@ -115,6 +115,8 @@ def main() -> None:
         if bad:
             ap.error(f"--neighbour {bad[0]!r}: expected LABEL=OUTPUT")
         neighbours = dict(n.split("=", 1) for n in args.neighbour)
+    if "alone" in neighbours:
+        ap.error("--neighbour: the label 'alone' names the target's run without a neighbour; choose another")
     target = job_command(run_dir, args.target, snakefile, profile)
     loops = {label: job_command(run_dir, out, snakefile, profile) for label, out in neighbours.items()}
     times: dict[str, list[float]] = {c: [] for c in ["alone", *loops]}
