@@ -55,8 +55,9 @@ def job_command(run_dir: Path, output: str, snakefile: Path, profile: Path) -> s
 
 
 def moved(cmd: str, scratch: Path) -> str:
-    """``cmd`` with its output options' paths under ``scratch``."""
-    return OUTPUT_OPTIONS.sub(lambda m: f"{m[1]} {scratch / m[2]}", cmd)
+    """``cmd`` with its output options' paths under ``scratch`` (an absolute one too, so nothing
+    outside it is written)."""
+    return OUTPUT_OPTIONS.sub(lambda m: f"{m[1]} {scratch / m[2].lstrip('/')}", cmd)
 
 
 def run_once(cmd: str, run_dir: Path, scratch: Path) -> float:
@@ -80,8 +81,10 @@ def start_loop(cmd: str, run_dir: Path, scratch: Path) -> subprocess.Popen:
 
 def report(times: dict[str, list[float]], args, target: str, neighbours: dict[str, str]) -> str:
     alone = statistics.mean(times["alone"])
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").exists() else "unknown CPU"
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+             if line.startswith("model name")]
+    cpu = names[0] if names else "unknown CPU"
     lines = [f"# A job's time beside other jobs ({datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores, {cpu})",
              "", f"`python scripts/bench_interference.py {args.run_dir} --reps {args.reps}`: the target `{target}` "
              "timed alone and with each neighbour looping on the other core, one thread per job, the "
