@@ -240,3 +240,31 @@ def test_sampler_logprobs_equal_a_fresh_forward(model_dir, temperature, constrai
         assert all(float((r - f).sum()) > 0.01 for r, f in zip(ref, free))
     else:
         assert all(g.allowed_ids is None for g in gens)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_shared_prompts_run_once_and_sample_the_same(model_dir, constrained):
+    """With ``shared_prefix`` the sampler runs each distinct prompt of a batch once (a prompt
+    cache repeated to its rows) and samples what it samples without: same responses for the
+    same seed, log-probs equal to rounding; a batch of distinct prompts builds no cache."""
+    from repro.rl.generation import TransformersBackend, prompt_cache
+
+    model, tok = load_model_and_tokenizer(model_dir)
+    mem = Memory()
+    short = build_prompt(OBS, ADMISSIBLE, "put some pencil on shelf.", mem, 2, think=False)
+    mem.add(OBS, "go to desk 1")
+    long = build_prompt("You arrive at desk 1. On the desk 1, you see a pencil 1.", ADMISSIBLE,
+                        "put some pencil on shelf.", mem, 2, think=False)
+    prompts = [short, long, short, short, long, short]
+    allowed = [[f"<action>{a}</action>" for a in ADMISSIBLE]] * len(prompts) if constrained else None
+    out = {}
+    for shared in (False, True):
+        backend = TransformersBackend(model, tok, max_new_tokens=12, max_prompt_tokens=256, shared_prefix=shared)
+        out[shared] = backend.generate(prompts, temperature=1.0, seed=5, allowed=allowed)
+    assert [g.response_ids for g in out[True]] == [g.response_ids for g in out[False]]
+    assert len({tuple(g.response_ids) for g in out[True]}) > 1  # sampled, not one answer
+    for a, b in zip(out[False], out[True]):
+        assert a.prompt_ids == b.prompt_ids
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5)
+    ids = torch.tensor([[3, 4, 5], [6, 7, 8]])
+    assert prompt_cache(model, ids, torch.ones_like(ids), [(1,), (2,)], {}) is None

@@ -76,7 +76,8 @@ class TransformersBackend:
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int, max_prompt_tokens: int,
-                 batch_size: int = 64, device: str = "cpu", top_p: float = 1.0, agent_kwargs=None) -> None:
+                 batch_size: int = 64, device: str = "cpu", top_p: float = 1.0, agent_kwargs=None,
+                 shared_prefix: bool = False) -> None:
         # a sharded (FSDP) policy cannot sample: each rank plays its own games, so ranks would run
         # different numbers of forward passes through collectives. It samples from a whole replica.
         self.source = model if dist.is_sharded(model) else None
@@ -85,6 +86,8 @@ class TransformersBackend:
         self.batch_size, self.device, self.top_p = batch_size, device, top_p
         #: ``generate`` kwargs that make each row's response its agent's (``Tuned.agent_kwargs``)
         self.agent_kwargs = agent_kwargs
+        #: equal prompts of a batch (a group's rollouts) run their prompt once (``prompt_cache``)
+        self.shared_prefix = shared_prefix
 
     def encode_prompts(self, prompts: list[str]) -> list[list[int]]:
         return encode_prompts(self.tok, prompts, self.max_prompt_tokens)
@@ -140,8 +143,13 @@ class TransformersBackend:
                     def constrain(batch_id: int, ids: torch.Tensor, _t=chunk_tries, _w=width) -> list[int]:
                         return _t[batch_id].allowed(tuple(ids[_w:].tolist()))
                 per_row = {} if agents is None else self.agent_kwargs(agents[lo:lo + self.batch_size])
+                cache = None
+                if self.shared_prefix:
+                    who = [None] * len(chunk) if agents is None else agents[lo:lo + self.batch_size]
+                    cache = prompt_cache(self.model, input_ids.to(self.device), attn.to(self.device),
+                                         [(tuple(ids), a) for ids, a in zip(chunk, who)], per_row)
                 seqs = self.model.generate(
-                    **per_row, prefix_allowed_tokens_fn=constrain,
+                    **per_row, prefix_allowed_tokens_fn=constrain, past_key_values=cache,
                     input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
                     max_new_tokens=self.max_new_tokens, do_sample=temperature > 0,
                     temperature=max(temperature, 1e-5), top_p=self.top_p, top_k=0,
@@ -163,6 +171,30 @@ class TransformersBackend:
         return out
 
 
+def prompt_cache(model, input_ids: torch.Tensor, attn: torch.Tensor, keys: list, per_row: dict):
+    """The KV cache of every row's prompt but its last token, computed once per distinct ``keys``
+    entry (a row's prompt and agent) and repeated to the rows: ``generate`` then runs only each
+    prompt's last token in its prefill. None when every row is distinct. ``input_ids``, ``attn``
+    [B, L] left-padded; positions counted from each row's first real token, as ``generate`` does;
+    ``per_row``: ``generate``'s per-row kwargs (lists of B entries, taken for the distinct rows)."""
+    firsts: dict = {}
+    inverse = [firsts.setdefault(k, len(firsts)) for k in keys]
+    if len(firsts) == len(keys) or input_ids.shape[1] < 2:
+        return None
+    rows = [0] * len(firsts)
+    for i, u in reversed(list(enumerate(inverse))):
+        rows[u] = i
+    idx = torch.tensor(rows, device=input_ids.device)
+    mask = attn[idx, :-1]
+    kwargs = {k: [v[i] for i in rows] if isinstance(v, list) and len(v) == len(keys) else v
+              for k, v in per_row.items()}
+    out = model(input_ids=input_ids[idx, :-1], attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+                use_cache=True, **kwargs)
+    cache = out.past_key_values
+    cache.reorder_cache(torch.tensor(inverse, device=input_ids.device))
+    return cache
+
+
 def _replica(model):
     """A whole, unsharded copy of a sharded model on this rank's device (a gather: every rank)."""
     whole = dist.full_state_dict(model)
@@ -176,7 +208,8 @@ def transformers_backend(model, tok, cfg, model_dir, device, agent_kwargs=None) 
     """The policy module samples itself (``cfg``: a ``TrainConfig``; ``model_dir`` unused;
     ``agent_kwargs``: ``Tuned.agent_kwargs`` where rows have their own weights)."""
     return TransformersBackend(model, tok, max_new_tokens=cfg.max_response_tokens, top_p=cfg.top_p,
-                               max_prompt_tokens=cfg.max_prompt_tokens, device=device, agent_kwargs=agent_kwargs)
+                               max_prompt_tokens=cfg.max_prompt_tokens, device=device, agent_kwargs=agent_kwargs,
+                               shared_prefix=cfg.shared_prefix)
 
 
 def _sampled_logprobs(step_scores: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> torch.Tensor:

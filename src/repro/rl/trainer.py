@@ -33,7 +33,8 @@ from repro.rl.critic import Critic
 from repro.rl.finetune import Tuned
 from repro.rl.generation import GenerationBackend
 from repro.rl.losses import agg_units, batch_units
-from repro.rl.policy import HeadAtResponses, batched_logprobs, pad_to, response_logprobs, update_plan
+from repro.rl.policy import (HeadAtResponses, attention_span, batched_logprobs, pad_to, response_logprobs,
+                             shared_prefix_batches, update_plan)
 from repro.rl.rollout import PromptOptions, Rollout
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     old = [x.to(dev) for x in old]
     ref = old if same else [x.to(dev) for x in ref]
     if plan is None:
-        plan = _plan(ro, cfg, rng)
+        plan = _plan(ro, cfg, rng, model)
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     norms: list[float] = []
@@ -165,7 +166,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
                 logp, ent, mask = response_logprobs(model, [ro.prompt_ids[i] for i in m],
                                                     [ro.response_ids[i] for i in m], pad_id, temperature=temp,
                                                     allowed_ids=None if allowed is None else [allowed[i] for i in m],
-                                                    eos_id=eos_id)
+                                                    eos_id=eos_id, shared_prefix=cfg.shared_prefix)
                 width = logp.shape[1]
                 a = pad_to([adv_t[i] for i in m], width) if per_token else adv_t[torch.as_tensor(m, device=dev)]
                 loss, parts = loss_fn(logp, pad_to([old[i] for i in m], width), pad_to([ref[i] for i in m], width),
@@ -223,7 +224,7 @@ def update_groups(groups, optimizers, policy, ref_model, ro: Rollout, adv, cfg: 
             continue
         sub = ro.take(rows)
         sub_adv = [adv[i] for i in rows] if isinstance(adv, list) else np.asarray(adv)[rows]
-        parts = ppo_update(policy, ref_model, opt, sub, sub_adv, cfg, tok.pad_token_id, rng, _plan(sub, cfg, rng),
+        parts = ppo_update(policy, ref_model, opt, sub, sub_adv, cfg, tok.pad_token_id, rng, _plan(sub, cfg, rng, policy),
                            eos_id=tok.eos_token_id, tuned=tuned)
         per.append({**parts, **{f"{k}/wg{g}": v for k, v in parts.items()}})
     keys = {k for p in per for k in p if "/wg" not in k}
@@ -250,10 +251,16 @@ def policy_loss(cfg: TrainConfig):
             item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, "train.policy_loss_params"))
 
 
-def _plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator):
+def _plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator, model):
+    """Micro-batches of rows close in length, or, with ``shared_prefix``, of whole prefix groups
+    (sized by the ``model``'s attention span)."""
+    split = None
+    if cfg.shared_prefix:
+        span = attention_span((model.model if isinstance(model, HeadAtResponses) else model).config)
+        split = lambda rows, micro: shared_prefix_batches(ro.prompt_ids, ro.response_ids, rows, micro, span)  # noqa: E731
     return update_plan([len(r) for r in ro.response_ids],
                        [len(p) + len(r) for p, r in zip(ro.prompt_ids, ro.response_ids)],
-                       cfg.mini_batch_rows, cfg.micro_batch_rows, cfg.ppo_epochs, rng)
+                       cfg.mini_batch_rows, cfg.micro_batch_rows, cfg.ppo_epochs, rng, split)
 
 
 def advantages(estimator, ro: Rollout, params: dict, critic: Critic | None, pad_id: int, batch_rows: int):
@@ -379,7 +386,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                                                   cfg.mini_batch_rows)
                 # --- update: the critic first, on the same mini-batches (as verl) ---
                 t1 = time.perf_counter()
-                plan = _plan(ro, cfg, rng)
+                plan = _plan(ro, cfg, rng, policy)
                 parts = ({} if critic is None else
                          critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                        clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
