@@ -45,9 +45,10 @@ from repro.io import report  # noqa: E402
 from repro.models.tiny import load_model_and_tokenizer  # noqa: E402
 from repro.registry import BENCHMARKS  # noqa: E402
 from repro.rl.generation import TransformersBackend  # noqa: E402
-from repro.rl.policy import (attention_span, prefix_groups, response_logprobs, shared_prefix_batches,  # noqa: E402
-                             update_plan)
-from repro.rl.rollout import PromptOptions  # noqa: E402
+from repro.rl.config import TrainConfig  # noqa: E402
+from repro.rl.policy import attention_span, prefix_groups, response_logprobs  # noqa: E402
+from repro.rl.rollout import PromptOptions, Rollout  # noqa: E402
+from repro.rl.trainer import rollout_plan  # noqa: E402
 from repro.studies.drmas.orchestra import run_math_team  # noqa: E402
 
 TASKS, GROUP = 16, 8  # both studies' embedded batch (config/studies/kpo.yaml, drmas.yaml)
@@ -87,12 +88,12 @@ def drmas(run: Path):
     return model, tok, sample, 512, 32
 
 
-def plan(prompts, responses, mini: int, micro: int, shared: bool, span: float):
-    """The trainer's plan (``repro.rl.trainer._plan``) of one update."""
-    split = (None if not shared else
-             lambda rows, m: shared_prefix_batches(prompts, responses, rows, m, span))  # noqa: E731
-    return update_plan([len(r) for r in responses], [len(p) + len(r) for p, r in zip(prompts, responses)],
-                       mini, micro, 1, np.random.default_rng(0), split)
+def plan(model, prompts, responses, mini: int, micro: int, shared: bool):
+    """The trainer's micro-batches of one update."""
+    ro = Rollout(batch=None, prompt_ids=prompts, response_ids=responses, won=np.zeros(0, bool),
+                 lengths=np.zeros(0, int), task_types=[], games=[])
+    cfg = TrainConfig(mini_batch_rows=mini, micro_batch_rows=micro, shared_prefix=shared)
+    return rollout_plan(ro, cfg, np.random.default_rng(0), model)
 
 
 def update(model, tok, prompts, responses, steps, shared: bool):
@@ -147,7 +148,7 @@ def bench(name: str, study, repeats: int) -> list[dict]:
     prompts, responses = [g.prompt_ids for g in plain], [g.response_ids for g in plain]
     model.train()
     span = attention_span(model.config)
-    steps = {s: plan(prompts, responses, mini, micro, s, span) for s in (False, True)}
+    steps = {s: plan(model, prompts, responses, mini, micro, s) for s in (False, True)}
     g0, l0 = update(model, tok, prompts, responses, steps[False], False)
     g1, l1 = update(model, tok, prompts, responses, steps[True], True)
     t_update = timed(lambda s: update(model, tok, prompts, responses, steps[s], s), repeats)

@@ -150,7 +150,7 @@ def ppo_update(model, ref_model, optimizer, ro: Rollout, adv, cfg: TrainConfig,
     old = [x.to(dev) for x in old]
     ref = old if same else [x.to(dev) for x in ref]
     if plan is None:
-        plan = _plan(ro, cfg, rng, model)
+        plan = rollout_plan(ro, cfg, rng, model)
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     norms: list[float] = []
@@ -224,8 +224,8 @@ def update_groups(groups, optimizers, policy, ref_model, ro: Rollout, adv, cfg: 
             continue
         sub = ro.take(rows)
         sub_adv = [adv[i] for i in rows] if isinstance(adv, list) else np.asarray(adv)[rows]
-        parts = ppo_update(policy, ref_model, opt, sub, sub_adv, cfg, tok.pad_token_id, rng, _plan(sub, cfg, rng, policy),
-                           eos_id=tok.eos_token_id, tuned=tuned)
+        parts = ppo_update(policy, ref_model, opt, sub, sub_adv, cfg, tok.pad_token_id, rng,
+                           rollout_plan(sub, cfg, rng, policy), eos_id=tok.eos_token_id, tuned=tuned)
         per.append({**parts, **{f"{k}/wg{g}": v for k, v in parts.items()}})
     keys = {k for p in per for k in p if "/wg" not in k}
     return {**{k: float(np.mean([p[k] for p in per if k in p])) for k in keys},
@@ -251,9 +251,10 @@ def policy_loss(cfg: TrainConfig):
             item_params(registry.POLICY_LOSSES, cfg.policy_loss, cfg.policy_loss_params, "train.policy_loss_params"))
 
 
-def _plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator, model):
-    """Micro-batches of rows close in length, or, with ``shared_prefix``, of whole prefix groups
-    (sized by the ``model``'s attention span)."""
+def rollout_plan(ro: Rollout, cfg: TrainConfig, rng: np.random.Generator, model):
+    """The optimizer steps of the update on ``ro`` (``policy.update_plan``): micro-batches of rows
+    close in length, or, with ``shared_prefix``, of whole prefix groups (sized by the ``model``'s
+    attention span)."""
     split = None
     if cfg.shared_prefix:
         span = attention_span((model.model if isinstance(model, HeadAtResponses) else model).config)
@@ -386,7 +387,7 @@ def train(family, run: dict[str, Any], *, dataset_dir: Path, model_dir: Path, ou
                                                   cfg.mini_batch_rows)
                 # --- update: the critic first, on the same mini-batches (as verl) ---
                 t1 = time.perf_counter()
-                plan = _plan(ro, cfg, rng, policy)
+                plan = rollout_plan(ro, cfg, rng, policy)
                 parts = ({} if critic is None else
                          critic.update(ro.prompt_ids, ro.response_ids, returns, values, plan, tok.pad_token_id,
                                        clip=cfg.critic_value_clip, grad_clip=cfg.grad_clip))
