@@ -147,9 +147,9 @@ def head_at_responses(model, prompt_ids, response_ids, pad_id: int, head: str = 
 
 
 #: what an attended token's multiply-adds cost relative to the linear layers' on CPU (SDPA's flash
-#: kernel with a dense mask, forward and backward): of the FLOP-count span times 1/8, 1/4, 1/2, 1
-#: and 2, 1/8 and 1/4 packed Dr. MAS's batch best (39 % saved, against 34-36 % and 26 %; KPO's 7-8 %
-#: throughout; scripts/bench_shared_prefix.py on this 2-core machine, 5 repeats, twice)
+#: kernel with a dense mask, forward and backward). Measured with scripts/bench_shared_prefix.py's
+#: update on this 2-core machine: the span by FLOP count scaled by 1/8, 1/4, 1/2, 1 and 2 saved
+#: 39, 38-39, 34-36, 26 and 21 % of Dr. MAS's forward-backward (KPO's 6-8 % at each)
 ATTENTION_COST = 4.0
 
 
