@@ -71,10 +71,11 @@ class TrainConfig:
     # ("ddp"), or parameters, gradients and optimizer states are sharded over the ranks ("fsdp",
     # FSDP2 fully_shard per decoder layer; verl's actor strategy). One process: no difference.
     parallel: Literal["ddp", "fsdp"] = "ddp"
-    # the update's forward passes pack rows whose prompts start alike (a group's rollouts, a
-    # team's turns on one task) into one sequence each, the prefix computed once: the same
-    # log-probs up to float rounding, fewer tokens (repro.rl.policy.pack_shared). Off: one padded
-    # row per response, as verl. Its dense [L, L] mask suits short sequences (the CPU scale).
+    # a prompt shared by several rows runs once: the sampler prefills each distinct prompt of a
+    # batch once (repro.rl.generation.prompt_cache) and the update packs rows whose prompts start
+    # alike (a group's rollouts, a team's turns on one task) into one sequence each
+    # (repro.rl.policy.pack_shared): the same log-probs up to float rounding, fewer tokens. Off:
+    # one padded row per response, as verl. The packs' dense [L, L] mask suits short sequences.
     shared_prefix: bool = False
 
     def __post_init__(self) -> None:
